@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Python 3.12: the pyenv one when present, else whatever python3.12 is on PATH.
+PYTHON312 ?= $(shell (command -v pyenv >/dev/null && pyenv root >/dev/null 2>&1 && ls -d $$(pyenv root)/versions/3.12*/bin/python 2>/dev/null | tail -n1) || command -v python3.12)
+
+.PHONY: demo test venv bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || { test -n "$(PYTHON312)" || { echo "Python 3.12 not found (install it with pyenv: pyenv install 3.12)"; exit 1; }; $(PYTHON312) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/workbench demo --headless
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) bench/bench_tick.py
+
+lint: venv
+	$(VENV)/bin/ruff check workbench flows tests bench
+
+clean:
+	rm -rf $(VENV) data/*.duckdb data/*.duckdb.wal
