@@ -123,15 +123,16 @@ class MonitorTask(BaseModel):
     @model_validator(mode="after")
     def _coherent(self) -> MonitorTask:
         if self.entry_min is not None and self.entry_max is not None and self.entry_min > self.entry_max:
-            raise ValueError(f"entry_min ({self.entry_min}) must not exceed entry_max ({self.entry_max})")
+            raise ValueError(f"entry_min: {self.entry_min} must not exceed entry_max ({self.entry_max})")
         has_entry_price = self.has_entry_range or "entry_price" in self.quant_config
         if (self.take_profit is not None or self.stop_loss is not None) and not has_entry_price:
             raise ValueError(
-                "take_profit/stop_loss need an entry price: set entry_min/entry_max or quant_config.entry_price"
+                f"{'take_profit' if self.take_profit is not None else 'stop_loss'}: needs an entry price, "
+                "set entry_min/entry_max or quant_config.entry_price"
             )
         if not (self.has_entry_range or self.take_profit or self.stop_loss or "cross_level" in self.quant_config):
             raise ValueError(
-                "the task has no condition: set entry_min/entry_max, take_profit/stop_loss "
+                "entry_min: the task has no condition, set entry_min/entry_max, take_profit/stop_loss "
                 "or quant_config.cross_level"
             )
         return self
@@ -156,8 +157,10 @@ def _positive_number(value: Any) -> bool:
 def validation_error_from(exc: pydantic.ValidationError) -> ValidationError:
     """Turn pydantic's report into ours: the field's name and the problem in words."""
     first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "task"
+    field = ".".join(str(part) for part in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
+    if not field:  # a check across fields says which field it is about: "entry_min: ..."
+        field, _, message = message.partition(": ")
     if len(exc.errors()) > 1:
         message += f" (and {len(exc.errors()) - 1} more problem(s))"
     return ValidationError(field, message)
