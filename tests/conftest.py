@@ -1,0 +1,95 @@
+"""Shared fixtures: no outside network, a real DuckDB file per test, snapshot builders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.calendar import TZ, TradingCalendar
+from workbench.models import BOOK_COLUMNS, QUOTE_DTYPES
+from workbench.store.db import Store
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: object) -> object:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        host = address[0]
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if host != "localhost" and (ip is None or not ip.is_loopback):
+            raise OSError(f"tests may not reach outside addresses ({host})")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(scope="session")
+def calendar() -> TradingCalendar:
+    return TradingCalendar()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "wb.duckdb", lock_timeout=5.0).open()
+
+
+def at(day: dt.date, hhmmss: str) -> dt.datetime:
+    """A Shanghai datetime on ``day`` from 'HH:MM:SS'."""
+    return dt.datetime.combine(day, dt.time.fromisoformat(hhmmss), tzinfo=TZ)
+
+
+def quote_frame(
+    codes: Sequence[str],
+    ts: dt.datetime,
+    last: Sequence[float],
+    volume: Sequence[int] | None = None,
+    suspended: Sequence[bool] | None = None,
+    high: Sequence[float] | None = None,
+    low: Sequence[float] | None = None,
+    prev_close: float = 10.0,
+) -> pd.DataFrame:
+    """A canonical snapshot with the given prices; the rest of the schema filled plausibly."""
+    n = len(codes)
+    last_a = np.asarray(last, dtype=float)
+    vol = np.asarray(volume if volume is not None else [0] * n, dtype=np.int64)
+    data: dict[str, object] = {
+        "code": list(codes),
+        "name": [f"name{c[:6]}" for c in codes],
+        "ts": pd.Series([pd.Timestamp(ts)] * n, dtype=QUOTE_DTYPES["ts"]),
+        "last": last_a,
+        "open": last_a,
+        "high": np.asarray(high, dtype=float) if high is not None else last_a,
+        "low": np.asarray(low, dtype=float) if low is not None else last_a,
+        "prev_close": np.full(n, prev_close),
+        "volume": vol,
+        "amount": vol * np.nan_to_num(last_a),
+        "limit_up": np.full(n, round(prev_close * 1.1, 2)),
+        "limit_down": np.full(n, round(prev_close * 0.9, 2)),
+        "suspended": np.asarray(suspended if suspended is not None else [False] * n, dtype=bool),
+    }
+    for col in BOOK_COLUMNS:
+        data[col] = np.full(n, 100, dtype=np.int64) if col.endswith("_volume") else last_a
+    frame = pd.DataFrame(data)
+    return frame.astype({k: v for k, v in QUOTE_DTYPES.items() if k not in ("code", "name")})
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One real temporary Prefect server for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,80 @@
+"""Task validation, code forms and price limits: what a user typing a task would run into."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.errors import ValidationError
+from workbench.market import board_of, limit_prices, limit_ratio, normalize_code
+from workbench.models import MonitorTask
+
+GOOD = {"task_name": "dip buy", "stock_code": "600000", "entry_min": 9.5, "entry_max": 10.0}
+
+
+@pytest.mark.parametrize("raw", ["600000", "sh600000", "SH600000", "SH:600000", "600000.SH", "600000.ss",
+                                 "1.600000", " 600000.XSHG "])
+def test_every_vendor_spelling_normalises_to_one_form(raw):
+    assert normalize_code(raw) == "600000.SH"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("000001", "000001.SZ"), ("sz300750", "300750.SZ"),
+                                               ("0.000001", "000001.SZ"), ("688981", "688981.SH"),
+                                               ("830799.BJ", "830799.BJ")])
+def test_exchange_is_inferred_from_the_prefix(raw, expected):
+    assert normalize_code(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["60000", "abcdef", "sz600000", "700000", ""])
+def test_malformed_codes_are_rejected_with_the_field_named(raw):
+    with pytest.raises(ValidationError) as err:
+        normalize_code(raw)
+    assert err.value.field == "stock_code"
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    ({"entry_min": 11.0}, "entry_min", "must not exceed entry_max"),
+    ({"stock_code": "12345"}, "stock_code", "not a stock code"),
+    ({"check_interval": -1}, "check_interval", "greater than or equal to 1"),
+    ({"check_interval": 0}, "check_interval", "greater than or equal to 1"),
+    ({"take_profit": 0}, "take_profit", "greater than 0"),
+    ({"take_profit": -0.1}, "take_profit", "greater than 0"),
+    ({"stop_loss": 1.5}, "stop_loss", "less than 1"),
+    ({"task_name": "   "}, "task_name", "blank"),
+    ({"status": "paused"}, "status", "running"),
+    ({"quant_config": {"cross_level": -3}}, "quant_config", "cross_level must be a positive number"),
+    ({"quant_config": {"cross_level": 10, "cross_direction": "sideways"}}, "quant_config", "cross_direction"),
+    ({"entry_min": None, "entry_max": None}, "entry_min", "no condition"),
+    ({"bogus": 1}, "bogus", "Extra inputs"),
+])
+def test_bad_task_input_names_the_field_and_the_problem(change, field, words):
+    with pytest.raises(ValidationError) as err:
+        MonitorTask.parse(GOOD | change)
+    assert err.value.field == field
+    assert words in str(err.value)
+
+
+def test_take_profit_without_any_entry_price_is_rejected():
+    with pytest.raises(ValidationError) as err:
+        MonitorTask.parse({"task_name": "tp", "stock_code": "600000", "take_profit": 0.05})
+    assert err.value.field == "take_profit"
+    task = MonitorTask.parse({"task_name": "tp", "stock_code": "600000", "take_profit": 0.05,
+                              "quant_config": {"entry_price": 10.2}})
+    assert task.stock_code == "600000.SH" and task.status == "stopped"
+
+
+@pytest.mark.parametrize(("code", "name", "prev", "up", "down"), [
+    ("600000.SH", "浦发银行", 10.00, 11.00, 9.00),
+    ("600000.SH", "浦发银行", 8.43, 9.27, 7.59),       # 9.273 / 7.587 round to the tick
+    ("000004.SZ", "*ST国华", 10.00, 10.50, 9.50),
+    ("300750.SZ", "宁德时代", 12.34, 14.81, 9.87),      # 14.808 / 9.872
+    ("688981.SH", "中芯国际", 100.05, 120.06, 80.04),
+    ("002001.SZ", "新和成", 3.35, 3.69, 3.02),          # 3.685 rounds half up, 3.015 half up
+])
+def test_price_limits_by_board_rounded_half_up(code, name, prev, up, down):
+    lu, ld = limit_prices(prev, limit_ratio(code, name))
+    assert (float(lu), float(ld)) == (up, down)
+
+
+def test_boards():
+    assert [board_of(c) for c in ("600000.SH", "300750.SZ", "688981.SH", "000001.SZ", "830799.BJ")] == [
+        "main", "chinext", "star", "main", "beijing"]

@@ -1,0 +1,131 @@
+"""The store on a real DuckDB file: migrations, validation before writes, idempotent ticks, lock retry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tests.conftest import at, quote_frame
+from workbench.errors import StoreBusy, ValidationError
+from workbench.models import MonitorTask
+from workbench.monitor import Monitor
+from workbench.store import tasks as task_store
+from workbench.store import ticks as tick_store
+from workbench.store.db import Store
+from workbench.store.schema import MIGRATIONS
+
+DAY = dt.date(2026, 11, 25)
+UNIVERSE = pd.DataFrame({
+    "code": ["600000.SH", "000001.SZ"], "name": ["浦发银行", "平安银行"], "exchange": ["SH", "SZ"],
+    "board": ["main", "main"], "listing_date": [dt.date(1999, 11, 10), dt.date(1991, 4, 3)],
+    "limit_ratio": [0.1, 0.1],
+})
+
+
+def count(store: Store, table: str) -> int:
+    with store.read() as con:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_migrations_apply_once(tmp_path: Path):
+    store = Store(tmp_path / "a.duckdb").open()
+    assert store.schema_version() == MIGRATIONS[-1][0]
+    Store(tmp_path / "a.duckdb").open()  # re-opening applies nothing twice
+    with store.read() as con:
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_unknown_stock_is_rejected_and_nothing_is_written(store: Store):
+    with store.write() as con:
+        tick_store.upsert_instruments(con, UNIVERSE)
+    task = MonitorTask.parse({"task_name": "x", "stock_code": "600004", "entry_max": 10.0})
+    with pytest.raises(ValidationError) as err, store.write() as con:
+        task_store.insert_task(con, task, at(DAY, "09:00:00"), "test")
+    assert err.value.field == "stock_code"
+    assert count(store, "monitor_tasks") == 0
+    assert count(store, "task_audit") == 0
+
+
+def test_task_round_trip_and_audit(store: Store):
+    with store.write() as con:
+        tick_store.upsert_instruments(con, UNIVERSE)
+        task = MonitorTask.parse({"task_name": "x", "stock_code": "sh600000", "entry_max": 10.0,
+                                  "quant_config": {"cross_level": 9.5}})
+        stored = task_store.insert_task(con, task, at(DAY, "09:00:00"), "test")
+        assert task_store.set_status(con, [stored.task_id], "running", at(DAY, "09:01:00"), "test") == 1
+        assert task_store.set_status(con, [stored.task_id], "running", at(DAY, "09:02:00"), "test") == 0
+    with store.read() as con:
+        [loaded] = task_store.load_tasks(con, status="running")
+        actions = [r[0] for r in con.execute("SELECT action FROM task_audit ORDER BY audit_id").fetchall()]
+    assert loaded.stock_name == "浦发银行" and loaded.quant_config == {"cross_level": 9.5}
+    assert loaded.created_at.tzinfo is not None
+    assert actions == ["create", "start"]
+
+
+def _tick_results(calendar, task_id: int):
+    monitor = Monitor(calendar, DAY, UNIVERSE)
+    monitor.set_tasks([MonitorTask.parse({"task_name": "x", "stock_code": "600000", "entry_max": 10.5,
+                                          "status": "running"}).model_copy(update={"task_id": task_id})])
+    results = []
+    for i in range(25):
+        ts = at(DAY, "09:30:00") + dt.timedelta(seconds=3 * i)
+        results.append(monitor.tick(quote_frame(UNIVERSE["code"], ts, [10.0, 11.0], [100 * i, 100 * i]), ts))
+    return results
+
+
+def test_rewriting_the_same_ticks_adds_no_rows(store: Store, calendar):
+    with store.write() as con:
+        tick_store.upsert_instruments(con, UNIVERSE)
+        task_id = task_store.insert_task(con, MonitorTask.parse(
+            {"task_name": "x", "stock_code": "600000", "entry_max": 10.5}), at(DAY, "09:00:00"), "t").task_id
+    results = _tick_results(calendar, task_id)
+    tables = ["monitor_ticks", "quotes", "bars", "triggers", "notifications", "events", "rule_state"]
+    for attempt in range(2):
+        for result in results:
+            with store.write() as con:
+                tick_store.write_tick(con, result, at(DAY, "09:40:00"))
+        counts = {t: count(store, t) for t in tables}
+        if attempt == 0:
+            first = counts
+    assert counts == first
+    assert first["monitor_ticks"] == 25 and first["triggers"] == 1 and first["notifications"] == 1
+    assert first["quotes"] == 25  # the watched stock only
+    assert first["bars"] == 2     # the 09:31 bar of both stocks, closed by the 09:31:00 tick
+
+
+def _hold_lock(path: str, seconds: float, ready) -> None:
+    con = duckdb.connect(path)
+    ready.set()
+    time.sleep(seconds)
+    con.close()
+
+
+def test_a_locked_file_is_retried_then_reported_busy(tmp_path: Path):
+    path = tmp_path / "locked.duckdb"
+    Store(path).open()
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(path), 1.0, ready))
+    holder.start()
+    assert ready.wait(30)
+    started = time.monotonic()
+    with Store(path, lock_timeout=20).write() as con:  # waits for the holder, then works
+        con.execute("INSERT INTO service_commands (ts, command, actor) VALUES (now(), 'stop', 't')")
+    assert time.monotonic() - started > 0.2
+    holder.join()
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(path), 3.0, ready))
+    holder.start()
+    assert ready.wait(30)
+    busy = Store(path, lock_timeout=0.3)
+    with pytest.raises(StoreBusy), busy.write():
+        pass
+    assert busy.stats.lock_retries > 0
+    holder.join()
+    assert count(Store(path), "service_commands") == 1

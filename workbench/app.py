@@ -1,0 +1,101 @@
+"""Wiring for one monitored trading day: settings in, calendar, clock, feed, store and loop out.
+
+Flows, the CLI and notebooks call these functions; they hold no logic of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pandas as pd
+
+from workbench.calendar import TZ, Clock, RealClock, SimulatedClock, TradingCalendar
+from workbench.config import Settings
+from workbench.errors import OperationalError
+from workbench.feeds.base import Feed
+from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
+from workbench.instruments import load_universe
+from workbench.runner import ProgressHook, SessionSummary, run_session
+from workbench.store import ticks as tick_store
+from workbench.store.db import Store
+
+
+def open_store(settings: Settings) -> Store:
+    """The store at the configured path, created and migrated if needed."""
+    return Store(settings.db_path, lock_timeout=settings.lock_timeout).open()
+
+
+def universe_for(settings: Settings) -> pd.DataFrame:
+    """The instrument universe, cut to ``demo_symbols`` evenly across the list (so every board is present)."""
+    universe = load_universe(settings.universe_path)
+    n = settings.demo_symbols
+    if n is not None and n < len(universe):
+        step = len(universe) / n
+        universe = universe.iloc[[int(i * step) for i in range(n)]].reset_index(drop=True)
+    return universe
+
+
+def ensure_instruments(store: Store, universe: pd.DataFrame) -> None:
+    with store.write() as con:
+        tick_store.upsert_instruments(con, universe)
+
+
+def latest_session(calendar: TradingCalendar, today: dt.date) -> dt.date:
+    """Today if it is a trading day, else the trading day before it."""
+    return today if calendar.is_session(today) else calendar.previous_session(today)
+
+
+def make_feed(settings: Settings, universe: pd.DataFrame, trading_date: dt.date, clock: Clock) -> Feed:
+    if settings.feed == "simulated":
+        market = SimulatedMarket(universe, trading_date, seed=settings.demo_seed, interval=settings.poll_interval)
+        return SimulatedFeed(market, clock)
+    raise OperationalError(f"feed {settings.feed!r} is not available; use WORKBENCH_FEED=simulated")
+
+
+def make_clock(calendar: TradingCalendar, trading_date: dt.date, speed: float | None) -> Clock:
+    """The real clock, or a simulated one that starts before the open of ``trading_date``."""
+    if speed is None:
+        return RealClock()
+    start = dt.datetime.combine(trading_date, dt.time(9, 15), tzinfo=TZ)
+    return SimulatedClock(start, speed=speed)
+
+
+def run_day(
+    settings: Settings,
+    trading_date: dt.date | None = None,
+    speed: float | None = None,
+    progress: ProgressHook | None = None,
+    log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+) -> dict[str, Any]:
+    """Monitor one trading day against the configured feed and database; return the loop's summary."""
+    calendar = TradingCalendar(settings.extra_holidays)
+    clock_for_today = RealClock()
+    day = trading_date or clock_for_today.now().date()
+    warning = calendar.calendar_warning(day)
+    if warning and log is not None:
+        log.warning(warning)
+    store = open_store(settings)
+    universe = universe_for(settings)
+    ensure_instruments(store, universe)
+    clock = make_clock(calendar, day, speed)
+    feed = make_feed(settings, universe, day, clock) if calendar.is_session(day) else None
+    if feed is None:
+        return summary_dict(SessionSummary(trading_date=day, holiday=True))
+    summary = run_session(
+        store, calendar, clock, feed, universe, day,
+        interval=settings.poll_interval,
+        record=settings.record_quotes,
+        flush_seconds=0.0 if speed is None else 0.25,
+        max_buffered=settings.max_buffered_ticks,
+        progress=progress,
+    )
+    return summary_dict(summary)
+
+
+def summary_dict(summary: SessionSummary) -> dict[str, Any]:
+    out = dict(summary.__dict__)
+    out["trading_date"] = summary.trading_date.isoformat()
+    out["resumed_after"] = None if summary.resumed_after is None else summary.resumed_after.isoformat()
+    return out

@@ -1,0 +1,158 @@
+"""The ``workbench`` command: the demo, the monitor and task commands. Thin: every command calls the library."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from workbench.config import Settings
+
+app = typer.Typer(help="A-share monitoring workbench.", no_args_is_help=True, add_completion=False)
+tasks_app = typer.Typer(help="Monitor tasks.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+
+DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: WORKBENCH_DB_PATH)")]
+
+
+def _settings(db: Path | None, **overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if db is not None:
+        values["db_path"] = db
+    return Settings(**values)
+
+
+@app.command()
+def demo(
+    headless: Annotated[bool, typer.Option("--headless", help="no dashboard; print a JSON summary")] = False,
+    symbols: Annotated[int | None, typer.Option(help="simulate N stocks (default: the whole universe)")] = None,
+    date: Annotated[str | None, typer.Option("--date", help="trading day YYYY-MM-DD (default: the last one)")] = None,
+    speed: Annotated[float, typer.Option(help="simulated-clock speed; 0 = as fast as possible")] = 0.0,
+    db: DbOption = None,
+) -> None:
+    """Simulate a whole trading day: seed example tasks, run the monitor flow, print a JSON summary last."""
+    from flows.monitor import monitor_session
+    from workbench.app import open_store, universe_for
+    from workbench.calendar import RealClock, TradingCalendar
+    from workbench.demo import default_demo_date, demo_summary, seed_tasks
+    from workbench.errors import WorkbenchError
+    from workbench.feeds.simulated import SimulatedMarket
+
+    started = time.perf_counter()
+    settings = _settings(db, demo_symbols=symbols)
+    calendar = TradingCalendar(settings.extra_holidays)
+    try:
+        day = dt.date.fromisoformat(date) if date else default_demo_date(calendar, RealClock().now().date())
+    except ValueError:
+        typer.echo(f"--date: {date!r} is not a date (expected YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
+    if not calendar.is_session(day):
+        typer.echo(f"--date: {day} is not a trading day", err=True)
+        raise typer.Exit(2)
+    if not headless:
+        typer.echo("the dashboard is not part of this version yet: running headless", err=True)
+    try:
+        store = open_store(settings)
+        universe = universe_for(settings)
+        from workbench.app import ensure_instruments
+
+        ensure_instruments(store, universe)
+        bounds = calendar.session_bounds(day)
+        opening = SimulatedMarket(universe, day, seed=settings.demo_seed,
+                                  interval=settings.poll_interval).snapshot_at(bounds.open)
+        added = seed_tasks(store, opening, settings.demo_tasks, settings.demo_seed)
+        if added:
+            typer.echo(f"seeded {added} example tasks", err=True)
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        monitor_session(trading_date=day, speed=speed, db_path=str(settings.db_path),
+                        symbols=settings.demo_symbols, show_progress=sys.stderr.isatty())
+    except WorkbenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(demo_summary(store, day, len(universe), time.perf_counter() - started)))
+
+
+@app.command()
+def monitor(
+    date: Annotated[str | None, typer.Option("--date", help="trading day (default: today)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Run the monitor for one trading day on the real clock with the configured feed."""
+    from flows.monitor import monitor_session
+
+    day = dt.date.fromisoformat(date) if date else None
+    result = monitor_session(trading_date=day, speed=None, db_path=None if db is None else str(db))
+    typer.echo(json.dumps(result, default=str))
+
+
+@tasks_app.command("list")
+def tasks_list(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """List monitor tasks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from workbench.app import open_store
+    from workbench.store.tasks import load_tasks
+
+    store = open_store(_settings(db))
+    with store.read() as con:
+        tasks = load_tasks(con)
+    if as_json:
+        typer.echo(json.dumps([t.model_dump(mode="json") for t in tasks]))
+        return
+    table = Table("id", "name", "stock", "status", "entry", "tp", "sl", "level")
+    for t in tasks:
+        entry = "" if not t.has_entry_range else f"{t.entry_min or ''}..{t.entry_max or ''}"
+        table.add_row(str(t.task_id), t.task_name, f"{t.stock_code} {t.stock_name}", t.status, entry,
+                      "" if t.take_profit is None else f"{t.take_profit:.1%}",
+                      "" if t.stop_loss is None else f"{t.stop_loss:.1%}",
+                      str(t.quant_config.get("cross_level", "")))
+    Console().print(table)
+
+
+@tasks_app.command("add")
+def tasks_add(
+    stock: Annotated[str, typer.Argument(help="stock code, e.g. 600000 or sh600000")],
+    name: Annotated[str, typer.Option(help="task name")],
+    entry_min: Annotated[float | None, typer.Option()] = None,
+    entry_max: Annotated[float | None, typer.Option()] = None,
+    take_profit: Annotated[float | None, typer.Option(help="ratio, 0.05 = +5%")] = None,
+    stop_loss: Annotated[float | None, typer.Option(help="ratio, 0.03 = -3%")] = None,
+    cross_level: Annotated[float | None, typer.Option()] = None,
+    start: Annotated[bool, typer.Option(help="start it at once")] = False,
+    db: DbOption = None,
+) -> None:
+    """Create a monitor task; a bad field is reported by name and nothing is written."""
+    from workbench.app import open_store
+    from workbench.calendar import RealClock
+    from workbench.errors import WorkbenchError
+    from workbench.models import MonitorTask
+    from workbench.store.tasks import insert_task
+
+    spec: dict[str, Any] = {"task_name": name, "stock_code": stock, "entry_min": entry_min, "entry_max": entry_max,
+                            "take_profit": take_profit, "stop_loss": stop_loss,
+                            "status": "running" if start else "stopped"}
+    if cross_level is not None:
+        spec["quant_config"] = {"cross_level": cross_level}
+    try:
+        task = MonitorTask.parse(spec)
+        store = open_store(_settings(db))
+        with store.write() as con:
+            stored = insert_task(con, task, RealClock().now(), "cli")
+    except WorkbenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(stored.model_dump(mode="json")))
+
+
+if __name__ == "__main__":
+    app()

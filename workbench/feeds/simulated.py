@@ -1,0 +1,329 @@
+"""The embedded default feed: a seeded, deterministic A-share market over the real universe.
+
+A user with no network and no data vendor still gets a whole trading day that behaves like one: previous
+closes, opening gaps, random walks with volatility clustering (a GARCH(1,1)-like variance per stock plus a
+market factor), the 0.01 tick, price limits by board, a few suspended stocks, a few that run to limit-up (some
+seal, some break, 炸板) or limit-down, cumulative volume and amount, and a 5-level book. One snapshot every
+``interval`` seconds of market time during the two sessions; asking for a time between snapshots returns the
+latest one (during lunch, the 11:30 state; before the open, the opening auction's result).
+
+The same (universe, trading date, seed, interval) always gives the same day, whichever snapshots are asked for
+in whichever order: the market steps forward from the open and restarts when asked for an earlier time.
+Per-stock traits (price level, volatility, liquidity) come from a hash of the stock code and the seed, so a
+stock keeps its character across days and across universe subsets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from workbench.calendar import TZ, Clock
+from workbench.errors import ValidationError
+from workbench.market import TICK_SIZE, limit_prices, round_price
+from workbench.models import BOOK_LEVELS, QUOTE_COLUMNS
+
+_MORNING = (dt.time(9, 30), dt.time(11, 30))
+_AFTERNOON = (dt.time(13, 0), dt.time(15, 0))
+
+# Shares of the universe with a story today.
+SUSPENDED_SHARE = 0.005
+LIMIT_UP_SHARE = 0.015
+LIMIT_DOWN_SHARE = 0.004
+BROKEN_SHARE = 0.4  # of the limit-up runs, how many open the seal again (炸板)
+
+_GARCH_ALPHA = 0.06
+_GARCH_BETA = 0.92
+
+
+def _code_hash(seed: int, codes: Sequence[str], salt: str = "") -> np.ndarray:
+    """A 64-bit hash per code: stable across processes, Python versions and universe subsets."""
+    out = np.empty(len(codes), dtype=np.uint64)
+    for i, code in enumerate(codes):
+        digest = hashlib.blake2b(f"{seed}|{salt}|{code}".encode(), digest_size=8).digest()
+        out[i] = int.from_bytes(digest, "little")
+    return out
+
+
+def _uniform(h: np.ndarray, j: int) -> np.ndarray:
+    """The j-th uniform in [0, 1) derived from each hash (splitmix64 finaliser)."""
+    with np.errstate(over="ignore"):
+        z = h + np.uint64((0x9E3779B97F4A7C15 * (j + 1)) & 0xFFFFFFFFFFFFFFFF)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _normal(h: np.ndarray, j: int) -> np.ndarray:
+    """A standard normal per hash (Box-Muller on two derived uniforms)."""
+    u1 = np.maximum(_uniform(h, j), 1e-12)
+    u2 = _uniform(h, j + 1)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+@dataclass(frozen=True)
+class _Traits:
+    """What is fixed for the whole simulated day."""
+
+    prev_close: np.ndarray
+    limit_up: np.ndarray
+    limit_down: np.ndarray
+    suspended: np.ndarray
+    beta: np.ndarray
+    step_var: np.ndarray  # baseline variance of one step's idiosyncratic log return
+    lots: np.ndarray  # baseline lots traded per step
+    gap: np.ndarray  # opening gap, log
+    drift_before: np.ndarray  # per-step log drift until the story's turning point
+    drift_after: np.ndarray
+    turn_step: np.ndarray
+
+
+@dataclass
+class _State:
+    """Where the market stands after ``step`` steps."""
+
+    step: int
+    rng: np.random.Generator
+    log_price: np.ndarray
+    variance: np.ndarray
+    market_variance: float
+    last: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    volume: np.ndarray
+    amount: np.ndarray
+
+
+class SimulatedMarket:
+    """One simulated trading day for a universe (``code``, ``name``, ``limit_ratio``[, ``listing_date``])."""
+
+    name = "simulated"
+
+    def __init__(self, universe: pd.DataFrame, trading_date: dt.date, seed: int = 20261125,
+                 interval: float = 3.0) -> None:
+        if interval <= 0:
+            raise ValidationError("interval", f"must be > 0 seconds, got {interval}")
+        self.trading_date = trading_date
+        self.seed = int(seed)
+        self.interval = float(interval)
+        self.codes = universe["code"].to_numpy(dtype=object)
+        self.names = universe["name"].to_numpy(dtype=object)
+        self._position = pd.Index(self.codes)
+        self._times = self._grid()
+        self._epochs = np.array([t.timestamp() for t in self._times])
+        self._traits = self._make_traits(universe)
+        self._state = self._opening()
+
+    # -- the grid ------------------------------------------------------------------------------------------
+    def _grid(self) -> list[dt.datetime]:
+        step = dt.timedelta(seconds=self.interval)
+        times = []
+        for start, end in (_MORNING, _AFTERNOON):
+            t = dt.datetime.combine(self.trading_date, start, tzinfo=TZ)
+            stop = dt.datetime.combine(self.trading_date, end, tzinfo=TZ)
+            while t <= stop:
+                times.append(t)
+                t += step
+        return times
+
+    def snapshot_times(self) -> list[dt.datetime]:
+        """Market times of the day's snapshots (4,802 at 3 s: 09:30:00-11:30:00 and 13:00:00-15:00:00)."""
+        return list(self._times)
+
+    def step_of(self, ts: dt.datetime) -> int:
+        """Index of the latest snapshot at or before ``ts`` (0 before the open)."""
+        if ts.tzinfo is None:
+            raise ValidationError("ts", f"{ts} has no time zone")
+        if ts.astimezone(TZ).date() != self.trading_date:
+            raise ValidationError("ts", f"{ts} is not on the simulated day {self.trading_date}")
+        return max(int(np.searchsorted(self._epochs, ts.timestamp(), side="right")) - 1, 0)
+
+    # -- the day's fixed traits ----------------------------------------------------------------------------
+    def _make_traits(self, universe: pd.DataFrame) -> _Traits:
+        codes = list(self.codes)
+        n = len(codes)
+        stock = _code_hash(self.seed, codes)
+        day = _code_hash(self.seed, codes, salt=self.trading_date.isoformat())
+        ordinal = self.trading_date.toordinal()
+
+        # Price level: log-uniform 3-80 yuan, a few heavyweights up to ~1,500; drifting slowly from day to day.
+        level = np.exp(np.log(3.0) + np.log(80.0 / 3.0) * _uniform(stock, 0))
+        level = np.where(_uniform(stock, 1) < 0.03, level * (2.0 + 18.0 * _uniform(stock, 2)), level)
+        wander = 0.15 * np.sin(ordinal / 37.0 + 2.0 * np.pi * _uniform(stock, 3)) + 0.02 * _normal(day, 0)
+        prev_close = round_price(np.maximum(level * np.exp(wander), 1.0))
+        ratio = universe["limit_ratio"].to_numpy(np.float64)
+        limit_up, limit_down = limit_prices(prev_close, ratio)
+
+        listed = pd.to_datetime(universe.get("listing_date", pd.Series([None] * n)).to_numpy(), errors="coerce")
+        not_yet_listed = np.asarray(listed.date > self.trading_date if n else [], dtype=bool) & ~listed.isna()
+        story = _uniform(day, 2)
+        suspended = (story < SUSPENDED_SHARE) | not_yet_listed
+        runs_up = (story >= SUSPENDED_SHARE) & (story < SUSPENDED_SHARE + LIMIT_UP_SHARE)
+        runs_down = (story >= 1.0 - LIMIT_DOWN_SHARE)
+        broken = runs_up & (_uniform(day, 3) < BROKEN_SHARE)
+
+        steps = max(len(self._times) - 1, 1)
+        daily_vol = (0.015 + 0.025 * _uniform(stock, 4)) * np.where(ratio >= 0.2, 1.3, 1.0)
+        step_var = daily_vol**2 / steps
+        beta = 0.5 + _uniform(stock, 5)
+        daily_amount = np.exp(np.log(3e8) + 1.0 * _normal(stock, 6))
+        lots = np.maximum(daily_amount / prev_close / 100.0 / steps, 0.5)
+
+        gap = 0.008 * _normal(day, 4) + np.where(runs_up, 0.02, 0.0) - np.where(runs_down, 0.02, 0.0)
+        turn = np.floor((0.05 + 0.85 * _uniform(day, 6)) * steps).astype(np.int64)
+        to_limit_up = np.log(limit_up / prev_close) - gap + 0.004
+        to_limit_down = np.log(limit_down / prev_close) - gap - 0.004
+        drift_before = np.where(runs_up, to_limit_up / turn, np.where(runs_down, to_limit_down / turn, 0.0))
+        hold = np.sqrt(step_var)
+        drift_after = np.where(runs_up, np.where(broken, -0.04 / 1200.0, 0.5 * hold),
+                               np.where(runs_down, -0.5 * hold, 0.0))
+        return _Traits(prev_close=prev_close, limit_up=limit_up, limit_down=limit_down, suspended=suspended,
+                       beta=beta, step_var=step_var, lots=lots, gap=gap, drift_before=drift_before,
+                       drift_after=drift_after, turn_step=turn)
+
+    # -- stepping ------------------------------------------------------------------------------------------
+    def _opening(self) -> _State:
+        """The state at 09:30: the opening auction's price and volume."""
+        tr = self._traits
+        n = len(self.codes)
+        rng = np.random.default_rng([self.seed, self.trading_date.toordinal(), n])
+        market_gap = 0.004 * rng.standard_normal()
+        log_price = np.log(tr.prev_close) + tr.gap + tr.beta * market_gap
+        log_price = self._bounded(log_price)
+        price = self._price(log_price)
+        auction = np.floor(tr.lots * 20.0 * rng.exponential(size=n) + 1.0) * 100.0
+        volume = np.where(tr.suspended, 0, auction).astype(np.int64)
+        return _State(step=0, rng=rng, log_price=log_price, variance=tr.step_var.copy(),
+                      market_variance=float(np.mean(tr.step_var)) * 0.3, last=price, open=price.copy(),
+                      high=price.copy(), low=price.copy(), volume=volume, amount=volume * price)
+
+    def _bounded(self, log_price: np.ndarray) -> np.ndarray:
+        """Keep the latent price near the limits, so a sealed stock can open again within the day."""
+        tr = self._traits
+        return np.clip(log_price, np.log(tr.limit_down) - 0.01, np.log(tr.limit_up) + 0.01)
+
+    def _price(self, log_price: np.ndarray) -> np.ndarray:
+        tr = self._traits
+        return np.clip(round_price(np.exp(log_price)), tr.limit_down, tr.limit_up)
+
+    def _intraday(self, step: int) -> float:
+        """U-shaped activity: busy after the open and before the close, quiet at noon."""
+        steps = max(len(self._times) - 1, 1)
+        x = step / steps
+        return 0.8 + 1.2 * np.exp(-x * 12.0) + 0.6 * np.exp(-(1.0 - x) * 14.0)
+
+    def _advance(self) -> None:
+        st, tr = self._state, self._traits
+        n = len(self.codes)
+        st.step += 1
+        k = st.step
+        rng = st.rng
+        shock = rng.standard_normal(n + 1)
+        activity = self._intraday(k)
+        market = np.sqrt(st.market_variance) * shock[n]
+        st.market_variance = (0.3 * float(np.mean(tr.step_var)) * (1 - _GARCH_ALPHA - _GARCH_BETA)
+                              + _GARCH_ALPHA * market**2 + _GARCH_BETA * st.market_variance)
+        innovation = np.sqrt(st.variance) * shock[:n]
+        drift = np.where(k <= tr.turn_step, tr.drift_before, tr.drift_after)
+        ret = tr.beta * market * activity + innovation * activity + drift
+        st.variance = (tr.step_var * (1 - _GARCH_ALPHA - _GARCH_BETA) + _GARCH_ALPHA * innovation**2
+                       + _GARCH_BETA * st.variance)
+        st.log_price = self._bounded(st.log_price + ret)
+        price = self._price(st.log_price)
+        lots = np.floor(tr.lots * activity * (1.0 + 300.0 * np.abs(ret)) * rng.exponential(size=n))
+        sealed = (price >= tr.limit_up) | (price <= tr.limit_down)
+        lots = np.where(sealed, np.floor(lots * 0.2), lots)
+        shares = np.where(tr.suspended, 0, lots * 100.0).astype(np.int64)
+        st.last = price
+        st.high = np.maximum(st.high, price)
+        st.low = np.minimum(st.low, price)
+        st.volume = st.volume + shares
+        st.amount = st.amount + shares * price
+
+    def _seek(self, step: int) -> None:
+        if step < self._state.step:
+            self._state = self._opening()
+        while self._state.step < step:
+            self._advance()
+
+    # -- snapshots -----------------------------------------------------------------------------------------
+    def snapshot_at(self, ts: dt.datetime, codes: Sequence[str] | None = None) -> pd.DataFrame:
+        """The latest snapshot at market time ``ts`` in the canonical quote schema."""
+        step = self.step_of(ts)
+        self._seek(step)
+        frame = self._frame(self._times[step])
+        if codes is None:
+            return frame
+        pos = self._position.get_indexer(list(codes))
+        return frame.iloc[pos[pos >= 0]].reset_index(drop=True)
+
+    def _frame(self, ts: dt.datetime) -> pd.DataFrame:
+        st, tr = self._state, self._traits
+        n = len(self.codes)
+        halted = tr.suspended
+        nan = np.full(n, np.nan)
+        last = np.where(halted, nan, st.last)
+        columns: dict[str, object] = {
+            "code": self.codes,
+            "name": self.names,
+            "ts": pd.DatetimeIndex(np.full(n, np.datetime64(ts.astimezone(dt.UTC).replace(tzinfo=None), "us")))
+            .tz_localize("UTC").tz_convert(TZ.key),
+            "last": last,
+            "open": np.where(halted, nan, st.open),
+            "high": np.where(halted, nan, st.high),
+            "low": np.where(halted, nan, st.low),
+            "prev_close": tr.prev_close,
+            "volume": st.volume,
+            "amount": np.round(st.amount, 2),
+        }
+        columns.update(self._book(last))
+        columns["limit_up"] = tr.limit_up
+        columns["limit_down"] = tr.limit_down
+        columns["suspended"] = halted
+        return pd.DataFrame(columns, columns=QUOTE_COLUMNS, copy=False)
+
+    def _book(self, last: np.ndarray) -> dict[str, np.ndarray]:
+        """Five levels a side around the last price; no asks at limit-up, no bids at limit-down."""
+        tr = self._traits
+        # Its own stream per step: asking for a snapshot must not change the path of later ones.
+        rng = np.random.default_rng([self.seed, self.trading_date.toordinal(), self._state.step, 1])
+        n = len(last)
+        at_bid = rng.random(n) < 0.5
+        at_bid = np.where(last >= tr.limit_up, True, np.where(last <= tr.limit_down, False, at_bid))
+        bid1 = np.where(at_bid, last, last - TICK_SIZE)
+        sizes = np.floor(tr.lots[None, :] * 3.0 * rng.exponential(size=(2 * BOOK_LEVELS, n)) + 1.0) * 100.0
+        sealed_up = last >= tr.limit_up
+        sealed_down = last <= tr.limit_down
+        out: dict[str, np.ndarray] = {}
+        for level in range(BOOK_LEVELS):
+            bid = round_price(bid1 - TICK_SIZE * level)
+            ask = round_price(bid1 + TICK_SIZE * (level + 1))
+            bid_ok = np.isfinite(bid) & (bid >= tr.limit_down)
+            ask_ok = np.isfinite(ask) & (ask <= tr.limit_up)
+            bid_size = sizes[level] * np.where(sealed_up & (level == 0), 50.0, 1.0)
+            ask_size = sizes[BOOK_LEVELS + level] * np.where(sealed_down & (level == 0), 50.0, 1.0)
+            out[f"bid{level + 1}_price"] = np.where(bid_ok, bid, np.nan)
+            out[f"bid{level + 1}_volume"] = np.where(bid_ok, bid_size, 0).astype(np.int64)
+            out[f"ask{level + 1}_price"] = np.where(ask_ok, ask, np.nan)
+            out[f"ask{level + 1}_volume"] = np.where(ask_ok, ask_size, 0).astype(np.int64)
+        return out
+
+
+class SimulatedFeed:
+    """The simulated market read at the clock's time: what the monitor loop polls."""
+
+    name = "simulated"
+
+    def __init__(self, market: SimulatedMarket, clock: Clock) -> None:
+        self.market = market
+        self.clock = clock
+
+    def snapshot(self, codes: Sequence[str] | None = None) -> pd.DataFrame:
+        return self.market.snapshot_at(self.clock.now(), codes)

@@ -1,0 +1,232 @@
+"""The monitor loop for one trading day: wait for the session, tick, write, sleep over lunch, stop at the close.
+
+It owns only the loop. The work of a tick is :meth:`workbench.monitor.Monitor.tick`; writing is
+:mod:`workbench.store.ticks`; time comes from a Clock, so tests and the demo run a day in seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.calendar import TradingCalendar
+from workbench.errors import StoreBusy
+from workbench.feeds.base import Feed
+from workbench.models import MonitorTask
+from workbench.monitor import Monitor, RecordMode, TickResult
+from workbench.store import ticks as tick_store
+from workbench.store.db import Store
+from workbench.store.tasks import load_tasks, tasks_version
+
+log = logging.getLogger("workbench.runner")
+
+
+@dataclass
+class SessionSummary:
+    """What one run of the loop did."""
+
+    trading_date: dt.date
+    holiday: bool = False
+    stopped: bool = False
+    resumed_after: dt.datetime | None = None
+    snapshots: int = 0
+    replayed: int = 0
+    ticks_written: int = 0
+    triggers: int = 0
+    max_buffered: int = 0
+    busy_flushes: int = 0
+
+
+@dataclass
+class Control:
+    """What the loop learns from the database each time it flushes: running tasks and a stop command."""
+
+    version: tuple[int, Any] | None = None
+    tasks: list[MonitorTask] | None = None
+    stop_command: int | None = None
+
+
+class TickWriter:
+    """Writes tick results, one transaction per tick, and reads the loop's control state on the same connection.
+
+    When ticks come faster than ``flush_seconds`` (a compressed simulated day) several ticks share one
+    connection, each still its own transaction. When the file stays locked, results stay buffered (bounded by
+    ``max_buffered``; past that the loop waits for the store rather than drop a tick) and flush later.
+    """
+
+    def __init__(self, store: Store, max_buffered: int = 2000, flush_seconds: float = 0.0) -> None:
+        self.store = store
+        self.max_buffered = max_buffered
+        self.flush_seconds = flush_seconds
+        self.pending: deque[TickResult | pd.DataFrame] = deque()
+        self.counts = tick_store.WriteCounts()
+        self.busy = 0
+        self._last_flush = time.monotonic()
+
+    def submit(self, item: TickResult | pd.DataFrame) -> None:
+        self.pending.append(item)
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last_flush >= self.flush_seconds
+
+    def flush(self, known_version: tuple[int, Any] | None, force: bool = False) -> Control | None:
+        """Write what is pending and read control state; None when the file was busy (results kept)."""
+        try:
+            return self._flush(known_version)
+        except StoreBusy:
+            self.busy += 1
+            log.warning("database busy: %d tick(s) buffered", len(self.pending))
+            if force or len(self.pending) >= self.max_buffered:
+                time.sleep(0.1)
+                return self.flush(known_version, force)
+            return None
+
+    def _flush(self, known_version: tuple[int, Any] | None) -> Control:
+        now = dt.datetime.now(dt.UTC)
+        with self.store.connection() as con:
+            while self.pending:
+                item = self.pending[0]
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    if isinstance(item, TickResult):
+                        counts = tick_store.write_tick(con, item, now)
+                    else:
+                        counts = tick_store.WriteCounts(bars=tick_store.write_bars(con, item))
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                self.pending.popleft()
+                self.counts.add(counts)
+            control = Control(version=tasks_version(con), stop_command=tick_store.pending_stop(con))
+            if control.version != known_version:
+                control.tasks = load_tasks(con)
+        self._last_flush = time.monotonic()
+        return control
+
+
+def session_grid(start: dt.datetime, end: dt.datetime, interval: float) -> Iterator[dt.datetime]:
+    """Snapshot times from start to end inclusive, every ``interval`` seconds."""
+    step = dt.timedelta(seconds=interval)
+    t = start
+    while t <= end:
+        yield t
+        t += step
+
+
+ProgressHook = Callable[[SessionSummary, dt.datetime, float], None]
+
+
+def run_session(
+    store: Store,
+    calendar: TradingCalendar,
+    clock: Any,
+    feed: Feed,
+    universe: pd.DataFrame,
+    trading_date: dt.date,
+    interval: float = 3.0,
+    record: RecordMode = "watched",
+    flush_seconds: float = 0.0,
+    max_buffered: int = 2000,
+    progress: ProgressHook | None = None,
+    progress_every: int = 600,
+) -> SessionSummary:
+    """Run the monitor over one trading day (or what is left of it) and return what it did.
+
+    Exits at once on a holiday. A restarted run on the same database resumes after the last committed tick:
+    it replays the earlier snapshots into the bar builder only, and reloads rule state from the store.
+    The stop command (a row in ``service_commands``) is honoured at the next flush, i.e. within one tick
+    in real time.
+    """
+    summary = SessionSummary(trading_date=trading_date)
+    if not calendar.is_session(trading_date):
+        summary.holiday = True
+        log.info("%s is not a trading day: nothing to do", trading_date)
+        return summary
+    bounds = calendar.session_bounds(trading_date)
+    monitor = Monitor(calendar, trading_date, universe, record=record)
+    writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds)
+    with store.read() as con:
+        resume_after = tick_store.last_tick(con, trading_date)
+        stored_state = tick_store.load_rule_state(con)
+        version = tasks_version(con)
+        monitor.set_tasks(load_tasks(con), stored_state)
+    if resume_after is not None:
+        summary.resumed_after = resume_after
+        monitor.state.last_check = _resume_checks(monitor, resume_after)
+        log.info("resuming %s after the last committed tick %s", trading_date, resume_after)
+
+    segments = ((bounds.open, bounds.break_start), (bounds.break_end, bounds.close))
+    total = sum(1 for start, end in segments for _ in session_grid(start, end, interval))
+    for start, end in segments:
+        for ts in session_grid(start, end, interval):
+            if resume_after is not None and ts <= resume_after:
+                _replay(monitor, feed, clock, ts)
+                summary.replayed += 1
+                continue
+            _sleep_until(clock, ts)
+            snapshot = feed.snapshot()
+            writer.submit(monitor.tick(snapshot, ts))
+            summary.snapshots += 1
+            if writer.due():
+                control = writer.flush(version)
+                if control is not None:
+                    version = _apply_control(monitor, control, version)
+                    if control.stop_command is not None:
+                        _stop(store, writer, control.stop_command, summary)
+                        return summary
+            if progress is not None and summary.snapshots % progress_every == 0:
+                progress(summary, ts, (summary.snapshots + summary.replayed) / total)
+        writer.submit(monitor.close_due(end))
+        writer.flush(version, force=True)
+    _finish(writer, summary)
+    return summary
+
+
+def _resume_checks(monitor: Monitor, resume_after: dt.datetime) -> np.ndarray:
+    """Tasks were checked at least up to the last committed tick."""
+    return np.fmax(monitor.state.last_check, resume_after.timestamp())
+
+
+def _replay(monitor: Monitor, feed: Feed, clock: Any, ts: dt.datetime) -> None:
+    """Rebuild the forming bars from a snapshot that was already committed, without evaluating rules."""
+    _sleep_until(clock, ts)
+    monitor.replay(feed.snapshot(), ts)
+
+
+def _sleep_until(clock: Any, ts: dt.datetime) -> None:
+    wait = (ts - clock.now()).total_seconds()
+    if wait > 0:
+        clock.sleep(wait)
+
+
+def _apply_control(monitor: Monitor, control: Control, version: tuple[int, Any] | None) -> tuple[int, Any] | None:
+    if control.tasks is not None:
+        monitor.set_tasks(control.tasks)
+        log.info("tasks changed: %d running", len(monitor.book))
+    return control.version
+
+
+def _stop(store: Store, writer: TickWriter, command_id: int, summary: SessionSummary) -> None:
+    writer.flush(None, force=True)
+    with store.write() as con:
+        tick_store.consume_command(con, command_id, dt.datetime.now(dt.UTC))
+    summary.stopped = True
+    _finish(writer, summary)
+    log.info("stopped by command %d", command_id)
+
+
+def _finish(writer: TickWriter, summary: SessionSummary) -> None:
+    summary.ticks_written = writer.counts.ticks
+    summary.triggers = writer.counts.triggers
+    summary.busy_flushes = writer.busy
+
+

@@ -1,0 +1,150 @@
+"""Versioned schema migrations. Each entry runs once, in order, inside one transaction, when a store opens.
+
+Append new versions; never edit a released one.
+"""
+
+from __future__ import annotations
+
+from workbench.models import BOOK_COLUMNS
+
+_BOOK_SQL = ",\n    ".join(f"{c} {'BIGINT' if c.endswith('_volume') else 'DOUBLE'}" for c in BOOK_COLUMNS)
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "instruments, quotes, bars, tasks, audit, rule state, triggers, notifications, events, ticks, commands",
+        f"""
+CREATE TABLE instruments (
+    code VARCHAR PRIMARY KEY,          -- canonical 600000.SH
+    name VARCHAR NOT NULL,
+    exchange VARCHAR NOT NULL,
+    board VARCHAR NOT NULL,
+    listing_date DATE,
+    limit_ratio DOUBLE NOT NULL
+);
+
+-- One row per stock per snapshot. No index: a tick's rows are written atomically with its row in
+-- monitor_ticks, and re-writes are filtered on (ts, code) inside the tick's time range.
+CREATE TABLE quotes (
+    code VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    name VARCHAR,
+    last DOUBLE, open DOUBLE, high DOUBLE, low DOUBLE, prev_close DOUBLE,
+    volume BIGINT,                     -- shares, cumulative for the day
+    amount DOUBLE,                     -- yuan, cumulative for the day
+    {_BOOK_SQL},
+    limit_up DOUBLE, limit_down DOUBLE,
+    suspended BOOLEAN NOT NULL
+);
+
+-- Bars stamped at their END (09:31 ... 11:30, 13:01 ... 15:00 for 1m). Natural key (code, freq, ts).
+CREATE TABLE bars (
+    code VARCHAR NOT NULL,
+    freq VARCHAR NOT NULL,             -- '1m', '5m', '1d'
+    ts TIMESTAMPTZ NOT NULL,
+    open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
+    volume BIGINT NOT NULL,            -- shares in the bar
+    amount DOUBLE NOT NULL             -- yuan in the bar
+);
+
+CREATE SEQUENCE task_id_seq START 1;
+CREATE TABLE monitor_tasks (
+    task_id BIGINT PRIMARY KEY DEFAULT nextval('task_id_seq'),
+    task_name VARCHAR NOT NULL,
+    stock_code VARCHAR NOT NULL,
+    stock_name VARCHAR NOT NULL,
+    status VARCHAR NOT NULL CHECK (status IN ('running', 'stopped')),
+    check_interval INTEGER NOT NULL CHECK (check_interval >= 1),
+    auto_trade BOOLEAN NOT NULL,
+    trading_hours_only BOOLEAN NOT NULL,
+    entry_min DOUBLE, entry_max DOUBLE, take_profit DOUBLE, stop_loss DOUBLE,
+    notification_enabled BOOLEAN NOT NULL,
+    quant_config JSON NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE SEQUENCE audit_id_seq START 1;
+CREATE TABLE task_audit (
+    audit_id BIGINT PRIMARY KEY DEFAULT nextval('audit_id_seq'),
+    ts TIMESTAMPTZ NOT NULL,
+    actor VARCHAR NOT NULL,            -- dashboard, cli, notebook, schedule, demo
+    action VARCHAR NOT NULL,
+    task_id BIGINT,
+    detail JSON,
+    result VARCHAR NOT NULL,           -- ok | error
+    error VARCHAR
+);
+
+-- Per task and rule: the edge state that makes a held condition fire once, and the entry price.
+CREATE TABLE rule_state (
+    task_id BIGINT NOT NULL,
+    rule VARCHAR NOT NULL,
+    trading_date DATE NOT NULL,
+    active BOOLEAN NOT NULL,           -- the condition was true at the last check
+    last_value DOUBLE,                 -- price at the last check
+    last_check TIMESTAMPTZ,
+    last_fire TIMESTAMPTZ,
+    fires_today INTEGER NOT NULL,
+    entry_price DOUBLE,
+    PRIMARY KEY (task_id, rule)
+);
+
+CREATE TABLE triggers (
+    trigger_id VARCHAR PRIMARY KEY,    -- deterministic: task, rule, code, tick
+    task_id BIGINT NOT NULL,
+    rule VARCHAR NOT NULL,
+    code VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    trading_date DATE NOT NULL,
+    price DOUBLE NOT NULL,
+    message VARCHAR NOT NULL,
+    late BOOLEAN NOT NULL DEFAULT false
+);
+
+CREATE SEQUENCE notification_id_seq START 1;
+CREATE TABLE notifications (
+    notification_id BIGINT PRIMARY KEY DEFAULT nextval('notification_id_seq'),
+    trigger_id VARCHAR NOT NULL,
+    channel VARCHAR NOT NULL,          -- in_app here; outbox channels later
+    task_id BIGINT NOT NULL,
+    title VARCHAR NOT NULL,
+    body VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    read_at TIMESTAMPTZ,
+    UNIQUE (trigger_id, channel)
+);
+
+CREATE SEQUENCE event_seq START 1;
+CREATE TABLE events (
+    seq BIGINT PRIMARY KEY DEFAULT nextval('event_seq'),
+    ts TIMESTAMPTZ NOT NULL,
+    event_type VARCHAR NOT NULL,
+    channel VARCHAR NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    dedupe_key VARCHAR UNIQUE,         -- set for events that a re-run must not repeat
+    payload JSON NOT NULL
+);
+
+-- The tick journal: one row per committed monitor tick, written in the tick's transaction.
+CREATE TABLE monitor_ticks (
+    ts TIMESTAMPTZ PRIMARY KEY,
+    trading_date DATE NOT NULL,
+    snapshot_rows INTEGER NOT NULL,
+    tasks_evaluated INTEGER NOT NULL,
+    triggers INTEGER NOT NULL,
+    written_at TIMESTAMPTZ NOT NULL
+);
+
+-- Commands to the running service (stop), honoured by the loop within one tick.
+CREATE SEQUENCE command_id_seq START 1;
+CREATE TABLE service_commands (
+    command_id BIGINT PRIMARY KEY DEFAULT nextval('command_id_seq'),
+    ts TIMESTAMPTZ NOT NULL,
+    command VARCHAR NOT NULL,
+    actor VARCHAR NOT NULL,
+    consumed_at TIMESTAMPTZ
+);
+""",
+    ),
+]

@@ -1,0 +1,181 @@
+"""What the monitor writes and reads each tick: quotes, bars, rule state, triggers, notifications, events.
+
+A tick is written in one transaction. Its row in ``monitor_ticks`` gates the quotes, so a re-run of a committed
+tick writes nothing; bars are insert-if-absent on (code, freq, ts); triggers on their deterministic id, and a
+trigger's notification and event are written only when the trigger itself is new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from workbench.models import QUOTE_COLUMNS
+from workbench.monitor import BAR_COLUMNS, STATE_COLUMNS, TickResult
+
+
+@dataclass
+class WriteCounts:
+    ticks: int = 0
+    quotes: int = 0
+    bars: int = 0
+    triggers: int = 0
+    notifications: int = 0
+    events: int = 0
+
+    def add(self, other: WriteCounts) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def write_tick(con: duckdb.DuckDBPyConnection, result: TickResult, written_at: dt.datetime) -> WriteCounts:
+    """Write one tick's results; the caller owns the transaction."""
+    counts = WriteCounts()
+    new_tick = con.execute(
+        "INSERT INTO monitor_ticks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING ts",
+        [result.ts, result.trading_date, result.snapshot_rows, result.tasks_evaluated, len(result.triggers),
+         written_at],
+    ).fetchall()
+    counts.bars = write_bars(con, result.bars)
+    if not new_tick:
+        return counts
+    counts.ticks = 1
+    if len(result.quotes):
+        quotes = result.quotes[QUOTE_COLUMNS]
+        con.register("_quotes", quotes)
+        con.execute(f"INSERT INTO quotes ({', '.join(QUOTE_COLUMNS)}) SELECT {', '.join(QUOTE_COLUMNS)} FROM _quotes")
+        con.unregister("_quotes")
+        counts.quotes = len(quotes)
+    if len(result.rule_state):
+        con.register("_state", result.rule_state[STATE_COLUMNS])
+        con.execute(f"INSERT OR REPLACE INTO rule_state ({', '.join(STATE_COLUMNS)}) "
+                    f"SELECT {', '.join(STATE_COLUMNS)} FROM _state")
+        con.unregister("_state")
+    if len(result.triggers):
+        trig, notes, events = write_triggers(con, result.triggers, written_at)
+        counts.triggers, counts.notifications, counts.events = trig, notes, events
+    return counts
+
+
+def write_bars(con: duckdb.DuckDBPyConnection, bars: pd.DataFrame) -> int:
+    """Insert bars that are not there yet. The probe is limited to the batch's time range (zone maps)."""
+    if bars.empty:
+        return 0
+    con.register("_bars", bars[BAR_COLUMNS])
+    row = con.execute(
+        f"""
+        INSERT INTO bars ({', '.join(BAR_COLUMNS)})
+        SELECT n.* FROM _bars n
+        WHERE NOT EXISTS (
+            SELECT 1 FROM bars b
+            WHERE b.ts BETWEEN ? AND ? AND b.ts = n.ts AND b.code = n.code AND b.freq = n.freq)
+        """,
+        [bars["ts"].min(), bars["ts"].max()],
+    ).fetchone()
+    con.unregister("_bars")
+    return int(row[0]) if row else 0
+
+
+def write_triggers(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame,
+                   now: dt.datetime) -> tuple[int, int, int]:
+    """Insert new triggers; for each one that is new, its in-app notification and its event."""
+    con.register("_triggers", triggers)
+    new_ids = [r[0] for r in con.execute(
+        "INSERT OR IGNORE INTO triggers (trigger_id, task_id, rule, code, ts, trading_date, price, message) "
+        "SELECT trigger_id, task_id, rule, code, ts, trading_date, price, message FROM _triggers "
+        "RETURNING trigger_id"
+    ).fetchall()]
+    con.unregister("_triggers")
+    if not new_ids:
+        return 0, 0, 0
+    fresh = triggers[triggers["trigger_id"].isin(new_ids)]
+    notes = fresh[fresh["notify"].astype(bool)]
+    for row in notes.itertuples(index=False):
+        con.execute(
+            "INSERT INTO notifications (trigger_id, channel, task_id, title, body, created_at) "
+            "VALUES (?, 'in_app', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [row.trigger_id, int(row.task_id), row.title, row.message, now],
+        )
+    for row in fresh.itertuples(index=False):
+        payload = {
+            "trigger_id": row.trigger_id, "task_id": int(row.task_id), "rule": row.rule, "code": row.code,
+            "price": float(row.price), "ts": pd.Timestamp(row.ts).isoformat(), "message": row.message,
+        }
+        con.execute(
+            "INSERT INTO events (ts, event_type, channel, dedupe_key, payload) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [row.ts, "trigger.fired", f"events:task:{int(row.task_id)}", row.trigger_id, json.dumps(payload)],
+        )
+    return len(fresh), len(notes), len(fresh)
+
+
+def append_event(con: duckdb.DuckDBPyConnection, ts: dt.datetime, event_type: str, channel: str,
+                 payload: dict[str, object], dedupe_key: str | None = None) -> None:
+    con.execute(
+        "INSERT INTO events (ts, event_type, channel, dedupe_key, payload) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        [ts, event_type, channel, dedupe_key, json.dumps(payload, default=str)],
+    )
+
+
+def last_tick(con: duckdb.DuckDBPyConnection, trading_date: dt.date) -> dt.datetime | None:
+    """The last committed tick of a trading day: where a restarted loop resumes."""
+    row = con.execute("SELECT max(ts) FROM monitor_ticks WHERE trading_date = ?", [trading_date]).fetchone()
+    return None if row is None or row[0] is None else row[0]
+
+
+def load_rule_state(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(f"SELECT {', '.join(STATE_COLUMNS)} FROM rule_state").fetchdf()
+
+
+def pending_stop(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The id of an unconsumed stop command, if any."""
+    row = con.execute(
+        "SELECT min(command_id) FROM service_commands WHERE command = 'stop' AND consumed_at IS NULL"
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def request_stop(con: duckdb.DuckDBPyConnection, now: dt.datetime, actor: str) -> None:
+    con.execute("INSERT INTO service_commands (ts, command, actor) VALUES (?, 'stop', ?)", [now, actor])
+
+
+def consume_command(con: duckdb.DuckDBPyConnection, command_id: int, now: dt.datetime) -> None:
+    con.execute("UPDATE service_commands SET consumed_at = ? WHERE command_id = ?", [now, command_id])
+
+
+def upsert_instruments(con: duckdb.DuckDBPyConnection, universe: pd.DataFrame) -> None:
+    cols = ["code", "name", "exchange", "board", "listing_date", "limit_ratio"]
+    con.register("_universe", universe[cols])
+    con.execute(f"INSERT OR REPLACE INTO instruments ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _universe")
+    con.unregister("_universe")
+
+
+def load_instruments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute("SELECT * FROM instruments ORDER BY code").fetchdf()
+
+
+def day_counts(con: duckdb.DuckDBPyConnection, trading_date: dt.date) -> dict[str, int]:
+    """Rows of one trading day in each table: what the demo reports."""
+    start = pd.Timestamp(trading_date, tz="Asia/Shanghai")
+    end = start + pd.Timedelta(days=1)
+    row = con.execute(
+        """
+        SELECT
+          (SELECT count(*) FROM monitor_ticks WHERE trading_date = $d),
+          (SELECT count(*) FROM quotes WHERE ts >= $s AND ts < $e),
+          (SELECT count(*) FROM bars WHERE freq = '1m' AND ts >= $s AND ts < $e),
+          (SELECT count(*) FROM monitor_tasks),
+          (SELECT count(*) FROM triggers WHERE trading_date = $d),
+          (SELECT count(*) FROM notifications n JOIN triggers t USING (trigger_id) WHERE t.trading_date = $d),
+          (SELECT count(*) FROM events WHERE ts >= $s AND ts < $e)
+        """,
+        {"d": trading_date, "s": start, "e": end},
+    ).fetchone()
+    assert row is not None
+    keys = ["snapshots", "quotes", "bars", "tasks", "triggers", "notifications", "events"]
+    return dict(zip(keys, (int(v) for v in row), strict=True))
