@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from prefect import flow, get_run_logger
-from tqdm import tqdm
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from tqdm import tqdm
 
 from workbench.app import run_day
 from workbench.config import Settings

@@ -28,6 +28,12 @@ def _settings(db: Path | None, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def _quiet_prefect() -> None:
+    """Before Prefect is imported: no telemetry from an offline machine, and warnings only on the console."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
 @app.command()
 def demo(
     headless: Annotated[bool, typer.Option("--headless", help="no dashboard; print a JSON summary")] = False,
@@ -37,8 +43,9 @@ def demo(
     db: DbOption = None,
 ) -> None:
     """Simulate a whole trading day: seed example tasks, run the monitor flow, print a JSON summary last."""
+    _quiet_prefect()
     from flows.monitor import monitor_session
-    from workbench.app import open_store, universe_for
+    from workbench.app import ensure_instruments, open_store, universe_for
     from workbench.calendar import RealClock, TradingCalendar
     from workbench.demo import default_demo_date, demo_summary, seed_tasks
     from workbench.errors import WorkbenchError
@@ -60,8 +67,6 @@ def demo(
     try:
         store = open_store(settings)
         universe = universe_for(settings)
-        from workbench.app import ensure_instruments
-
         ensure_instruments(store, universe)
         bounds = calendar.session_bounds(day)
         opening = SimulatedMarket(universe, day, seed=settings.demo_seed,
@@ -69,7 +74,6 @@ def demo(
         added = seed_tasks(store, opening, settings.demo_tasks, settings.demo_seed)
         if added:
             typer.echo(f"seeded {added} example tasks", err=True)
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         monitor_session(trading_date=day, speed=speed, db_path=str(settings.db_path),
                         symbols=settings.demo_symbols, show_progress=sys.stderr.isatty())
     except WorkbenchError as exc:
@@ -81,13 +85,20 @@ def demo(
 @app.command()
 def monitor(
     date: Annotated[str | None, typer.Option("--date", help="trading day (default: today)")] = None,
+    speed: Annotated[float | None, typer.Option(help="simulated clock N times faster (default: real clock)")] = None,
     db: DbOption = None,
 ) -> None:
-    """Run the monitor for one trading day on the real clock with the configured feed."""
+    """Run the monitor for one trading day with the configured feed; exits at once on a holiday."""
+    _quiet_prefect()
     from flows.monitor import monitor_session
 
-    day = dt.date.fromisoformat(date) if date else None
-    result = monitor_session(trading_date=day, speed=None, db_path=None if db is None else str(db))
+    try:
+        day = dt.date.fromisoformat(date) if date else None
+    except ValueError:
+        typer.echo(f"--date: {date!r} is not a date (expected YYYY-MM-DD)", err=True)
+        raise typer.Exit(2) from None
+    result = monitor_session(trading_date=day, speed=speed, db_path=None if db is None else str(db),
+                             show_progress=sys.stderr.isatty())
     typer.echo(json.dumps(result, default=str))
 
 
@@ -132,7 +143,7 @@ def tasks_add(
     db: DbOption = None,
 ) -> None:
     """Create a monitor task; a bad field is reported by name and nothing is written."""
-    from workbench.app import open_store
+    from workbench.app import ensure_instruments, open_store, universe_for
     from workbench.calendar import RealClock
     from workbench.errors import WorkbenchError
     from workbench.models import MonitorTask
@@ -145,7 +156,9 @@ def tasks_add(
         spec["quant_config"] = {"cross_level": cross_level}
     try:
         task = MonitorTask.parse(spec)
-        store = open_store(_settings(db))
+        settings = _settings(db)
+        store = open_store(settings)
+        ensure_instruments(store, universe_for(settings))
         with store.write() as con:
             stored = insert_task(con, task, RealClock().now(), "cli")
     except WorkbenchError as exc:
