@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,9 +98,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection for one unit of work, inside one transaction (rolled back on error)."""
-        self._require_file()
-        con = self._connect_with_retry(read_only=False)
-        try:
+        with self._opened(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -108,24 +106,19 @@ class Store:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
-        finally:
-            con.close()
 
-    @contextmanager
-    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def read(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A read-only connection for one unit of work; many processes may read at once."""
-        self._require_file()
-        con = self._connect_with_retry(read_only=True)
-        try:
-            yield con
-        finally:
-            con.close()
+        return self._opened(read_only=True)
+
+    def connection(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-write connection without an implicit transaction, for a writer that commits in steps."""
+        return self._opened(read_only=False)
 
     @contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection without an implicit transaction, for a writer that commits in steps."""
+    def _opened(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         self._require_file()
-        con = self._connect_with_retry(read_only=False)
+        con = self._connect_with_retry(read_only=read_only)
         try:
             yield con
         finally:
