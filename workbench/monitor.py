@@ -322,7 +322,7 @@ class Monitor:
         """Fold a snapshot into bars and evaluate every running task against it."""
         snap = self.align(snapshot)
         last, bars = self._fold(snap, now)
-        triggers, evaluated = self._evaluate(last, now)
+        triggers, evaluated = self.evaluate(last, now)
         return TickResult(
             ts=now,
             trading_date=self.trading_date,
@@ -356,7 +356,8 @@ class Monitor:
             return snapshot.iloc[0:0]
         return aligned.take(self._watched_rows)
 
-    def _evaluate(self, last: np.ndarray, now: dt.datetime) -> tuple[pd.DataFrame, int]:
+    def evaluate(self, last: np.ndarray, now: dt.datetime) -> tuple[pd.DataFrame, int]:
+        """Evaluate every running task on last prices aligned to the universe (NaN: no price); (triggers, due)."""
         book, st = self.book, self.state
         if len(book) == 0:
             return self._no_triggers, 0
