@@ -10,7 +10,9 @@ latest one (during lunch, the 11:30 state; before the open, the opening auction'
 The same (universe, trading date, seed, interval) always gives the same day, whichever snapshots are asked for
 in whichever order: the market steps forward from the open and restarts when asked for an earlier time.
 Per-stock traits (price level, volatility, liquidity) come from a hash of the stock code and the seed, so a
-stock keeps its character across days and across universe subsets.
+stock keeps its character across days and across universe subsets. The previous close comes from a simulated
+daily chain (:func:`simulate_daily`) that starts at :data:`HISTORY_START`, which is also what the backfill of
+simulated daily history writes, so history and a simulated live day join up.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workbench.calendar import TZ, Clock
+from workbench.calendar import TZ, Clock, TradingCalendar
 from workbench.errors import ValidationError
 from workbench.market import TICK_SIZE, limit_prices, round_price
 from workbench.models import BOOK_LEVELS, QUOTE_COLUMNS
@@ -67,6 +69,149 @@ def _normal(h: np.ndarray, j: int) -> np.ndarray:
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
+def _price_level(stock: np.ndarray) -> np.ndarray:
+    """A stock's own price level: log-uniform 3-80 yuan, a few heavyweights up to ~1,500."""
+    level = np.exp(np.log(3.0) + np.log(80.0 / 3.0) * _uniform(stock, 0))
+    return round_price(np.where(_uniform(stock, 1) < 0.03, level * (2.0 + 18.0 * _uniform(stock, 2)), level))
+
+
+def _daily_vol(stock: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """Daily volatility 1.5-4%, higher on the +-20% boards."""
+    return (0.015 + 0.025 * _uniform(stock, 4)) * np.where(ratio >= 0.2, 1.3, 1.0)
+
+
+def _day_hash(stock: np.ndarray, days: Sequence[dt.date]) -> np.ndarray:
+    """A hash per (day, stock), (days x stocks), without hashing strings again: stable and subset-independent."""
+    salt = np.array([(d.toordinal() * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF for d in days], dtype=np.uint64)
+    return stock[None, :] ^ salt[:, None]
+
+
+@dataclass(frozen=True)
+class DailyHistory:
+    """Simulated daily bars, (days x stocks); NaN where a stock did not trade (halted or not listed yet)."""
+
+    sessions: list[dt.date]
+    codes: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    amount: np.ndarray
+    last_close: np.ndarray  # each stock's latest close (its level if it never traded)
+
+    def frame(self, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+        """Long bars in the store's shape (``code, freq, ts, open, high, low, close, volume, amount``), ts 15:00,
+        for the sessions from ``start`` to ``end`` (default: all)."""
+        wanted = np.array([(start is None or d >= start) and (end is None or d <= end) for d in self.sessions],
+                          dtype=bool)
+        days, stocks = np.nonzero(np.isfinite(self.close) & wanted[:, None])
+        ends = pd.DatetimeIndex([dt.datetime.combine(d, dt.time(15, 0), tzinfo=TZ) for d in self.sessions])
+        return pd.DataFrame({
+            "code": self.codes[stocks],
+            "freq": "1d",
+            "ts": ends[days],
+            "open": self.open[days, stocks],
+            "high": self.high[days, stocks],
+            "low": self.low[days, stocks],
+            "close": self.close[days, stocks],
+            "volume": self.volume[days, stocks].astype(np.int64),
+            "amount": self.amount[days, stocks],
+        })
+
+
+HISTORY_START = dt.date(2023, 1, 3)  # the simulated market's first day; a stock listed later starts at its listing
+_REVERSION = 0.01  # daily pull of the log price towards the stock's own level, so prices stay plausible for years
+_BLOCK = 64  # days of random draws made at once
+
+
+def simulate_daily(universe: pd.DataFrame, sessions: Sequence[dt.date], seed: int) -> DailyHistory:
+    """Daily bars for ``sessions`` (consecutive trading days from :data:`HISTORY_START`), chained close to close.
+
+    Each day moves every stock by a market factor times its beta plus its own noise, pulled gently towards the
+    stock's own level, inside the day's price limits from the previous close; about 0.3% of stock-days are
+    halted (a gap, no bar). The intraday simulator takes its previous close from the same chain
+    (:func:`previous_closes`), so backfilled history and a simulated live day join up.
+    """
+    chain = _DailyChain(universe, seed)
+    out = {k: np.full((len(sessions), len(universe)), np.nan)
+           for k in ("open", "high", "low", "close", "volume", "amount")}
+    last = chain.run(sessions, out)
+    return DailyHistory(sessions=list(sessions), codes=chain.codes, last_close=last, **out)
+
+
+def previous_closes(universe: pd.DataFrame, sessions: Sequence[dt.date], seed: int) -> np.ndarray:
+    """Each stock's close after ``sessions`` of the daily chain, without keeping the bars (cheaper)."""
+    return _DailyChain(universe, seed).run(sessions, None)
+
+
+class _DailyChain:
+    """The close-to-close chain of :func:`simulate_daily`. Draws are made per block of days; only the chain
+    itself (limits depend on yesterday's close) steps day by day."""
+
+    def __init__(self, universe: pd.DataFrame, seed: int) -> None:
+        self.codes = universe["code"].to_numpy(dtype=object)
+        self.seed = seed
+        self.stock = _code_hash(seed, list(self.codes))
+        self.ratio = universe["limit_ratio"].to_numpy(np.float64)
+        self.vol = _daily_vol(self.stock, self.ratio)
+        self.beta = 0.5 + _uniform(self.stock, 5)
+        self.amount_level = np.exp(np.log(3e8) + _normal(self.stock, 6))
+        self.listed = _listing_dates(universe)
+        self.level = _price_level(self.stock)
+
+    def run(self, sessions: Sequence[dt.date], out: dict[str, np.ndarray] | None) -> np.ndarray:
+        prev = self.level.copy()
+        log_level = np.log(self.level)
+        for first in range(0, len(sessions), _BLOCK):
+            block = list(sessions[first:first + _BLOCK])
+            h = _day_hash(self.stock, block)
+            market = np.array([0.012 * np.random.default_rng([self.seed, d.toordinal()]).standard_normal()
+                               for d in block])
+            noise = self.beta * market[:, None] + self.vol * _normal(h, 1)
+            ordinals = np.array([d.toordinal() for d in block])
+            traded = (self.listed[None, :] <= ordinals[:, None]) & (_uniform(h, 11) >= 0.003)
+            extra = None if out is None else self._extra_draws(h)
+            for i in range(len(block)):
+                ret = noise[i] - _REVERSION * (np.log(prev) - log_level)
+                up, down = limit_prices(prev, self.ratio)
+                close = np.clip(round_price(prev * np.exp(ret)), down, up)
+                if out is not None and extra is not None:
+                    self._record(out, first + i, i, prev, ret, close, up, down, extra)
+                prev = np.where(traded[i], close, prev)
+            if out is not None:
+                rows = slice(first, first + len(block))
+                for values in out.values():
+                    values[rows][~traded] = np.nan
+        return prev
+
+    def _extra_draws(self, h: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "gap": 0.3 * self.vol * _normal(h, 3),
+            "up_wick": np.exp(np.abs(0.5 * self.vol * _normal(h, 5))),
+            "down_wick": np.exp(-np.abs(0.5 * self.vol * _normal(h, 7))),
+            "size": np.exp(0.4 * _normal(h, 9)),
+        }
+
+    def _record(self, out: dict[str, np.ndarray], t: int, i: int, prev: np.ndarray, ret: np.ndarray,
+                close: np.ndarray, up: np.ndarray, down: np.ndarray, extra: dict[str, np.ndarray]) -> None:
+        opening = np.clip(round_price(prev * np.exp(0.4 * ret + extra["gap"][i])), down, up)
+        high = np.minimum(round_price(np.maximum(opening, close) * extra["up_wick"][i]), up)
+        low = np.maximum(round_price(np.minimum(opening, close) * extra["down_wick"][i]), down)
+        volume = np.floor(self.amount_level / close * extra["size"][i] * (1 + 10 * np.abs(ret)) / 100) * 100
+        out["open"][t], out["high"][t], out["low"][t], out["close"][t] = opening, high, low, close
+        out["volume"][t] = volume
+        out["amount"][t] = volume * (opening + high + low + close) / 4
+
+
+def _listing_dates(universe: pd.DataFrame) -> np.ndarray:
+    """Listing dates as day ordinals (0 when unknown: listed long ago)."""
+    if "listing_date" not in universe.columns:
+        return np.zeros(len(universe), dtype=np.int64)
+    listed = pd.to_datetime(universe["listing_date"], errors="coerce")
+    return np.array([0 if pd.isna(d) else d.toordinal() for d in listed], dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class _Traits:
     """What is fixed for the whole simulated day."""
@@ -107,9 +252,10 @@ class SimulatedMarket:
     name = "simulated"
 
     def __init__(self, universe: pd.DataFrame, trading_date: dt.date, seed: int = 20261125,
-                 interval: float = 3.0) -> None:
+                 interval: float = 3.0, calendar: TradingCalendar | None = None) -> None:
         if interval <= 0:
             raise ValidationError("interval", f"must be > 0 seconds, got {interval}")
+        self.calendar = calendar or TradingCalendar()
         self.trading_date = trading_date
         self.seed = int(seed)
         self.interval = float(interval)
@@ -148,21 +294,14 @@ class SimulatedMarket:
     # -- the day's fixed traits ----------------------------------------------------------------------------
     def _make_traits(self, universe: pd.DataFrame) -> _Traits:
         codes = list(self.codes)
-        n = len(codes)
         stock = _code_hash(self.seed, codes)
         day = _code_hash(self.seed, codes, salt=self.trading_date.isoformat())
-        ordinal = self.trading_date.toordinal()
 
-        # Price level: log-uniform 3-80 yuan, a few heavyweights up to ~1,500; drifting slowly from day to day.
-        level = np.exp(np.log(3.0) + np.log(80.0 / 3.0) * _uniform(stock, 0))
-        level = np.where(_uniform(stock, 1) < 0.03, level * (2.0 + 18.0 * _uniform(stock, 2)), level)
-        wander = 0.15 * np.sin(ordinal / 37.0 + 2.0 * np.pi * _uniform(stock, 3)) + 0.02 * _normal(day, 0)
-        prev_close = round_price(np.maximum(level * np.exp(wander), 1.0))
+        prev_close = self._previous_close(universe)
         ratio = universe["limit_ratio"].to_numpy(np.float64)
         limit_up, limit_down = limit_prices(prev_close, ratio)
 
-        listed = pd.to_datetime(universe.get("listing_date", pd.Series([None] * n)).to_numpy(), errors="coerce")
-        not_yet_listed = np.asarray(listed.date > self.trading_date if n else [], dtype=bool) & ~listed.isna()
+        not_yet_listed = _listing_dates(universe) > self.trading_date.toordinal()
         story = _uniform(day, 2)
         suspended = (story < SUSPENDED_SHARE) | not_yet_listed
         runs_up = (story >= SUSPENDED_SHARE) & (story < SUSPENDED_SHARE + LIMIT_UP_SHARE)
@@ -170,7 +309,7 @@ class SimulatedMarket:
         broken = runs_up & (_uniform(day, 3) < BROKEN_SHARE)
 
         steps = max(len(self._times) - 1, 1)
-        daily_vol = (0.015 + 0.025 * _uniform(stock, 4)) * np.where(ratio >= 0.2, 1.3, 1.0)
+        daily_vol = _daily_vol(stock, ratio)
         step_var = daily_vol**2 / steps
         beta = 0.5 + _uniform(stock, 5)
         daily_amount = np.exp(np.log(3e8) + 1.0 * _normal(stock, 6))
@@ -187,6 +326,11 @@ class SimulatedMarket:
         return _Traits(prev_close=prev_close, limit_up=limit_up, limit_down=limit_down, suspended=suspended,
                        beta=beta, step_var=step_var, lots=lots, gap=gap, drift_before=drift_before,
                        drift_after=drift_after, turn_step=turn)
+
+    def _previous_close(self, universe: pd.DataFrame) -> np.ndarray:
+        """Yesterday's close from the simulated daily chain (a new listing starts at its own level)."""
+        sessions = self.calendar.sessions_in_range(HISTORY_START, self.trading_date - dt.timedelta(days=1))
+        return previous_closes(universe, sessions, self.seed)
 
     # -- stepping ------------------------------------------------------------------------------------------
     def _opening(self) -> _State:

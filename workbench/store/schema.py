@@ -147,4 +147,19 @@ CREATE TABLE service_commands (
 );
 """,
     ),
+    (
+        2,
+        "backfill chunks: completed chunks of a backfill job, so an interrupted job resumes where it stopped",
+        """
+CREATE TABLE backfill_chunks (
+    job_key VARCHAR NOT NULL,          -- source|freq|start|end|digest of the code list
+    chunk INTEGER NOT NULL,
+    codes INTEGER NOT NULL,
+    fetched INTEGER NOT NULL,          -- bars the source returned
+    written INTEGER NOT NULL,          -- bars that were new
+    completed_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (job_key, chunk)
+);
+""",
+    ),
 ]

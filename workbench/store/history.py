@@ -1,0 +1,47 @@
+"""Bars history in the store: what backfill writes and the daily jobs read. Bars themselves are written by
+:func:`workbench.store.ticks.write_bars` (insert-if-absent on code, freq, ts), the one way bars get in."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import duckdb
+import pandas as pd
+
+from workbench.calendar import TZ
+from workbench.monitor import BAR_COLUMNS
+
+
+def completed_chunks(con: duckdb.DuckDBPyConnection, job_key: str) -> set[int]:
+    rows = con.execute("SELECT chunk FROM backfill_chunks WHERE job_key = ?", [job_key]).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def mark_chunk(con: duckdb.DuckDBPyConnection, job_key: str, chunk: int, codes: int, fetched: int, written: int,
+               now: dt.datetime) -> None:
+    con.execute(
+        "INSERT INTO backfill_chunks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [job_key, chunk, codes, fetched, written, now],
+    )
+
+
+def read_bars(con: duckdb.DuckDBPyConnection, freq: str, start: dt.date, end: dt.date,
+              codes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Bars of ``freq`` whose end falls on ``start`` .. ``end`` (Shanghai dates), ordered by code and time."""
+    lo = dt.datetime.combine(start, dt.time(0, 0), tzinfo=TZ)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0, 0), tzinfo=TZ)
+    sql = f"SELECT {', '.join(BAR_COLUMNS)} FROM bars WHERE freq = ? AND ts >= ? AND ts < ?"
+    params: list[object] = [freq, lo, hi]
+    if codes is not None:
+        sql += " AND code IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(list(codes))
+    return con.execute(sql + " ORDER BY code, ts", params).fetchdf()
+
+
+def bar_count(con: duckdb.DuckDBPyConnection, freq: str | None = None) -> int:
+    if freq is None:
+        row = con.execute("SELECT count(*) FROM bars").fetchone()
+    else:
+        row = con.execute("SELECT count(*) FROM bars WHERE freq = ?", [freq]).fetchone()
+    return int(row[0]) if row else 0
