@@ -13,9 +13,10 @@ import pandas as pd
 
 from workbench.calendar import TZ, Clock, RealClock, SimulatedClock, TradingCalendar
 from workbench.config import Settings
-from workbench.errors import OperationalError
+from workbench.errors import OperationalError, ValidationError
 from workbench.feeds.base import Feed
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
+from workbench.history import BarSource, SampleBars, SimulatedBars
 from workbench.instruments import load_universe
 from workbench.runner import ProgressHook, SessionSummary, run_session
 from workbench.store import ticks as tick_store
@@ -52,6 +53,25 @@ def make_feed(settings: Settings, universe: pd.DataFrame, trading_date: dt.date,
         market = SimulatedMarket(universe, trading_date, seed=settings.demo_seed, interval=settings.poll_interval)
         return SimulatedFeed(market, clock)
     raise OperationalError(f"feed {settings.feed!r} is not available; use WORKBENCH_FEED=simulated")
+
+
+BAR_SOURCES = ("simulated", "samples")
+
+
+def make_bar_source(name: str, settings: Settings, calendar: TradingCalendar | None = None) -> BarSource:
+    """The history source a backfill reads, by name."""
+    if name == "simulated":
+        return SimulatedBars(load_universe(settings.universe_path), settings.demo_seed, calendar)
+    if name == "samples":
+        return SampleBars()
+    raise ValidationError("source", f"{name!r} is not a bar source (expected one of {', '.join(BAR_SOURCES)})")
+
+
+def default_codes(source: BarSource, settings: Settings, freq: str) -> list[str]:
+    """Every stock the source knows: the whole universe for the simulator, the sample stocks for the samples."""
+    if isinstance(source, SampleBars):
+        return source.codes(freq)
+    return load_universe(settings.universe_path)["code"].tolist()
 
 
 def make_clock(calendar: TradingCalendar, trading_date: dt.date, speed: float | None) -> Clock:

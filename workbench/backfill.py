@@ -124,8 +124,8 @@ class BackfillReporter:
             self._event("backfill.progress", {"done": self.done_codes, "total": len(self.job.codes),
                                               "share": round(self.done_codes / len(self.job.codes), 4)})
 
-    def finished(self, started: float) -> None:
-        self.summary.seconds = round(time.perf_counter() - started, 3)
+    def finished_after(self, seconds: float) -> None:
+        self.summary.seconds = round(seconds, 3)
         self._event("backfill.completed", self.summary.as_dict())
 
     def _event(self, event_type: str, payload: dict[str, object]) -> None:
@@ -145,5 +145,5 @@ def backfill_bars(store: Store, source: BarSource, codes: Sequence[str], start: 
     started = time.perf_counter()
     for index in range(len(job.chunks())):
         reporter.chunk_done(run_chunk(store, source, job, index, clock))
-    reporter.finished(started)
+    reporter.finished_after(time.perf_counter() - started)
     return summary

@@ -102,6 +102,46 @@ def monitor(
     typer.echo(json.dumps(result, default=str))
 
 
+@app.command()
+def backfill(
+    source: Annotated[str, typer.Option(help="simulated | samples")] = "simulated",
+    start: Annotated[str | None, typer.Option(help="first day YYYY-MM-DD (default: a year before end)")] = None,
+    end: Annotated[str | None, typer.Option(help="last day YYYY-MM-DD (default: today)")] = None,
+    freq: Annotated[str, typer.Option(help="bar size: 1d, 5m, 1m ...")] = "1d",
+    codes: Annotated[str | None, typer.Option(help="comma-separated codes (default: all the source has)")] = None,
+    chunk_size: Annotated[int, typer.Option(help="stocks per chunk (one Prefect task each)")] = 500,
+    task_runner: Annotated[str, typer.Option(help="local (threads) or dask (a local Dask cluster)")] = "local",
+    workers: Annotated[int, typer.Option(help="threads or Dask worker processes")] = 2,
+    db: DbOption = None,
+) -> None:
+    """Backfill historical bars into the database; re-running adds nothing, an interrupted run resumes."""
+    _quiet_prefect()
+    from flows.backfill import run_backfill
+    from workbench.errors import WorkbenchError
+
+    try:
+        first, last = _date_option("--start", start), _date_option("--end", end)
+        summary = run_backfill(task_runner, workers, source=source, start=first, end=last, freq=freq,
+                               codes=None if codes is None else [c for c in codes.split(",") if c.strip()],
+                               chunk_size=chunk_size, db_path=None if db is None else str(db),
+                               show_progress=sys.stderr.isatty())
+    except WorkbenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(summary, default=str))
+
+
+def _date_option(name: str, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        from workbench.errors import ValidationError
+
+        raise ValidationError(name.lstrip("-"), f"{value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
 @tasks_app.command("list")
 def tasks_list(
     db: DbOption = None,

@@ -29,8 +29,9 @@ _CONFIG_MARKER = "different configuration"
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
-    """True for the error DuckDB raises when another process holds the file."""
-    return isinstance(exc, duckdb.Error) and any(m in str(exc) for m in _LOCK_MARKERS)
+    """True for the errors that mean "someone else holds the file; try again shortly": another process holds
+    the lock, or another thread of this process has it open read-only while we want to write."""
+    return isinstance(exc, duckdb.Error) and any(m in str(exc) for m in (*_LOCK_MARKERS, _CONFIG_MARKER))
 
 
 @dataclass
