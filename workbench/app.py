@@ -55,7 +55,7 @@ def make_feed(settings: Settings, universe: pd.DataFrame, trading_date: dt.date,
     raise OperationalError(f"feed {settings.feed!r} is not available; use WORKBENCH_FEED=simulated")
 
 
-BAR_SOURCES = ("simulated", "samples")
+BAR_SOURCES = ("simulated", "samples", "eastmoney")
 
 
 def make_bar_source(name: str, settings: Settings, calendar: TradingCalendar | None = None) -> BarSource:
@@ -64,6 +64,12 @@ def make_bar_source(name: str, settings: Settings, calendar: TradingCalendar | N
         return SimulatedBars(load_universe(settings.universe_path), settings.demo_seed, calendar)
     if name == "samples":
         return SampleBars()
+    if name == "eastmoney":
+        from workbench.feeds.eastmoney import EastmoneyKlines
+        from workbench.net import HttpClient
+
+        client = HttpClient(timeout=settings.http_timeout, retries=settings.http_retries)
+        return EastmoneyKlines(client, settings.eastmoney_kline_url)
     raise ValidationError("source", f"{name!r} is not a bar source (expected one of {', '.join(BAR_SOURCES)})")
 
 

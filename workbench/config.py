@@ -43,3 +43,8 @@ class Settings(BaseSettings):
         description="which snapshot rows go to the quotes table: codes of tasks, the whole market, or none",
     )
     max_buffered_ticks: int = Field(default=2000, ge=1, description="ticks kept in memory while the file is locked")
+    # Network (real feeds and kline sources).
+    eastmoney_kline_url: str = Field(default="https://push2his.eastmoney.com/api/qt/stock/kline/get",
+                                     description="Eastmoney kline endpoint (point it at a recording to replay)")
+    http_timeout: float = Field(default=10.0, gt=0, description="seconds before an HTTP request gives up")
+    http_retries: int = Field(default=3, ge=0, description="retries of a failed HTTP request (backoff 0.5 s, x2)")

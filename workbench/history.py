@@ -50,6 +50,11 @@ def check_request(source: BarSource, start: dt.date, end: dt.date, freq: str) ->
         raise ValidationError("start", f"{start} is after end {end}")
 
 
+def canonical_codes(codes: Sequence[str]) -> list[str]:
+    """Any vendor spelling to ``600000.SH``; a bad code is refused naming ``stock_code``."""
+    return [normalize_code(c) for c in codes]
+
+
 def empty_bars() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _BAR_DTYPES.items()})
 
@@ -86,6 +91,7 @@ class SampleBars:
 
     def bars(self, codes: Sequence[str], start: dt.date, end: dt.date, freq: str) -> pd.DataFrame:
         check_request(self, start, end, freq)
+        codes = canonical_codes(codes)
         frame = self._daily() if freq == "1d" else self._five_minute()
         return conform(_in_range(frame, codes, start, end))
 
@@ -129,7 +135,7 @@ class SimulatedBars:
 
     def bars(self, codes: Sequence[str], start: dt.date, end: dt.date, freq: str) -> pd.DataFrame:
         check_request(self, start, end, freq)
-        codes = list(codes)
+        codes = canonical_codes(codes)
         if start < HISTORY_START:
             raise ValidationError("start", f"the simulated market begins on {HISTORY_START}; got {start}")
         universe = self.universe[self.universe["code"].isin(list(codes))].reset_index(drop=True)
