@@ -1,0 +1,133 @@
+"""Indicators against the references: TA-Lib for the talib convention, MyTT's building blocks for tdx."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+from MyTT import EMA as mytt_ema
+from MyTT import KDJ as mytt_kdj
+from MyTT import SMA as mytt_sma
+
+from workbench import indicators as ind
+from workbench.errors import ValidationError
+from workbench.history import SampleBars
+
+SHAPES = [(1, 50), (37, 300), (3, 20), (5, 8)]  # the last two are shorter than some warm-ups
+
+
+def market(shape: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(3, 2000, size=(shape[0], 1))
+    close = level * np.exp(np.cumsum(0.02 * rng.standard_normal(shape), axis=1))
+    high = close * (1 + 0.015 * rng.random(shape))
+    low = close * (1 - 0.015 * rng.random(shape))
+    return high, low, close
+
+
+def per_row(fn, *arrays, **kw) -> list:
+    return [fn(*(a[i] for a in arrays), **kw) for i in range(arrays[0].shape[0])]
+
+
+def same(ours: np.ndarray, ref: np.ndarray, tol: float = 1e-9) -> None:
+    ours, ref = np.asarray(ours, float), np.asarray(ref, float)
+    assert ours.shape == ref.shape
+    assert (np.isnan(ours) == np.isnan(ref)).all(), "warm-up (NaN) positions differ"
+    both = ~np.isnan(ref)
+    assert np.allclose(ours[both], ref[both], rtol=tol, atol=tol)
+
+
+def stack(rows: list, j: int | None = None) -> np.ndarray:
+    return np.array([r if j is None else r[j] for r in rows])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_talib_convention_equals_talib(shape):
+    high, low, close = market(shape, seed=shape[1])
+    same(ind.sma(close, 5), stack(per_row(talib.SMA, close, timeperiod=5)))
+    same(ind.sma(close, 60), stack(per_row(talib.SMA, close, timeperiod=60)))
+    same(ind.ema(close, 12), stack(per_row(talib.EMA, close, timeperiod=12)))
+    ours = ind.macd(close)
+    ref = per_row(talib.MACD, close, fastperiod=12, slowperiod=26, signalperiod=9)
+    for j in range(3):
+        same(ours[j], stack(ref, j))
+    same(ind.rsi(close, 14), stack(per_row(talib.RSI, close, timeperiod=14)))
+    ours = ind.bbands(close, 20, 2.0)
+    ref = per_row(talib.BBANDS, close, timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=0)
+    for j in range(3):
+        same(ours[j], stack(ref, j))
+    same(ind.atr(high, low, close, 14), stack(per_row(talib.ATR, high, low, close, timeperiod=14)))
+    ours = ind.stoch(high, low, close)
+    ref = per_row(talib.STOCH, high, low, close, fastk_period=5, slowk_period=3, slowk_matype=0,
+                  slowd_period=3, slowd_matype=0)
+    for j in range(2):
+        same(ours[j], stack(ref, j))
+
+
+def test_other_periods_and_a_1d_series_equal_talib():
+    high, low, close = market((1, 400), seed=9)
+    c = close[0]
+    same(ind.macd(c, 5, 35, 5)[1], talib.MACD(c, 5, 35, 5)[1])
+    same(ind.rsi(c, 6), talib.RSI(c, 6))
+    same(ind.ema(c, 1), talib.EMA(c, 1))
+    same(ind.atr(high[0], low[0], c, 5), talib.ATR(high[0], low[0], c, 5))
+    assert ind.sma(c, 10).ndim == 1
+
+
+def test_talib_convention_on_the_real_sample_bars():
+    bars = SampleBars().bars(SampleBars().codes(), pd.Timestamp("2005-01-01").date(),
+                             pd.Timestamp("2020-12-31").date(), "1d")
+    for _, one in bars.groupby("code"):
+        h, lo, c = (one[k].to_numpy() for k in ("high", "low", "close"))
+        same(ind.macd(c)[2], talib.MACD(c)[2])
+        same(ind.rsi(c, 14), talib.RSI(c, 14))
+        same(ind.atr(h, lo, c, 14), talib.ATR(h, lo, c, 14))
+        same(ind.bbands(c)[0], talib.BBANDS(c, 20, 2, 2, 0)[0])
+
+
+def test_tdx_convention_equals_mytt():
+    high, low, close = market((6, 250), seed=4)
+    for i in range(close.shape[0]):
+        c, h, lo = close[i], high[i], low[i]
+        dif = mytt_ema(c, 12) - mytt_ema(c, 26)  # MyTT.MACD before its 3-decimal rounding
+        dea = mytt_ema(dif, 9)
+        ours = ind.macd(c, convention="tdx")
+        same(ours[0], dif)
+        same(ours[1], dea)
+        same(ours[2], (dif - dea) * 2)
+        change = np.r_[np.nan, np.diff(c)]
+        ref_rsi = mytt_sma(np.maximum(change, 0), 14) / mytt_sma(np.abs(change), 14) * 100
+        same(ind.rsi(c, 14, convention="tdx"), ref_rsi)
+        k, d, j = mytt_kdj(c, h, lo, 9, 3, 3)
+        ours = ind.kdj(h, lo, c)
+        for a, b in zip(ours, (k, d, j), strict=True):
+            same(a, b)
+        same(ind.ema(c, 10, convention="tdx"), mytt_ema(c, 10))
+
+
+def test_gaps_give_nan_and_recursions_carry_their_state():
+    _, _, close = market((1, 60), seed=2)
+    c = close[0].copy()
+    gap = c.copy()
+    gap[40] = np.nan
+    e, eg = ind.ema(c, 5), ind.ema(gap, 5)
+    assert np.isnan(eg[40]) and eg[39] == e[39]
+    # After the gap the state is the one before it, stepped with the next value.
+    k = 2 / 6
+    assert eg[41] == pytest.approx(eg[39] + k * (c[41] - eg[39]), rel=1e-12)
+    assert np.isnan(ind.sma(gap, 5)[40:45]).all() and not np.isnan(ind.sma(gap, 5)[45])
+
+
+@pytest.mark.parametrize(("call", "field"), [
+    (lambda c: ind.sma(c, 0), "n"),
+    (lambda c: ind.ema(c, 2.5), "n"),
+    (lambda c: ind.macd(c, convention="ths"), "convention"),
+    (lambda c: ind.atr(c, c[:, :-1], c), "high/low/close"),
+    (lambda c: ind.sma(c[None, None], 5), "x"),
+])
+def test_bad_input_names_the_field(call, field):
+    _, _, close = market((2, 30))
+    with pytest.raises(ValidationError) as err:
+        call(close)
+    assert err.value.field == field

@@ -1,0 +1,264 @@
+"""Technical indicators over a whole market at once: (stocks x time) arrays, time on the last axis.
+
+Two conventions, because users compare with two kinds of screens:
+
+- ``talib``: TA-Lib's values exactly, warm-up included (NaN where TA-Lib gives no value). EMAs are seeded with
+  the simple mean of their first ``n`` inputs; Wilder averages (RSI, ATR) with the mean of the first ``n``
+  changes or true ranges.
+- ``tdx``: the Chinese terminals' forms (通达信 / 同花顺, as the MyTT package encodes them): recursions seeded from
+  the first value (pandas ``ewm(adjust=False)``), MACD bar = 2 x (DIF - DEA), ``SMA(X, N, M)`` smoothing.
+
+Recursions loop over time only, one vector operation over every stock per step; windows use sliding views.
+NaN inputs: a window that contains a NaN gives NaN; a recursion outputs NaN at a NaN input and carries its
+state over it. The daily job removes suspension gaps before computing (see :mod:`workbench.daily`), so gaps
+never reach these functions there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from workbench.errors import ValidationError
+
+Array = np.ndarray
+CONVENTIONS = ("talib", "tdx")
+
+
+# --- plumbing -------------------------------------------------------------------------------------------------
+def _panel(x: object, field: str = "x") -> tuple[Array, bool]:
+    """A float64 (stocks x time) array and whether the input was 1-D."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 1:
+        return arr[None, :], True
+    if arr.ndim != 2:
+        raise ValidationError(field, f"expected a 1-D series or a (stocks x time) array, got {arr.ndim} dimensions")
+    return arr, False
+
+
+def _out(arr: Array, one_d: bool) -> Array:
+    return arr[0] if one_d else arr
+
+
+def _period(n: int, field: str = "n") -> int:
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValidationError(field, f"must be a whole number >= 1, got {n!r}")
+    return int(n)
+
+
+def _convention(convention: str) -> str:
+    if convention not in CONVENTIONS:
+        raise ValidationError("convention", f"{convention!r} is not a convention (expected talib or tdx)")
+    return convention
+
+
+def _same_shape(**arrays: Array) -> None:
+    shapes = {name: a.shape for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValidationError("high/low/close", f"shapes differ: {shapes}")
+
+
+def _window(x: Array, n: int, reduce: Callable[..., Array]) -> Array:
+    """``reduce`` over each trailing window of ``n``; NaN for the first ``n - 1`` points."""
+    out = np.full(x.shape, np.nan)
+    if x.shape[1] >= n:
+        out[:, n - 1:] = reduce(sliding_window_view(x, n, axis=1), axis=-1)
+    return out
+
+
+def _recurse(x: Array, alpha: float, seed_at: int | None, seed: Array | None, wilder: int = 0) -> Array:
+    """Exponential smoothing along time, vectorised over stocks.
+
+    With ``seed_at`` the state starts at that index with ``seed`` (TA-Lib); without, each row starts at its first
+    valid value (terminals). ``wilder`` = n uses TA-Lib's ``(prev * (n - 1) + x) / n`` arithmetic.
+    """
+    n_stocks, n_time = x.shape
+    out = np.full((n_time, n_stocks), np.nan)
+    xt = np.ascontiguousarray(x.T)
+    if seed_at is not None:
+        if seed_at >= n_time:
+            return out.T.copy()
+        state = np.array(seed, dtype=np.float64)
+        out[seed_at] = state
+        start = seed_at + 1
+    else:
+        state = np.full(n_stocks, np.nan)
+        start = 0
+    for t in range(start, n_time):
+        v = xt[t]
+        valid = ~np.isnan(v)
+        if wilder:
+            stepped = (state * (wilder - 1) + v) / wilder
+        else:
+            stepped = state + alpha * (v - state)
+        if seed_at is None:
+            stepped = np.where(np.isnan(state), v, stepped)
+        state = np.where(valid, stepped, state)
+        out[t] = np.where(valid, state, np.nan)
+    return out.T.copy()
+
+
+def _ema_talib(x: Array, n: int, seed_end: int) -> Array:
+    """TA-Lib's EMA whose first value is at ``seed_end``: the mean of the ``n`` inputs ending there."""
+    if seed_end >= x.shape[1] or seed_end - n + 1 < 0:
+        return np.full(x.shape, np.nan)
+    seed = x[:, seed_end - n + 1: seed_end + 1].mean(axis=1)
+    return _recurse(x, 2.0 / (n + 1), seed_end, seed)
+
+
+def _ema_first(x: Array, alpha: float) -> Array:
+    """Terminal EMA / SMA(X,N,M): seeded with each row's first valid value."""
+    return _recurse(x, alpha, None, None)
+
+
+# --- moving averages ------------------------------------------------------------------------------------------
+def sma(x: object, n: int) -> Array:
+    """Simple moving average. Warm-up: first value at index n-1 (TA-Lib and terminals agree)."""
+    arr, one = _panel(x)
+    return _out(_window(arr, _period(n), np.mean), one)
+
+
+def ema(x: object, n: int, convention: str = "talib") -> Array:
+    """Exponential moving average, k = 2 / (n + 1).
+
+    talib: first value at n-1, seeded with the mean of the first n inputs. tdx: from index 0, seeded with x[0].
+    """
+    arr, one = _panel(x)
+    n = _period(n)
+    if _convention(convention) == "talib":
+        return _out(_ema_talib(arr, n, n - 1), one)
+    return _out(_ema_first(arr, 2.0 / (n + 1)), one)
+
+
+def macd(x: object, fast: int = 12, slow: int = 26, signal: int = 9,
+         convention: str = "talib") -> tuple[Array, Array, Array]:
+    """(DIF, DEA, histogram).
+
+    talib: all three from index slow+signal-2 (33); both EMAs start at slow-1, the fast one seeded with the mean
+    of the ``fast`` inputs ending there (as TA-Lib does); DEA seeded with the mean of the first ``signal`` DIFs;
+    hist = DIF - DEA. tdx: from index 0, EMAs seeded with the first value; the MACD bar = 2 x (DIF - DEA).
+    """
+    arr, one = _panel(x)
+    fast, slow, signal = _period(fast, "fast"), _period(slow, "slow"), _period(signal, "signal")
+    if _convention(convention) == "talib":
+        if slow < fast:
+            fast, slow = slow, fast
+        start = slow - 1
+        dif = _ema_talib(arr, fast, start) - _ema_talib(arr, slow, start)
+        dea = np.full(arr.shape, np.nan)
+        first = start + signal - 1
+        if first < arr.shape[1]:
+            tail = _ema_talib(dif[:, start:], signal, signal - 1)
+            dea[:, start:] = tail
+        dif[:, :first] = np.nan
+        return _out(dif, one), _out(dea, one), _out(dif - dea, one)
+    dif = _ema_first(arr, 2.0 / (fast + 1)) - _ema_first(arr, 2.0 / (slow + 1))
+    dea = _ema_first(dif, 2.0 / (signal + 1))
+    return _out(dif, one), _out(dea, one), _out(2.0 * (dif - dea), one)
+
+
+# --- oscillators ----------------------------------------------------------------------------------------------
+def rsi(x: object, n: int = 14, convention: str = "talib") -> Array:
+    """Relative strength index, 0-100.
+
+    talib (Wilder): first value at index n, from the mean gain and loss of the first n changes; 0 when the
+    price did not move. tdx: SMA(MAX(C-LC,0),N,1) / SMA(ABS(C-LC),N,1) x 100 from index 1; NaN while flat.
+    """
+    arr, one = _panel(x)
+    n = _period(n)
+    change = np.full(arr.shape, np.nan)
+    change[:, 1:] = np.diff(arr, axis=1)
+    gain, loss = np.maximum(change, 0.0), np.maximum(-change, 0.0)
+    if _convention(convention) == "tdx":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _out(_ema_first(gain, 1.0 / n) / _ema_first(np.abs(change), 1.0 / n) * 100.0, one)
+    if arr.shape[1] <= n:
+        return _out(np.full(arr.shape, np.nan), one)
+    avg_gain = _recurse(gain, 0.0, n, gain[:, 1:n + 1].mean(axis=1), wilder=n)
+    avg_loss = _recurse(loss, 0.0, n, loss[:, 1:n + 1].mean(axis=1), wilder=n)
+    total = avg_gain + avg_loss
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total != 0.0, 100.0 * avg_gain / total, 0.0)
+    return _out(np.where(np.isnan(total), np.nan, out), one)
+
+
+def stoch(high: object, low: object, close: object, fastk_period: int = 5, slowk_period: int = 3,
+          slowd_period: int = 3) -> tuple[Array, Array]:
+    """TA-Lib's STOCH with simple-average slowing: (slow %K, slow %D), both from index
+    fastk-1 + slowk-1 + slowd-1; %K is 0 when the window's high equals its low."""
+    h, one = _panel(high, "high")
+    lo, _ = _panel(low, "low")
+    c, _ = _panel(close, "close")
+    _same_shape(high=h, low=lo, close=c)
+    fk, sk, sd = _period(fastk_period, "fastk_period"), _period(slowk_period, "slowk_period"), \
+        _period(slowd_period, "slowd_period")
+    hh, ll = _window(h, fk, np.max), _window(lo, fk, np.min)
+    span = hh - ll
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fast_k = np.where(span != 0.0, (c - ll) / span * 100.0, 0.0)
+    fast_k = np.where(np.isnan(span), np.nan, fast_k)
+    slow_k = _shifted_window_mean(fast_k, sk, fk - 1)
+    slow_d = _shifted_window_mean(slow_k, sd, fk + sk - 2)
+    first = fk + sk + sd - 3
+    slow_k[:, :first] = np.nan
+    return _out(slow_k, one), _out(slow_d, one)
+
+
+def _shifted_window_mean(x: Array, n: int, first_valid: int) -> Array:
+    """SMA of a series whose values start at ``first_valid``."""
+    out = np.full(x.shape, np.nan)
+    if first_valid < x.shape[1]:
+        out[:, first_valid:] = _window(x[:, first_valid:], n, np.mean)
+    return out
+
+
+def kdj(high: object, low: object, close: object, n: int = 9, m1: int = 3, m2: int = 3) -> tuple[Array, Array, Array]:
+    """The terminals' KDJ: RSV over n bars, K = SMA(RSV, m1, 1), D = SMA(K, m2, 1), J = 3K - 2D.
+
+    From index n-1, K and D seeded with the first RSV (MyTT). A bar whose n-bar high equals its low has no RSV:
+    K and D keep their values and the bar's outputs are NaN.
+    """
+    h, one = _panel(high, "high")
+    lo, _ = _panel(low, "low")
+    c, _ = _panel(close, "close")
+    _same_shape(high=h, low=lo, close=c)
+    n, m1, m2 = _period(n), _period(m1, "m1"), _period(m2, "m2")
+    hh, ll = _window(h, n, np.max), _window(lo, n, np.min)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rsv = np.where(hh > ll, (c - ll) / (hh - ll) * 100.0, np.nan)
+    k = _ema_first(rsv, 1.0 / m1)
+    d = _ema_first(k, 1.0 / m2)
+    return _out(k, one), _out(d, one), _out(3.0 * k - 2.0 * d, one)
+
+
+# --- bands and ranges -----------------------------------------------------------------------------------------
+def bbands(x: object, n: int = 20, k: float = 2.0, ddof: int = 0) -> tuple[Array, Array, Array]:
+    """Bollinger bands (upper, middle, lower) = SMA(n) +- k standard deviations (population by default, as
+    TA-Lib and the terminals' BOLL use). From index n-1."""
+    arr, one = _panel(x)
+    n = _period(n)
+    mid = _window(arr, n, np.mean)
+    sd = _window(arr, n, lambda w, axis: np.std(w, axis=axis, ddof=ddof))
+    return _out(mid + k * sd, one), _out(mid, one), _out(mid - k * sd, one)
+
+
+def true_range(high: Array, low: Array, close: Array) -> Array:
+    """max(high - low, |high - prev close|, |low - prev close|); NaN at index 0 (no previous close)."""
+    prev = np.full(close.shape, np.nan)
+    prev[:, 1:] = close[:, :-1]
+    return np.fmax(high - low, np.fmax(np.abs(high - prev), np.abs(low - prev))) + np.where(np.isnan(prev), np.nan, 0)
+
+
+def atr(high: object, low: object, close: object, n: int = 14) -> Array:
+    """Average true range (Wilder): first value at index n, the mean of the true ranges at 1..n (TA-Lib)."""
+    h, one = _panel(high, "high")
+    lo, _ = _panel(low, "low")
+    c, _ = _panel(close, "close")
+    _same_shape(high=h, low=lo, close=c)
+    n = _period(n)
+    tr = true_range(h, lo, c)
+    if c.shape[1] <= n:
+        return _out(np.full(c.shape, np.nan), one)
+    return _out(_recurse(tr, 0.0, n, tr[:, 1:n + 1].mean(axis=1), wilder=n), one)
