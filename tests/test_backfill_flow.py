@@ -45,3 +45,20 @@ def test_the_cli_backfills_the_samples_and_reports_counts(prefect_harness, tmp_p
     assert bad.exit_code == 2 and "source" in bad.stderr
     bad_date = runner.invoke(app, ["backfill", "--start", "2020-02-30", "--db", str(db)])
     assert bad_date.exit_code == 2 and "start" in bad_date.stderr
+
+
+def test_backfill_then_daily_indicators_from_the_cli(prefect_harness, tmp_path):
+    db = tmp_path / "daily.duckdb"
+    runner = CliRunner()
+    filled = runner.invoke(app, ["backfill", "--source", "simulated", "--start", "2025-09-01", "--end",
+                                 "2026-11-24", "--codes", ",".join(CODES), "--db", str(db)])
+    assert filled.exit_code == 0, filled.output
+    result = runner.invoke(app, ["indicators", "--date", "2026-11-24", "--lookback", "200", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["stocks"] == summary["stock_events"] >= len(CODES) - 1
+    with Store(db).read() as con:
+        rows = con.execute("SELECT code, kdj_j, macd_hist FROM daily_indicators").fetchdf()
+    assert len(rows) == summary["stocks"] and rows["macd_hist"].notna().all()
+    holiday = runner.invoke(app, ["indicators", "--date", "2026-10-01", "--db", str(db)])
+    assert holiday.exit_code == 2 and "trading_date" in holiday.stderr

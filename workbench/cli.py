@@ -131,6 +131,29 @@ def backfill(
     typer.echo(json.dumps(summary, default=str))
 
 
+@app.command()
+def indicators(
+    date: Annotated[str | None, typer.Option("--date", help="trading day (default: the latest session)")] = None,
+    lookback: Annotated[int, typer.Option(help="daily bars (sessions) to compute from")] = 250,
+    convention: Annotated[str, typer.Option(help="tdx (Chinese terminals) or talib")] = "tdx",
+    write_days: Annotated[int, typer.Option(help="write the last N days of rows (default: the day only)")] = 1,
+    db: DbOption = None,
+) -> None:
+    """Compute every stock's daily indicators (SMA, MACD, RSI, BOLL, ATR, KDJ) from the stored daily bars."""
+    _quiet_prefect()
+    from flows.indicators import daily_indicators_flow
+    from workbench.errors import WorkbenchError
+
+    try:
+        summary = daily_indicators_flow(trading_date=_date_option("--date", date), lookback=lookback,
+                                        convention=convention, write_days=write_days,
+                                        db_path=None if db is None else str(db), show_progress=sys.stderr.isatty())
+    except WorkbenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(summary, default=str))
+
+
 def _date_option(name: str, value: str | None) -> dt.date | None:
     if value is None:
         return None

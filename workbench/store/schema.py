@@ -162,4 +162,24 @@ CREATE TABLE backfill_chunks (
 );
 """,
     ),
+    (
+        3,
+        "daily indicators: one wide row per stock, day and convention",
+        """
+CREATE TABLE daily_indicators (
+    code VARCHAR NOT NULL,
+    trading_date DATE NOT NULL,
+    convention VARCHAR NOT NULL,       -- 'tdx' (Chinese terminals) or 'talib'
+    close DOUBLE NOT NULL,
+    sma5 DOUBLE, sma10 DOUBLE, sma20 DOUBLE, sma60 DOUBLE,
+    macd_dif DOUBLE, macd_dea DOUBLE, macd_hist DOUBLE,
+    rsi14 DOUBLE,
+    boll_upper DOUBLE, boll_mid DOUBLE, boll_lower DOUBLE,
+    atr14 DOUBLE,
+    kdj_k DOUBLE, kdj_d DOUBLE, kdj_j DOUBLE,
+    computed_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (code, trading_date, convention)
+);
+""",
+    ),
 ]

@@ -1,0 +1,63 @@
+"""Daily bars in, daily indicator rows out: the SQL of the daily indicator job."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from workbench.calendar import TZ
+
+INDICATOR_COLUMNS = ["sma5", "sma10", "sma20", "sma60", "macd_dif", "macd_dea", "macd_hist", "rsi14",
+                     "boll_upper", "boll_mid", "boll_lower", "atr14", "kdj_k", "kdj_d", "kdj_j"]
+ROW_COLUMNS = ["code", "trading_date", "convention", "close", *INDICATOR_COLUMNS, "computed_at"]
+
+
+def read_daily_bars(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date,
+                    codes: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Daily bars from ``start`` to ``end`` as columns (code, day, open, high, low, close, volume), by code, day."""
+    lo = dt.datetime.combine(start, dt.time(0, 0), tzinfo=TZ)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0, 0), tzinfo=TZ)
+    sql = ("SELECT code, CAST(ts AS DATE) AS day, open, high, low, close, volume FROM bars "
+           "WHERE freq = '1d' AND ts >= ? AND ts < ?")
+    params: list[object] = [lo, hi]
+    if codes is not None:
+        sql += " AND code IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(list(codes))
+    return con.execute(sql + " ORDER BY code, day", params).fetchnumpy()
+
+
+def write_daily_indicators(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
+    """Upsert rows on (code, trading_date, convention): re-running a day replaces it, never duplicates."""
+    if rows.empty:
+        return 0
+    con.register("_indicators", rows[ROW_COLUMNS])
+    con.execute(f"INSERT OR REPLACE INTO daily_indicators ({', '.join(ROW_COLUMNS)}) "
+                f"SELECT {', '.join(ROW_COLUMNS)} FROM _indicators")
+    con.unregister("_indicators")
+    return len(rows)
+
+
+def append_events(con: duckdb.DuckDBPyConnection, ts: dt.datetime, event_type: str, channels: Sequence[str],
+                  payloads: Sequence[dict[str, object]], dedupe_keys: Sequence[str | None]) -> int:
+    """Many events of one type in one statement (one per stock), in the order given."""
+    if not payloads:
+        return 0
+    frame = pd.DataFrame({"n": np.arange(len(payloads)), "ts": ts, "event_type": event_type, "channel": list(channels),
+                          "dedupe_key": list(dedupe_keys), "payload": [json.dumps(p, default=str) for p in payloads]})
+    con.register("_events", frame)
+    row = con.execute("INSERT INTO events (ts, event_type, channel, dedupe_key, payload) "
+                      "SELECT ts, event_type, channel, dedupe_key, payload::JSON FROM _events ORDER BY n "
+                      "ON CONFLICT DO NOTHING").fetchone()
+    con.unregister("_events")
+    return int(row[0]) if row else 0
+
+
+def read_daily_indicators(con: duckdb.DuckDBPyConnection, trading_date: dt.date,
+                          convention: str = "tdx") -> pd.DataFrame:
+    return con.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM daily_indicators WHERE trading_date = ? "
+                       "AND convention = ? ORDER BY code", [trading_date, convention]).fetchdf()
