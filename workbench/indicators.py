@@ -68,11 +68,44 @@ def _window(x: Array, n: int, reduce: Callable[..., Array]) -> Array:
     return out
 
 
+def _rolling_sums(x: Array, n: int) -> tuple[Array, Array, Array]:
+    """Trailing-window sums of d and d*d and the window's NaN count, d = x minus each row's first value.
+
+    Cumulative sums make every window O(1); taking the row's first value out first keeps the sums small, so
+    the rounding error stays far below 1e-9 for prices up to thousands over thousands of bars.
+    """
+    ref = np.nan_to_num(x[:, :1])
+    d = x - ref
+    nan = np.isnan(d)
+    d = np.where(nan, 0.0, d)
+    zero = np.zeros((x.shape[0], 1))
+    c1 = np.concatenate([zero, np.cumsum(d, axis=1)], axis=1)
+    c2 = np.concatenate([zero, np.cumsum(d * d, axis=1)], axis=1)
+    cn = np.concatenate([zero, np.cumsum(nan, axis=1)], axis=1)
+    return c1[:, n:] - c1[:, :-n], c2[:, n:] - c2[:, :-n], cn[:, n:] - cn[:, :-n]
+
+
+def _mean_std(x: Array, n: int, ddof: int | None) -> tuple[Array, Array]:
+    """Rolling mean and (when ``ddof`` is given) standard deviation; NaN in warm-up and over NaN windows."""
+    mean = np.full(x.shape, np.nan)
+    std = np.full(x.shape, np.nan)
+    if x.shape[1] < n:
+        return mean, std
+    s1, s2, bad = _rolling_sums(x, n)
+    m = s1 / n
+    mean[:, n - 1:] = np.where(bad > 0, np.nan, m + np.nan_to_num(x[:, :1]))
+    if ddof is not None:
+        var = np.maximum(s2 - n * m * m, 0.0) / (n - ddof)
+        std[:, n - 1:] = np.where(bad > 0, np.nan, np.sqrt(var))
+    return mean, std
+
+
 def _recurse(x: Array, alpha: float, seed_at: int | None, seed: Array | None, wilder: int = 0) -> Array:
     """Exponential smoothing along time, vectorised over stocks.
 
     With ``seed_at`` the state starts at that index with ``seed`` (TA-Lib); without, each row starts at its first
-    valid value (terminals). ``wilder`` = n uses TA-Lib's ``(prev * (n - 1) + x) / n`` arithmetic.
+    valid value (terminals). ``wilder`` = n uses TA-Lib's ``(prev * (n - 1) + x) / n`` arithmetic. When NaNs
+    only lead or trail each row (the usual case) a leaner loop runs, since a NaN then only ends a row.
     """
     n_stocks, n_time = x.shape
     out = np.full((n_time, n_stocks), np.nan)
@@ -86,18 +119,36 @@ def _recurse(x: Array, alpha: float, seed_at: int | None, seed: Array | None, wi
     else:
         state = np.full(n_stocks, np.nan)
         start = 0
+    if _only_edge_nans(xt[start:], seeded=seed_at is not None):
+        for t in range(start, n_time):
+            v = xt[t]
+            state = (state * (wilder - 1) + v) / wilder if wilder else state + alpha * (v - state)
+            if seed_at is None:
+                np.copyto(state, v, where=np.isnan(state))
+            out[t] = state
+        return out.T.copy()
     for t in range(start, n_time):
         v = xt[t]
         valid = ~np.isnan(v)
-        if wilder:
-            stepped = (state * (wilder - 1) + v) / wilder
-        else:
-            stepped = state + alpha * (v - state)
+        stepped = (state * (wilder - 1) + v) / wilder if wilder else state + alpha * (v - state)
         if seed_at is None:
             stepped = np.where(np.isnan(state), v, stepped)
         state = np.where(valid, stepped, state)
         out[t] = np.where(valid, state, np.nan)
     return out.T.copy()
+
+
+def _only_edge_nans(xt: Array, seeded: bool) -> bool:
+    """True when, per row (a column of ``xt``), NaNs come only before its first valid value (unseeded rows)
+    or after its last one."""
+    nan = np.isnan(xt)
+    if not nan.any():
+        return True
+    steps = np.diff(nan.astype(np.int8), axis=0)
+    ends = (steps == 1).sum(axis=0)
+    starts = (steps == -1).sum(axis=0)
+    allowed_starts = 0 if seeded else nan[0].astype(np.int64)
+    return bool(((starts <= allowed_starts) & (ends <= 1)).all())
 
 
 def _ema_talib(x: Array, n: int, seed_end: int) -> Array:
@@ -117,7 +168,7 @@ def _ema_first(x: Array, alpha: float) -> Array:
 def sma(x: object, n: int) -> Array:
     """Simple moving average. Warm-up: first value at index n-1 (TA-Lib and terminals agree)."""
     arr, one = _panel(x)
-    return _out(_window(arr, _period(n), np.mean), one)
+    return _out(_mean_std(arr, _period(n), None)[0], one)
 
 
 def ema(x: object, n: int, convention: str = "talib") -> Array:
@@ -210,7 +261,7 @@ def _shifted_window_mean(x: Array, n: int, first_valid: int) -> Array:
     """SMA of a series whose values start at ``first_valid``."""
     out = np.full(x.shape, np.nan)
     if first_valid < x.shape[1]:
-        out[:, first_valid:] = _window(x[:, first_valid:], n, np.mean)
+        out[:, first_valid:] = _mean_std(x[:, first_valid:], n, None)[0]
     return out
 
 
@@ -239,8 +290,7 @@ def bbands(x: object, n: int = 20, k: float = 2.0, ddof: int = 0) -> tuple[Array
     TA-Lib and the terminals' BOLL use). From index n-1."""
     arr, one = _panel(x)
     n = _period(n)
-    mid = _window(arr, n, np.mean)
-    sd = _window(arr, n, lambda w, axis: np.std(w, axis=axis, ddof=ddof))
+    mid, sd = _mean_std(arr, n, ddof)
     return _out(mid + k * sd, one), _out(mid, one), _out(mid - k * sd, one)
 
 
