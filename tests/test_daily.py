@@ -16,7 +16,8 @@ from workbench.daily import Panel, run_daily_indicators
 from workbench.errors import ValidationError
 from workbench.history import SimulatedBars
 from workbench.instruments import load_universe
-from workbench.store.indicators import read_daily_indicators
+from workbench.store.indicators import read_daily_bars, read_daily_indicators
+from workbench.store.ticks import write_bars
 
 DAY = dt.date(2026, 11, 24)
 
@@ -90,14 +91,17 @@ def test_writing_all_days_gives_one_row_per_stock_and_day(filled, calendar):
     assert len(per_day) == 120 and summary.rows_written == per_day["n"].sum()
 
 
-def test_the_panel_pivot_keeps_gaps_as_nan():
-    columns = {"code": np.array(["A", "A", "B"], dtype=object),
-               "day": np.array(["2026-01-05", "2026-01-07", "2026-01-06"], dtype="datetime64[D]"),
-               "open": np.array([1.0, 2.0, 3.0]), "high": np.array([1.0, 2.0, 3.0]),
-               "low": np.array([1.0, 2.0, 3.0]), "close": np.array([1.0, 2.0, 3.0]),
-               "volume": np.array([10.0, 20.0, 30.0])}
-    panel = Panel.from_columns(columns)
-    assert panel.codes.tolist() == ["A", "B"] and len(panel.days) == 3
+def test_the_panel_pivot_keeps_gaps_as_nan(store):
+    day = dt.datetime(2026, 1, 5, 15, tzinfo=TZ)
+    bars = pd.DataFrame({"code": ["A.SZ", "A.SZ", "B.SZ"], "freq": "1d",
+                         "ts": [day, day + dt.timedelta(days=2), day + dt.timedelta(days=1)],
+                         "open": [1.0, 2.0, 3.0], "high": [1.0, 2.0, 3.0], "low": [1.0, 2.0, 3.0],
+                         "close": [1.0, 2.0, 3.0], "volume": [10, 20, 30], "amount": [1.0, 1.0, 1.0]})
+    with store.write() as con:
+        write_bars(con, bars)
+    with store.read() as con:
+        panel = Panel.from_columns(read_daily_bars(con, dt.date(2026, 1, 1), dt.date(2026, 1, 31)))
+    assert panel.codes.tolist() == ["A.SZ", "B.SZ"] and len(panel.days) == 3
     assert np.array_equal(panel.close, np.array([[1.0, np.nan, 2.0], [np.nan, 3.0, np.nan]]), equal_nan=True)
 
 

@@ -41,9 +41,9 @@ class Panel:
 
     @classmethod
     def from_columns(cls, columns: dict[str, np.ndarray]) -> Panel:
-        """Pivot long columns (code, day, open, high, low, close, volume) with one vectorised scatter."""
-        codes, row = np.unique(columns["code"].astype(object), return_inverse=True)
-        days, col = np.unique(columns["day"].astype("datetime64[D]"), return_inverse=True)
+        """Scatter indexed bars (``i``, ``j``, prices; ``codes``, ``days``) into (stocks x days) arrays."""
+        codes, days = columns["codes"], columns["days"]
+        row, col = np.asarray(columns["i"], dtype=np.int64), np.asarray(columns["j"], dtype=np.int64)
         shape = (len(codes), len(days))
 
         def scatter(values: np.ndarray) -> np.ndarray:
@@ -58,26 +58,39 @@ class Panel:
         return len(self.codes)
 
 
-def _packing(traded: np.ndarray) -> np.ndarray:
-    """Per row, the column order that puts traded days first, in time order (a stable sort of the gaps)."""
-    return np.argsort(~traded, axis=1, kind="stable")
-
-
 def compute(panel: Panel, convention: str = "tdx") -> dict[str, np.ndarray]:
-    """Every daily indicator for every stock, on each stock's own trading days; NaN on gaps and in warm-up."""
+    """Every daily indicator for every stock, on each stock's own trading days; NaN on gaps and in warm-up.
+
+    Rows with a gap (a halt, or a listing inside the window) have their traded days packed to the left first
+    and their values put back in place afterwards; rows without gaps are computed as they are.
+    """
     if convention not in CONVENTIONS:
         raise ValidationError("convention", f"{convention!r} is not a convention (expected tdx or talib)")
     traded = np.isfinite(panel.close)
-    order = _packing(traded)
+    gapped = np.flatnonzero(~traded.all(axis=1))
+    order = np.argsort(~traded[gapped], axis=1, kind="stable")  # traded days first, in time order
 
     def pack(x: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(x, order, axis=1)
+        if len(gapped) == 0:
+            return x
+        out = x.copy()
+        out[gapped] = np.take_along_axis(x[gapped], order, axis=1)
+        return out
 
-    high, low, close = pack(panel.high), pack(panel.low), pack(panel.close)
+    packed = _indicators(pack(panel.high), pack(panel.low), pack(panel.close), convention)
+    for values in packed.values():
+        if len(gapped):
+            rows = np.full((len(gapped), values.shape[1]), np.nan)
+            np.put_along_axis(rows, order, values[gapped], axis=1)
+            values[gapped] = np.where(traded[gapped], rows, np.nan)
+    return packed
+
+
+def _indicators(high: np.ndarray, low: np.ndarray, close: np.ndarray, convention: str) -> dict[str, np.ndarray]:
     dif, dea, hist = ind.macd(close, convention=convention)
     upper, mid, lower = ind.bbands(close, 20, 2.0)
     k, d, j = ind.kdj(high, low, close)
-    packed = {
+    return {
         "sma5": ind.sma(close, 5), "sma10": ind.sma(close, 10), "sma20": ind.sma(close, 20),
         "sma60": ind.sma(close, 60),
         "macd_dif": dif, "macd_dea": dea, "macd_hist": hist,
@@ -86,12 +99,6 @@ def compute(panel: Panel, convention: str = "tdx") -> dict[str, np.ndarray]:
         "atr14": ind.atr(high, low, close, 14),
         "kdj_k": k, "kdj_d": d, "kdj_j": j,
     }
-    out = {}
-    for name in INDICATOR_COLUMNS:
-        values = np.full(close.shape, np.nan)
-        np.put_along_axis(values, order, packed[name], axis=1)
-        out[name] = np.where(traded, values, np.nan)
-    return out
 
 
 def rows_for_days(panel: Panel, values: dict[str, np.ndarray], days: list[dt.date], convention: str,
@@ -144,7 +151,7 @@ def run_daily_indicators(store: Store, calendar: TradingCalendar, trading_date: 
     with store.read() as con:
         columns = indicator_store.read_daily_bars(con, sessions[0], trading_date)
     timings["read"] = time.perf_counter() - started
-    summary.bars_read = len(columns["code"])
+    summary.bars_read = len(columns["i"])
     if summary.bars_read == 0:
         raise ValidationError("trading_date", f"no daily bars from {sessions[0]} to {trading_date}: backfill first")
     panel = Panel.from_columns(columns)

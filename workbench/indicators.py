@@ -68,35 +68,44 @@ def _window(x: Array, n: int, reduce: Callable[..., Array]) -> Array:
     return out
 
 
-def _rolling_sums(x: Array, n: int) -> tuple[Array, Array, Array]:
-    """Trailing-window sums of d and d*d and the window's NaN count, d = x minus each row's first value.
-
-    Cumulative sums make every window O(1); taking the row's first value out first keeps the sums small, so
-    the rounding error stays far below 1e-9 for prices up to thousands over thousands of bars.
-    """
-    ref = np.nan_to_num(x[:, :1])
-    d = x - ref
-    nan = np.isnan(d)
-    d = np.where(nan, 0.0, d)
-    zero = np.zeros((x.shape[0], 1))
-    c1 = np.concatenate([zero, np.cumsum(d, axis=1)], axis=1)
-    c2 = np.concatenate([zero, np.cumsum(d * d, axis=1)], axis=1)
-    cn = np.concatenate([zero, np.cumsum(nan, axis=1)], axis=1)
-    return c1[:, n:] - c1[:, :-n], c2[:, n:] - c2[:, :-n], cn[:, n:] - cn[:, :-n]
+def _cumulative(values: Array) -> Array:
+    """Cumulative sums along time with a leading zero column, so a window sum is one subtraction."""
+    out = np.zeros((values.shape[0], values.shape[1] + 1))
+    np.cumsum(values, axis=1, out=out[:, 1:])
+    return out
 
 
 def _mean_std(x: Array, n: int, ddof: int | None) -> tuple[Array, Array]:
-    """Rolling mean and (when ``ddof`` is given) standard deviation; NaN in warm-up and over NaN windows."""
+    """Rolling mean and (when ``ddof`` is given) standard deviation; NaN in warm-up and over NaN windows.
+
+    Cumulative sums make every window O(1); the row's first value is taken out first (d = x - x0), which keeps
+    the sums small, so the rounding error stays far below 1e-9 for prices up to thousands over thousands of bars.
+    """
     mean = np.full(x.shape, np.nan)
     std = np.full(x.shape, np.nan)
     if x.shape[1] < n:
         return mean, std
-    s1, s2, bad = _rolling_sums(x, n)
-    m = s1 / n
-    mean[:, n - 1:] = np.where(bad > 0, np.nan, m + np.nan_to_num(x[:, :1]))
+    ref = np.nan_to_num(x[:, :1])
+    d = x - ref
+    nan = np.isnan(d)
+    has_nan = bool(nan.any())
+    if has_nan:
+        d[nan] = 0.0
+    c1 = _cumulative(d)
+    m = (c1[:, n:] - c1[:, :-n]) / n
+    bad = None
+    if has_nan:
+        cn = _cumulative(nan.astype(np.float64))
+        bad = (cn[:, n:] - cn[:, :-n]) > 0
+    mean[:, n - 1:] = m + ref
     if ddof is not None:
-        var = np.maximum(s2 - n * m * m, 0.0) / (n - ddof)
-        std[:, n - 1:] = np.where(bad > 0, np.nan, np.sqrt(var))
+        d *= d
+        c2 = _cumulative(d)
+        var = np.maximum((c2[:, n:] - c2[:, :-n]) - n * m * m, 0.0) / (n - ddof)
+        std[:, n - 1:] = np.sqrt(var)
+    if bad is not None:
+        mean[:, n - 1:][bad] = np.nan
+        std[:, n - 1:][bad] = np.nan
     return mean, std
 
 

@@ -19,16 +19,29 @@ ROW_COLUMNS = ["code", "trading_date", "convention", "close", *INDICATOR_COLUMNS
 
 def read_daily_bars(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date,
                     codes: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Daily bars from ``start`` to ``end`` as columns (code, day, open, high, low, close, volume), by code, day."""
+    """Daily bars from ``start`` to ``end`` as columns: ``i`` (index into ``codes``), ``j`` (index into ``days``),
+    open, high, low, close, volume; plus the sorted ``codes`` and ``days`` themselves. Strings are fetched once
+    per stock, not once per bar: the job pivots the numbers by index."""
     lo = dt.datetime.combine(start, dt.time(0, 0), tzinfo=TZ)
     hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0, 0), tzinfo=TZ)
-    sql = ("SELECT code, CAST(ts AS DATE) AS day, open, high, low, close, volume FROM bars "
-           "WHERE freq = '1d' AND ts >= ? AND ts < ?")
+    where = "freq = '1d' AND ts >= ? AND ts < ?"
     params: list[object] = [lo, hi]
     if codes is not None:
-        sql += " AND code IN (SELECT unnest(?::VARCHAR[]))"
+        where += " AND code IN (SELECT unnest(?::VARCHAR[]))"
         params.append(list(codes))
-    return con.execute(sql + " ORDER BY code, day", params).fetchnumpy()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _daily AS SELECT code, CAST(ts AS DATE) AS day, open, high, low, "
+                f"close, volume FROM bars WHERE {where}", params)
+    names = con.execute("SELECT DISTINCT code FROM _daily ORDER BY code").fetchnumpy()["code"]
+    days = con.execute("SELECT DISTINCT day FROM _daily ORDER BY day").fetchnumpy()["day"]
+    out = con.execute(
+        "SELECT c.i, d.j, b.open, b.high, b.low, b.close, b.volume FROM _daily b "
+        "JOIN (SELECT code, row_number() OVER (ORDER BY code) - 1 AS i FROM (SELECT DISTINCT code FROM _daily)) c "
+        "USING (code) "
+        "JOIN (SELECT day, row_number() OVER (ORDER BY day) - 1 AS j FROM (SELECT DISTINCT day FROM _daily)) d "
+        "USING (day)"
+    ).fetchnumpy()
+    con.execute("DROP TABLE _daily")
+    return {**out, "codes": np.asarray(names, dtype=object), "days": np.asarray(days, dtype="datetime64[D]")}
 
 
 def write_daily_indicators(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
