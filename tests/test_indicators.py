@@ -131,3 +131,17 @@ def test_bad_input_names_the_field(call, field):
     with pytest.raises(ValidationError) as err:
         call(close)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 9, 20, 33])
+def test_rolling_high_and_low_equal_a_plain_window(n):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from workbench.indicators import _rolling_extreme
+
+    x = np.random.default_rng(n).standard_normal((4, 40))
+    x[1, 17] = np.nan
+    for pick, reduce in ((np.maximum, np.max), (np.minimum, np.min)):
+        ref = np.full(x.shape, np.nan)
+        ref[:, n - 1:] = reduce(sliding_window_view(x, n, axis=1), axis=-1)
+        assert np.array_equal(_rolling_extreme(x, n, pick), ref, equal_nan=True)

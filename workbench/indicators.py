@@ -8,7 +8,8 @@ Two conventions, because users compare with two kinds of screens:
 - ``tdx``: the Chinese terminals' forms (通达信 / 同花顺, as the MyTT package encodes them): recursions seeded from
   the first value (pandas ``ewm(adjust=False)``), MACD bar = 2 x (DIF - DEA), ``SMA(X, N, M)`` smoothing.
 
-Recursions loop over time only, one vector operation over every stock per step; windows use sliding views.
+Recursions loop over time only, one vector operation over every stock per step; windows use cumulative sums
+and doubling spans, so no step is per stock.
 NaN inputs: a window that contains a NaN gives NaN; a recursion outputs NaN at a NaN input and carries its
 state over it. The daily job removes suspension gaps before computing (see :mod:`workbench.daily`), so gaps
 never reach these functions there.
@@ -19,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from workbench.errors import ValidationError
 
@@ -60,11 +60,24 @@ def _same_shape(**arrays: Array) -> None:
         raise ValidationError("high/low/close", f"shapes differ: {shapes}")
 
 
-def _window(x: Array, n: int, reduce: Callable[..., Array]) -> Array:
-    """``reduce`` over each trailing window of ``n``; NaN for the first ``n - 1`` points."""
+def _rolling_extreme(x: Array, n: int, pick: Callable[[Array, Array], Array]) -> Array:
+    """Rolling max or min over ``n`` bars by doubling spans (log2(n) whole-array passes instead of ``n``
+    strided comparisons); NaN in warm-up, and a NaN anywhere in the window gives NaN (``pick`` propagates it)."""
     out = np.full(x.shape, np.nan)
-    if x.shape[1] >= n:
-        out[:, n - 1:] = reduce(sliding_window_view(x, n, axis=1), axis=-1)
+    t = x.shape[1]
+    if t < n:
+        return out
+    span, acc = 1, x
+    while span * 2 <= n:  # acc[:, i] covers x[:, i - span + 1 .. i] for i >= span - 1
+        nxt = acc.copy()
+        nxt[:, span:] = pick(acc[:, span:], acc[:, :-span])
+        acc, span = nxt, span * 2
+    if span < n:  # cover the rest with a second, overlapping span ending n - span bars earlier
+        shift = n - span
+        result = pick(acc[:, n - 1:], acc[:, n - 1 - shift: t - shift])
+    else:
+        result = acc[:, n - 1:]
+    out[:, n - 1:] = result
     return out
 
 
@@ -254,7 +267,7 @@ def stoch(high: object, low: object, close: object, fastk_period: int = 5, slowk
     _same_shape(high=h, low=lo, close=c)
     fk, sk, sd = _period(fastk_period, "fastk_period"), _period(slowk_period, "slowk_period"), \
         _period(slowd_period, "slowd_period")
-    hh, ll = _window(h, fk, np.max), _window(lo, fk, np.min)
+    hh, ll = _rolling_extreme(h, fk, np.maximum), _rolling_extreme(lo, fk, np.minimum)
     span = hh - ll
     with np.errstate(invalid="ignore", divide="ignore"):
         fast_k = np.where(span != 0.0, (c - ll) / span * 100.0, 0.0)
@@ -285,7 +298,7 @@ def kdj(high: object, low: object, close: object, n: int = 9, m1: int = 3, m2: i
     c, _ = _panel(close, "close")
     _same_shape(high=h, low=lo, close=c)
     n, m1, m2 = _period(n), _period(m1, "m1"), _period(m2, "m2")
-    hh, ll = _window(h, n, np.max), _window(lo, n, np.min)
+    hh, ll = _rolling_extreme(h, n, np.maximum), _rolling_extreme(lo, n, np.minimum)
     with np.errstate(invalid="ignore", divide="ignore"):
         rsv = np.where(hh > ll, (c - ll) / (hh - ll) * 100.0, np.nan)
     k = _ema_first(rsv, 1.0 / m1)
