@@ -145,3 +145,45 @@ def test_rolling_high_and_low_equal_a_plain_window(n):
         ref = np.full(x.shape, np.nan)
         ref[:, n - 1:] = reduce(sliding_window_view(x, n, axis=1), axis=-1)
         assert np.array_equal(_rolling_extreme(x, n, pick), ref, equal_nan=True)
+
+
+def batch_values(high: np.ndarray, low: np.ndarray, close: np.ndarray, convention: str) -> dict[str, np.ndarray]:
+    dif, dea, hist = ind.macd(close, convention=convention)
+    upper, mid, lower = ind.bbands(close, 20, 2.0)
+    k, d, j = ind.kdj(high, low, close)
+    out = {f"sma{n}": ind.sma(close, n) for n in (5, 10, 20, 60)}
+    out |= {"macd_dif": dif, "macd_dea": dea, "macd_hist": hist, "rsi14": ind.rsi(close, 14, convention=convention),
+            "boll_upper": upper, "boll_mid": mid, "boll_lower": lower, "atr14": ind.atr(high, low, close, 14),
+            "kdj_k": k, "kdj_d": d, "kdj_j": j}
+    return out
+
+
+@pytest.mark.parametrize("convention", ["talib", "tdx"])
+def test_incremental_state_equals_batch_after_every_bar(convention):
+    high, low, close = market((300, 400), seed=21)
+    batch = batch_values(high, low, close, convention)
+    state = ind.IndicatorState(300, convention)
+    for t in range(400):
+        values = state.update(high[:, t], low[:, t], close[:, t])
+        if t < 70 or t >= 300:  # every warm-up edge, and the last 100 bars
+            for name in ind.STATE_INDICATORS:
+                same(values[name], batch[name][:, t], tol=1e-9)
+
+
+def test_a_preview_changes_nothing_and_a_halt_is_skipped():
+    high, low, close = market((4, 120), seed=5)
+    state = ind.IndicatorState.from_history(high[:, :100], low[:, :100], close[:, :100])
+    before = state.close.copy()
+    peek = state.preview(high[:, 100], low[:, 100], close[:, 100])
+    assert np.array_equal(state.close, before)
+    assert np.array_equal(peek["sma5"], state.update(high[:, 100], low[:, 100], close[:, 100])["sma5"])
+    # Stock 0 halts for bar 101: NaN outputs, then its indicators continue over its own trading days.
+    h, lo, c = high[:, 101].copy(), low[:, 101].copy(), close[:, 101].copy()
+    c[0] = h[0] = lo[0] = np.nan
+    halted = state.update(h, lo, c)
+    assert np.isnan(halted["sma20"][0]) and not np.isnan(halted["sma20"][1])
+    after = state.update(high[:, 102], low[:, 102], close[:, 102])
+    own_days = np.r_[close[0, :101], close[0, 102]]
+    assert after["sma20"][0] == pytest.approx(own_days[-20:].mean(), rel=1e-12)
+    own_h, own_l = np.r_[high[0, :101], high[0, 102]], np.r_[low[0, :101], low[0, 102]]
+    assert after["atr14"][0] == pytest.approx(talib.ATR(own_h, own_l, own_days, 14)[-1], rel=1e-9)

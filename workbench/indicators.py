@@ -334,3 +334,159 @@ def atr(high: object, low: object, close: object, n: int = 14) -> Array:
     if c.shape[1] <= n:
         return _out(np.full(c.shape, np.nan), one)
     return _out(_recurse(tr, 0.0, n, tr[:, 1:n + 1].mean(axis=1), wilder=n), one)
+
+
+# --- incremental state ----------------------------------------------------------------------------------------
+_WINDOW = 60  # the longest window any tracked indicator needs (SMA 60)
+STATE_INDICATORS = ("sma5", "sma10", "sma20", "sma60", "macd_dif", "macd_dea", "macd_hist", "rsi14",
+                    "boll_upper", "boll_mid", "boll_lower", "atr14", "kdj_k", "kdj_d", "kdj_j")
+
+
+class IndicatorState:
+    """Every tracked indicator's state for all stocks, updated from one new bar per stock in O(stocks).
+
+    The values after each bar equal the batch functions' last values on the same bars (SMA 5/10/20/60, MACD
+    12/26/9, RSI 14, BOLL 20/2, ATR 14, KDJ 9/3/3). A stock whose bar is NaN (halted) keeps its state and gets
+    NaN outputs for that bar, so its indicators run over its own trading days, as the daily job computes them.
+    ``preview`` evaluates a forming bar without committing it.
+    """
+
+    def __init__(self, stocks: int, convention: str = "talib") -> None:
+        self.convention = _convention(convention)
+        self.count = np.zeros(stocks, dtype=np.int64)
+        self.close = np.full((stocks, _WINDOW), np.nan)  # last bars, newest at the end
+        self.high = np.full((stocks, _WINDOW), np.nan)
+        self.low = np.full((stocks, _WINDOW), np.nan)
+        self.fast = np.full(stocks, np.nan)
+        self.slow = np.full(stocks, np.nan)
+        self.difs = np.full((stocks, 9), np.nan)  # MACD DIFs since the slow EMA started (TA-Lib's DEA seed)
+        self.dea = np.full(stocks, np.nan)
+        self.gain = np.full(stocks, np.nan)
+        self.loss = np.full(stocks, np.nan)
+        self.atr = np.full(stocks, np.nan)
+        self.k = np.full(stocks, np.nan)
+        self.d = np.full(stocks, np.nan)
+
+    @classmethod
+    def from_history(cls, high: object, low: object, close: object, convention: str = "talib") -> IndicatorState:
+        """A state that has seen every bar of a (stocks x time) history, oldest first."""
+        h, _ = _panel(high, "high")
+        lo, _ = _panel(low, "low")
+        c, _ = _panel(close, "close")
+        _same_shape(high=h, low=lo, close=c)
+        state = cls(c.shape[0], convention)
+        for t in range(c.shape[1]):
+            state.update(h[:, t], lo[:, t], c[:, t])
+        return state
+
+    def update(self, high: Array, low: Array, close: Array) -> dict[str, Array]:
+        """Fold in one bar per stock (NaN close: no bar) and return every indicator's value for it."""
+        new, values = self._step(np.asarray(high, float), np.asarray(low, float), np.asarray(close, float))
+        self.__dict__.update(new)
+        return values
+
+    def preview(self, high: Array, low: Array, close: Array) -> dict[str, Array]:
+        """The values a forming bar would give, without changing the state."""
+        return self._step(np.asarray(high, float), np.asarray(low, float), np.asarray(close, float))[1]
+
+    def _step(self, high: Array, low: Array, close: Array) -> tuple[dict[str, Array], dict[str, Array]]:
+        bar = ~np.isnan(close)
+        tdx = self.convention == "tdx"
+        count = self.count + bar
+        prev_close = self.close[:, -1]
+
+        def push(buf: Array, value: Array) -> Array:
+            return np.where(bar[:, None], np.concatenate([buf[:, 1:], value[:, None]], axis=1), buf)
+
+        closes, highs, lows = push(self.close, close), push(self.high, high), push(self.low, low)
+        values: dict[str, Array] = {}
+        for n in (5, 10, 20, 60):
+            values[f"sma{n}"] = np.where(count >= n, closes[:, -n:].mean(axis=1), np.nan)
+        window = closes[:, -20:]
+        mid = window.mean(axis=1)
+        sd = np.sqrt(np.maximum(((window - mid[:, None]) ** 2).mean(axis=1), 0.0))
+        ok20 = count >= 20
+        values["boll_mid"] = np.where(ok20, mid, np.nan)
+        values["boll_upper"] = np.where(ok20, mid + 2.0 * sd, np.nan)
+        values["boll_lower"] = np.where(ok20, mid - 2.0 * sd, np.nan)
+
+        state: dict[str, Array] = {"count": count, "close": closes, "high": highs, "low": lows}
+        fast, slow, dea, difs = self._macd(closes, close, count, tdx, values)
+        state.update(fast=fast, slow=slow, dea=dea, difs=difs)
+        gain, loss = self._rsi(close, prev_close, count, tdx, values)
+        state.update(gain=gain, loss=loss)
+        state["atr"] = self._atr(closes, highs, lows, high, low, prev_close, count, values)
+        k, d = self._kdj(highs, lows, close, count, values)
+        state.update(k=k, d=d)
+        # A stock without a bar keeps its state and shows NaN for this bar.
+        for name, new in state.items():
+            if new.ndim == 1:
+                state[name] = np.where(bar, new, getattr(self, name))
+        for name in STATE_INDICATORS:
+            values[name] = np.where(bar, values[name], np.nan)
+        return state, values
+
+    def _macd(self, closes: Array, close: Array, count: Array, tdx: bool,
+              values: dict[str, Array]) -> tuple[Array, Array, Array, Array]:
+        if tdx:
+            fast = np.where(np.isnan(self.fast), close, self.fast + 2.0 / 13 * (close - self.fast))
+            slow = np.where(np.isnan(self.slow), close, self.slow + 2.0 / 27 * (close - self.slow))
+            dif = fast - slow
+            dea = np.where(np.isnan(self.dea), dif, self.dea + 2.0 / 10 * (dif - self.dea))
+            values.update(macd_dif=dif, macd_dea=dea, macd_hist=2.0 * (dif - dea))
+            return fast, slow, dea, self.difs
+        seed = count == 26
+        fast = np.where(seed, closes[:, -12:].mean(axis=1), self.fast + 2.0 / 13 * (close - self.fast))
+        slow = np.where(seed, closes[:, -26:].mean(axis=1), self.slow + 2.0 / 27 * (close - self.slow))
+        dif = np.where(count >= 26, fast - slow, np.nan)
+        difs = np.concatenate([self.difs[:, 1:], dif[:, None]], axis=1)
+        dea = np.where(count == 34, difs.mean(axis=1), self.dea + 2.0 / 10 * (dif - self.dea))
+        dea = np.where(count >= 34, dea, np.nan)
+        shown = count >= 34
+        values.update(macd_dif=np.where(shown, dif, np.nan), macd_dea=dea, macd_hist=np.where(shown, dif - dea, np.nan))
+        return fast, slow, dea, difs
+
+    def _rsi(self, close: Array, prev_close: Array, count: Array, tdx: bool,
+             values: dict[str, Array]) -> tuple[Array, Array]:
+        change = np.where(count >= 2, close - prev_close, np.nan)
+        up, down = np.maximum(change, 0.0), np.maximum(-change, 0.0)
+        if tdx:
+            gain = np.where(np.isnan(self.gain), up, self.gain + (up - self.gain) / 14)
+            move = np.where(np.isnan(self.loss), np.abs(change), self.loss + (np.abs(change) - self.loss) / 14)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values["rsi14"] = gain / move * 100.0
+            return gain, move
+        seed = count == 15
+        closes = self.close  # before this bar: the 14 changes are the last 14 of these 15 closes plus this one
+        history = np.concatenate([closes[:, -14:], close[:, None]], axis=1)
+        steps = np.diff(history, axis=1)
+        gain = np.where(seed, np.maximum(steps, 0.0).mean(axis=1), (self.gain * 13 + up) / 14)
+        loss = np.where(seed, np.maximum(-steps, 0.0).mean(axis=1), (self.loss * 13 + down) / 14)
+        total = gain + loss
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rsi = np.where(total != 0.0, 100.0 * gain / total, 0.0)
+        values["rsi14"] = np.where(count >= 15, rsi, np.nan)
+        return gain, loss
+
+    def _atr(self, closes: Array, highs: Array, lows: Array, high: Array, low: Array, prev_close: Array,
+             count: Array, values: dict[str, Array]) -> Array:
+        tr = np.fmax(high - low, np.fmax(np.abs(high - prev_close), np.abs(low - prev_close)))
+        seed = count == 15
+        prev = closes[:, -16:-1]
+        ranges = np.fmax(highs[:, -15:] - lows[:, -15:],
+                         np.fmax(np.abs(highs[:, -15:] - prev), np.abs(lows[:, -15:] - prev)))
+        atr = np.where(seed, ranges[:, 1:].mean(axis=1), (self.atr * 13 + tr) / 14)
+        values["atr14"] = np.where(count >= 15, atr, np.nan)
+        return atr
+
+    def _kdj(self, highs: Array, lows: Array, close: Array, count: Array,
+             values: dict[str, Array]) -> tuple[Array, Array]:
+        hh, ll = highs[:, -9:].max(axis=1), lows[:, -9:].min(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rsv = np.where((count >= 9) & (hh > ll), (close - ll) / (hh - ll) * 100.0, np.nan)
+        k = np.where(np.isnan(rsv), self.k, np.where(np.isnan(self.k), rsv, self.k + (rsv - self.k) / 3))
+        d = np.where(np.isnan(rsv), self.d, np.where(np.isnan(self.d), k, self.d + (k - self.d) / 3))
+        shown = ~np.isnan(rsv)
+        values.update(kdj_k=np.where(shown, k, np.nan), kdj_d=np.where(shown, d, np.nan),
+                      kdj_j=np.where(shown, 3.0 * k - 2.0 * d, np.nan))
+        return k, d
