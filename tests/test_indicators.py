@@ -1,189 +1,313 @@
-"""Indicators against the references: TA-Lib for the talib convention, MyTT's building blocks for tdx."""
+"""Indicators against their references: TA-Lib for convention="talib", MyTT's own formulas for "tdx", and the
+incremental state against the batch functions. Every expected value comes from a reference library run here,
+never from numbers copied from our own output."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 import talib
-from MyTT import EMA as mytt_ema
-from MyTT import KDJ as mytt_kdj
-from MyTT import SMA as mytt_sma
+from MyTT import MyTT as mytt
 
 from workbench import indicators as ind
 from workbench.errors import ValidationError
-from workbench.history import SampleBars
 
-SHAPES = [(1, 50), (37, 300), (3, 20), (5, 8)]  # the last two are shorter than some warm-ups
+TOL = 1e-9  # absolute, or relative for large values (assert_allclose: |a - b| <= TOL + TOL * |b|)
+Bars = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def market(shape: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def walk(seed: int, shape: tuple[int, ...], start: float = 10.0, vol: float = 0.02) -> Bars:
+    """Daily bars from a log random walk: positive, high >= max(open, close) >= min(open, close) >= low."""
     rng = np.random.default_rng(seed)
-    level = rng.uniform(3, 2000, size=(shape[0], 1))
-    close = level * np.exp(np.cumsum(0.02 * rng.standard_normal(shape), axis=1))
-    high = close * (1 + 0.015 * rng.random(shape))
-    low = close * (1 - 0.015 * rng.random(shape))
+    close = start * np.exp(np.cumsum(vol * rng.standard_normal(shape), axis=-1))
+    open_ = close * np.exp(0.005 * rng.standard_normal(shape))
+    high = np.maximum(open_, close) * (1 + 0.01 * rng.random(shape))
+    low = np.minimum(open_, close) * (1 - 0.01 * rng.random(shape))
     return high, low, close
 
 
-def per_row(fn, *arrays, **kw) -> list:
-    return [fn(*(a[i] for a in arrays), **kw) for i in range(arrays[0].shape[0])]
+def assert_close(ours: np.ndarray, ref: np.ndarray, name: str, tol: float = TOL) -> None:
+    ours, ref = np.asarray(ours, dtype=float), np.asarray(ref, dtype=float)
+    assert ours.shape == ref.shape, f"{name}: shape {ours.shape} != {ref.shape}"
+    differ = np.isnan(ours) != np.isnan(ref)
+    assert not differ.any(), f"{name}: NaN where the reference has a value or vice versa at {np.argwhere(differ)[:5]}"
+    ok = ~np.isnan(ref)
+    np.testing.assert_allclose(ours[ok], ref[ok], rtol=tol, atol=tol, err_msg=name)
 
 
-def same(ours: np.ndarray, ref: np.ndarray, tol: float = 1e-9) -> None:
-    ours, ref = np.asarray(ours, float), np.asarray(ref, float)
-    assert ours.shape == ref.shape
-    assert (np.isnan(ours) == np.isnan(ref)).all(), "warm-up (NaN) positions differ"
-    both = ~np.isnan(ref)
-    assert np.allclose(ours[both], ref[both], rtol=tol, atol=tol)
+def per_row(fn: Callable[..., object], *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A 1-D reference applied to each symbol's row, stacked like our output; always a tuple."""
+    if arrays[0].ndim == 1:
+        out = fn(*arrays)
+        return tuple(np.asarray(o, dtype=float) for o in out) if isinstance(out, tuple) else (np.asarray(out, float),)
+    rows = [per_row(fn, *(a[i] for a in arrays)) for i in range(arrays[0].shape[0])]
+    return tuple(np.array([r[j] for r in rows]).reshape(arrays[0].shape) for j in range(len(rows[0])))
 
 
-def stack(rows: list, j: int | None = None) -> np.ndarray:
-    return np.array([r if j is None else r[j] for r in rows])
+def as_tuple(out: object) -> tuple[np.ndarray, ...]:
+    return out if isinstance(out, tuple) else (out,)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_talib_convention_equals_talib(shape):
-    high, low, close = market(shape, seed=shape[1])
-    same(ind.sma(close, 5), stack(per_row(talib.SMA, close, timeperiod=5)))
-    same(ind.sma(close, 60), stack(per_row(talib.SMA, close, timeperiod=60)))
-    same(ind.ema(close, 12), stack(per_row(talib.EMA, close, timeperiod=12)))
-    ours = ind.macd(close)
-    ref = per_row(talib.MACD, close, fastperiod=12, slowperiod=26, signalperiod=9)
-    for j in range(3):
-        same(ours[j], stack(ref, j))
-    same(ind.rsi(close, 14), stack(per_row(talib.RSI, close, timeperiod=14)))
-    ours = ind.bbands(close, 20, 2.0)
-    ref = per_row(talib.BBANDS, close, timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=0)
-    for j in range(3):
-        same(ours[j], stack(ref, j))
-    same(ind.atr(high, low, close, 14), stack(per_row(talib.ATR, high, low, close, timeperiod=14)))
-    ours = ind.stoch(high, low, close)
-    ref = per_row(talib.STOCH, high, low, close, fastk_period=5, slowk_period=3, slowk_matype=0,
-                  slowd_period=3, slowd_matype=0)
-    for j in range(2):
-        same(ours[j], stack(ref, j))
+# --- convention="talib" against TA-Lib ---------------------------------------------------------------------------
+
+TALIB_CASES: dict[str, tuple[Callable[[Bars], object], Callable[..., object], str]] = {
+    # name: (ours on (h, l, c), TA-Lib on one row's (h, l, c), which inputs)
+    "sma2": (lambda b: ind.sma(b[2], 2), lambda h, lo, c: talib.SMA(c, 2), "c"),
+    "sma5": (lambda b: ind.sma(b[2], 5), lambda h, lo, c: talib.SMA(c, 5), "c"),
+    "sma20": (lambda b: ind.sma(b[2], 20), lambda h, lo, c: talib.SMA(c, 20), "c"),
+    "sma60": (lambda b: ind.sma(b[2], 60), lambda h, lo, c: talib.SMA(c, 60), "c"),
+    "ema2": (lambda b: ind.ema(b[2], 2), lambda h, lo, c: talib.EMA(c, 2), "c"),
+    "ema12": (lambda b: ind.ema(b[2], 12), lambda h, lo, c: talib.EMA(c, 12), "c"),
+    "ema26": (lambda b: ind.ema(b[2], 26), lambda h, lo, c: talib.EMA(c, 26), "c"),
+    "macd": (lambda b: ind.macd(b[2]), lambda h, lo, c: talib.MACD(c, 12, 26, 9), "c"),
+    "macd_5_13_4": (lambda b: ind.macd(b[2], 5, 13, 4), lambda h, lo, c: talib.MACD(c, 5, 13, 4), "c"),
+    "rsi14": (lambda b: ind.rsi(b[2]), lambda h, lo, c: talib.RSI(c, 14), "c"),
+    "rsi6": (lambda b: ind.rsi(b[2], 6), lambda h, lo, c: talib.RSI(c, 6), "c"),
+    "bbands": (lambda b: ind.bbands(b[2]), lambda h, lo, c: talib.BBANDS(c, 20, 2.0, 2.0, 0), "c"),
+    "bbands_10_1.5": (lambda b: ind.bbands(b[2], 10, 1.5), lambda h, lo, c: talib.BBANDS(c, 10, 1.5, 1.5, 0), "c"),
+    "atr14": (lambda b: ind.atr(*b), lambda h, lo, c: talib.ATR(h, lo, c, 14), "hlc"),
+    "atr5": (lambda b: ind.atr(*b, n=5), lambda h, lo, c: talib.ATR(h, lo, c, 5), "hlc"),
+    "stoch": (lambda b: ind.stoch(*b), lambda h, lo, c: talib.STOCH(h, lo, c, 5, 3, 0, 3, 0), "hlc"),
+    "stoch_9_3_3": (lambda b: ind.stoch(*b, 9, 3, 3), lambda h, lo, c: talib.STOCH(h, lo, c, 9, 3, 0, 3, 0), "hlc"),
+}
+SHAPES = {  # id: (shape, starting price)
+    "1d": ((200,), 10.0),
+    "1x50": ((1, 50), 10.0),
+    "37x300": ((37, 300), 10.0),
+    "short_4x20": ((4, 20), 10.0),  # shorter than MACD's and SMA60's warm-up: all NaN, as TA-Lib
+    "long_2x5000": ((2, 5000), 1000.0),  # float drift: prices in the hundreds to thousands over 5000 bars
+}
 
 
-def test_other_periods_and_a_1d_series_equal_talib():
-    high, low, close = market((1, 400), seed=9)
-    c = close[0]
-    same(ind.macd(c, 5, 35, 5)[1], talib.MACD(c, 5, 35, 5)[1])
-    same(ind.rsi(c, 6), talib.RSI(c, 6))
-    same(ind.ema(c, 1), talib.EMA(c, 1))
-    same(ind.atr(high[0], low[0], c, 5), talib.ATR(high[0], low[0], c, 5))
-    assert ind.sma(c, 10).ndim == 1
+@pytest.mark.parametrize("shape_id", SHAPES)
+@pytest.mark.parametrize("case", TALIB_CASES)
+def test_talib_convention_equals_talib(case: str, shape_id: str) -> None:
+    shape, start = SHAPES[shape_id]
+    bars = walk(hash((case, shape_id)) % 2**32, shape, start)
+    ours, ref, _ = TALIB_CASES[case]
+    expected = per_row(ref, *bars)
+    got = as_tuple(ours(bars))
+    assert len(got) == len(expected)
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert_close(g, e, f"{case}[{i}] on {shape_id}")
 
 
-def test_talib_convention_on_the_real_sample_bars():
-    bars = SampleBars().bars(SampleBars().codes(), pd.Timestamp("2005-01-01").date(),
-                             pd.Timestamp("2020-12-31").date(), "1d")
-    for _, one in bars.groupby("code"):
-        h, lo, c = (one[k].to_numpy() for k in ("high", "low", "close"))
-        same(ind.macd(c)[2], talib.MACD(c)[2])
-        same(ind.rsi(c, 14), talib.RSI(c, 14))
-        same(ind.atr(h, lo, c, 14), talib.ATR(h, lo, c, 14))
-        same(ind.bbands(c)[0], talib.BBANDS(c, 20, 2, 2, 0)[0])
+def test_leading_nan_starts_at_first_bar_like_talib() -> None:
+    """A late listing: TA-Lib starts at the first non-NaN value, and so do we (the gap rule covers it)."""
+    h, lo, c = walk(7, (5, 120))
+    for i, lead in enumerate((0, 1, 13, 40, 100)):
+        for a in (h, lo, c):
+            a[i, :lead] = np.nan
+    for case, (ours, ref, _) in TALIB_CASES.items():
+        for g, e in zip(as_tuple(ours((h, lo, c))), per_row(ref, h, lo, c), strict=True):
+            assert_close(g, e, f"{case} with leading NaN")
 
 
-def test_tdx_convention_equals_mytt():
-    high, low, close = market((6, 250), seed=4)
-    for i in range(close.shape[0]):
-        c, h, lo = close[i], high[i], low[i]
-        dif = mytt_ema(c, 12) - mytt_ema(c, 26)  # MyTT.MACD before its 3-decimal rounding
-        dea = mytt_ema(dif, 9)
-        ours = ind.macd(c, convention="tdx")
-        same(ours[0], dif)
-        same(ours[1], dea)
-        same(ours[2], (dif - dea) * 2)
-        change = np.r_[np.nan, np.diff(c)]
-        ref_rsi = mytt_sma(np.maximum(change, 0), 14) / mytt_sma(np.abs(change), 14) * 100
-        same(ind.rsi(c, 14, convention="tdx"), ref_rsi)
-        k, d, j = mytt_kdj(c, h, lo, 9, 3, 3)
-        ours = ind.kdj(h, lo, c)
-        for a, b in zip(ours, (k, d, j), strict=True):
-            same(a, b)
-        same(ind.ema(c, 10, convention="tdx"), mytt_ema(c, 10))
+def test_talib_edge_values_on_flat_prices() -> None:
+    """No movement: TA-Lib's RSI is 0 (|gain + loss| < 1e-8) and STOCH's fastK is 0 (zero range); BBANDS width 0."""
+    flat = np.full(60, 12.34)
+    assert_close(ind.rsi(flat), talib.RSI(flat, 14), "rsi flat")
+    for g, e in zip(ind.stoch(flat, flat, flat), talib.STOCH(flat, flat, flat, 5, 3, 0, 3, 0), strict=True):
+        assert_close(g, e, "stoch flat")
+    for g, e in zip(ind.bbands(flat), talib.BBANDS(flat, 20, 2.0, 2.0, 0), strict=True):
+        assert_close(g, e, "bbands flat")
 
 
-def test_gaps_give_nan_and_recursions_carry_their_state():
-    _, _, close = market((1, 60), seed=2)
-    c = close[0].copy()
-    gap = c.copy()
-    gap[40] = np.nan
-    e, eg = ind.ema(c, 5), ind.ema(gap, 5)
-    assert np.isnan(eg[40]) and eg[39] == e[39]
-    # After the gap the state is the one before it, stepped with the next value.
-    k = 2 / 6
-    assert eg[41] == pytest.approx(eg[39] + k * (c[41] - eg[39]), rel=1e-12)
-    assert np.isnan(ind.sma(gap, 5)[40:45]).all() and not np.isnan(ind.sma(gap, 5)[45])
+def test_sma_has_no_running_sum_drift() -> None:
+    """Against an exactly rounded window sum on 5000 bars of large prices: tighter than the TA-Lib tolerance."""
+    x = walk(11, (5000,), 2000.0, 0.03)[2]
+    windows = np.lib.stride_tricks.sliding_window_view(x, 60)
+    exact = np.array([np.float64(np.sum(w.astype(np.longdouble))) for w in windows]) / 60
+    np.testing.assert_allclose(ind.sma(x, 60)[59:], exact, rtol=1e-14)
+    _, mid = ind.bbands(x, 60)[:2]
+    std = (ind.bbands(x, 60, k=1.0)[0] - mid)[59:]
+    exact_std = np.array([np.std(w.astype(np.longdouble)) for w in windows], dtype=float)
+    np.testing.assert_allclose(std, exact_std, rtol=1e-10)
 
 
-@pytest.mark.parametrize(("call", "field"), [
-    (lambda c: ind.sma(c, 0), "n"),
-    (lambda c: ind.ema(c, 2.5), "n"),
-    (lambda c: ind.macd(c, convention="ths"), "convention"),
-    (lambda c: ind.atr(c, c[:, :-1], c), "high/low/close"),
-    (lambda c: ind.sma(c[None, None], 5), "x"),
-])
-def test_bad_input_names_the_field(call, field):
-    _, _, close = market((2, 30))
+# --- convention="tdx" against MyTT --------------------------------------------------------------------------------
+# MyTT rounds MACD, RSI and BOLL to 3 decimals (RD). The exact checks use MyTT's own unrounded building blocks
+# (EMA, SMA, MA, STD, REF, MAX, ABS) composed exactly as MyTT's indicator bodies compose them; a second check
+# compares with the rounded MyTT functions to half a unit of the third decimal.
+
+
+def mytt_macd(c: np.ndarray) -> tuple[np.ndarray, ...]:
+    dif = mytt.EMA(c, 12) - mytt.EMA(c, 26)
+    dea = mytt.EMA(dif, 9)
+    return dif, dea, (dif - dea) * 2
+
+
+def mytt_rsi(c: np.ndarray, n: int) -> np.ndarray:
+    dif = c - mytt.REF(c, 1)
+    return mytt.SMA(mytt.MAX(dif, 0), n) / mytt.SMA(mytt.ABS(dif), n) * 100
+
+
+def mytt_boll(c: np.ndarray) -> tuple[np.ndarray, ...]:
+    mid = mytt.MA(c, 20)
+    return mid + mytt.STD(c, 20) * 2, mid, mid - mytt.STD(c, 20) * 2
+
+
+TDX_CASES: dict[str, tuple[Callable[[Bars], object], Callable[..., object]]] = {
+    "ema12": (lambda b: ind.ema(b[2], 12, convention="tdx"), lambda h, lo, c: mytt.EMA(c, 12)),
+    "macd": (lambda b: ind.macd(b[2], convention="tdx"), lambda h, lo, c: mytt_macd(c)),
+    "rsi14": (lambda b: ind.rsi(b[2], 14, convention="tdx"), lambda h, lo, c: mytt_rsi(c, 14)),
+    "rsi6": (lambda b: ind.rsi(b[2], 6, convention="tdx"), lambda h, lo, c: mytt_rsi(c, 6)),
+    "kdj": (lambda b: ind.kdj(*b), lambda h, lo, c: mytt.KDJ(c, h, lo)),  # MyTT's KDJ is not rounded
+    "kdj_14_5_4": (lambda b: ind.kdj(*b, 14, 5, 4), lambda h, lo, c: mytt.KDJ(c, h, lo, 14, 5, 4)),
+    "boll": (lambda b: ind.bbands(b[2]), lambda h, lo, c: mytt_boll(c)),
+}
+
+
+@pytest.mark.parametrize("shape_id", ["1d", "37x300", "short_4x20", "long_2x5000"])
+@pytest.mark.parametrize("case", TDX_CASES)
+def test_tdx_convention_equals_mytt(case: str, shape_id: str) -> None:
+    shape, start = SHAPES[shape_id]
+    bars = walk(hash((case, shape_id, "tdx")) % 2**32, shape, start)
+    ours, ref = TDX_CASES[case]
+    for i, (g, e) in enumerate(zip(as_tuple(ours(bars)), per_row(ref, *bars), strict=True)):
+        assert_close(g, e, f"{case}[{i}] on {shape_id}")
+
+
+def test_tdx_equals_mytt_rounded_outputs() -> None:
+    h, lo, c = walk(5, (6, 250))
+    pairs = [
+        (ind.macd(c, convention="tdx"), per_row(mytt.MACD, c)),
+        ((ind.rsi(c, 14, convention="tdx"),), per_row(lambda x: mytt.RSI(x, 14), c)),
+        (ind.bbands(c), per_row(mytt.BOLL, c)),
+    ]
+    for ours, rounded in pairs:
+        for g, e in zip(ours, rounded, strict=True):
+            ok = ~np.isnan(e)
+            assert (np.isnan(g) == ~ok).all()
+            assert np.max(np.abs(g[ok] - e[ok])) <= 0.0005 + 1e-9  # half a unit of MyTT's last decimal
+
+
+def test_bbands_sample_std_equals_pandas() -> None:
+    c = walk(9, (300,))[2]
+    mid = pd.Series(c).rolling(20).mean().to_numpy()
+    std = pd.Series(c).rolling(20).std(ddof=1).to_numpy()
+    for g, e in zip(ind.bbands(c, 20, 2.0, ddof=1), (mid + 2 * std, mid, mid - 2 * std), strict=True):
+        assert_close(g, e, "bbands ddof=1")
+
+
+# --- missing bars ----------------------------------------------------------------------------------------------
+
+
+def packed_reference(ref: Callable[..., object], bars: Bars, inputs: str) -> tuple[np.ndarray, ...]:
+    """The documented policy, computed by the reference: each row without the bars where an input it reads is NaN,
+    scattered back."""
+    h, lo, c = bars
+    outs: list[list[np.ndarray]] = []
+    for i in range(c.shape[0]):
+        keep = ~np.isnan(c[i]) if inputs == "c" else ~(np.isnan(h[i]) | np.isnan(lo[i]) | np.isnan(c[i]))
+        row = per_row(ref, h[i][keep], lo[i][keep], c[i][keep]) if keep.any() else None
+        for j in range(len(row) if row else len(outs)):
+            full = np.full(c.shape[1], np.nan)
+            if row:
+                full[keep] = row[j]
+            if len(outs) <= j:
+                outs.append([])
+            outs[j].append(full)
+    return tuple(np.array(o) for o in outs)
+
+
+GAP_CASES = {**TALIB_CASES, **{f"tdx_{k}": (v[0], v[1], "hlc" if "kdj" in k else "c") for k, v in TDX_CASES.items()}}
+
+
+@pytest.mark.parametrize("case", GAP_CASES)
+def test_missing_bars_are_skipped(case: str) -> None:
+    """A suspended day is NaN out and carries the state over: values equal the reference on the traded bars."""
+    h, lo, c = walk(hash(case) % 2**32, (12, 160))
+    rng = np.random.default_rng(1)
+    c[rng.random(c.shape) < 0.05] = np.nan  # scattered suspensions
+    h[3, 40:55] = np.nan  # a long suspension, flagged through one field only
+    c[4, :30] = np.nan  # a late listing
+    ours, ref, inputs = GAP_CASES[case]
+    got = as_tuple(ours((h, lo, c)))
+    expected = packed_reference(ref, (h, lo, c), inputs)
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert np.isnan(g[np.isnan(c)]).all()
+        assert_close(g, e, f"{case}[{i}] with gaps")
+
+
+def test_kdj_holds_k_over_a_zero_range() -> None:
+    """Nine one-price bars leave no range: K stays put and D keeps smoothing towards it; 50 if it is the first."""
+    h, lo, c = walk(3, (80,))
+    for a in (h, lo, c):
+        a[30:45] = 11.0
+    k, d, j = ind.kdj(h, lo, c)
+    with np.errstate(invalid="ignore"):  # MyTT divides 0 by 0 over the flat window
+        ref_k, ref_d, _ = mytt.KDJ(c, h, lo)
+    assert_close(k[:38], ref_k[:38], "kdj before the flat window")
+    assert_close(d[:38], ref_d[:38], "kdj before the flat window")
+    flat = np.arange(38, 45)  # windows [t-8, t] inside 30..44
+    assert (k[flat] == k[37]).all()
+    np.testing.assert_allclose(d[flat], d[flat - 1] * (2 / 3) + k[flat] / 3, rtol=1e-12)
+    np.testing.assert_allclose(j, 3 * k - 2 * d, rtol=1e-12)
+    still = np.full(12, 9.5)
+    k0, d0, _ = ind.kdj(still, still, still)
+    assert np.isnan(k0[:8]).all() and (k0[8:] == 50.0).all() and (d0[8:] == 50.0).all()
+
+
+# --- incremental state --------------------------------------------------------------------------------------------
+
+
+def test_incremental_equals_batch_after_every_bar() -> None:
+    h, lo, c = walk(21, (300, 400))
+    rng = np.random.default_rng(2)
+    c[rng.random(c.shape) < 0.02] = np.nan
+    for a in (h, lo, c):
+        a[:3, :350] = np.nan  # listed late, inside the checked stretch
+        a[7, 320:340] = 12.0  # a zero KDJ range inside the checked stretch
+    h[9, 330:345] = np.nan
+    batch = ind.compute_all(h, lo, c)
+    state = ind.IndicatorState.from_history(h[:, :300], lo[:, :300], c[:, :300])
+    for t in range(300, 400):
+        state.preview(h[:, t] * 1.05, lo[:, t] * 0.9, c[:, t])  # a forming bar that then changes
+        preview = state.preview(h[:, t], lo[:, t], c[:, t])
+        got = state.update(h[:, t], lo[:, t], c[:, t])
+        assert set(got) == set(batch) == set(ind.OUTPUTS)
+        for name in ind.OUTPUTS:
+            assert_close(got[name], batch[name][:, t], f"{name} at bar {t}")
+            np.testing.assert_array_equal(preview[name], got[name])
+
+
+def test_compute_all_matches_the_single_functions() -> None:
+    h, lo, c = walk(4, (3, 90))
+    out = ind.compute_all(h, lo, c)
+    assert_close(out["sma60"], per_row(lambda x: talib.SMA(x, 60), c)[0], "sma60")
+    assert_close(out["macd_hist"], per_row(lambda x: talib.MACD(x)[2], c)[0], "macd_hist")
+    assert_close(out["atr14"], per_row(lambda a, b, x: talib.ATR(a, b, x, 14), h, lo, c)[0], "atr14")
+    assert_close(out["kdj_j"], per_row(lambda a, b, x: mytt.KDJ(x, a, b)[2], h, lo, c)[0], "kdj_j")
+
+
+# --- bad input ----------------------------------------------------------------------------------------------------
+
+BAD_CALLS: dict[str, tuple[Callable[[Bars], object], str]] = {
+    "n zero": (lambda b: ind.sma(b[2], 0), "n"),
+    "n fractional": (lambda b: ind.ema(b[2], 2.5), "n"),  # type: ignore[arg-type]
+    "convention": (lambda b: ind.rsi(b[2], convention="wilder"), "convention"),
+    "macd convention": (lambda b: ind.macd(b[2], convention="TDX"), "convention"),
+    "fast > slow": (lambda b: ind.macd(b[2], 30, 26), "fast"),
+    "signal": (lambda b: ind.macd(b[2], signal=0), "signal"),
+    "ddof": (lambda b: ind.bbands(b[2], 20, ddof=20), "ddof"),
+    "k": (lambda b: ind.bbands(b[2], 20, k=float("nan")), "k"),
+    "high shape": (lambda b: ind.atr(b[0][:, :-1], b[1], b[2]), "high"),
+    "low shape": (lambda b: ind.kdj(b[0], b[1][:-1], b[2]), "low"),
+    "3-D": (lambda b: ind.sma(b[2][None], 3), "x"),
+    "text": (lambda b: ind.sma(["a", "b"], 1), "x"),
+    "stoch period": (lambda b: ind.stoch(*b, fastk_period=0), "fastk_period"),
+    "state bar": (lambda b: ind.IndicatorState(4).update(b[0][:, 0], b[1][:, 0], b[2][:, 0]), "close"),
+}
+
+
+@pytest.mark.parametrize("call", BAD_CALLS)
+def test_bad_input_names_the_field(call: str) -> None:
+    fn, field = BAD_CALLS[call]
     with pytest.raises(ValidationError) as err:
-        call(close)
+        fn(walk(0, (3, 40)))
     assert err.value.field == field
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 9, 20, 33])
-def test_rolling_high_and_low_equal_a_plain_window(n):
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    from workbench.indicators import _rolling_extreme
-
-    x = np.random.default_rng(n).standard_normal((4, 40))
-    x[1, 17] = np.nan
-    for pick, reduce in ((np.maximum, np.max), (np.minimum, np.min)):
-        ref = np.full(x.shape, np.nan)
-        ref[:, n - 1:] = reduce(sliding_window_view(x, n, axis=1), axis=-1)
-        assert np.array_equal(_rolling_extreme(x, n, pick), ref, equal_nan=True)
-
-
-def batch_values(high: np.ndarray, low: np.ndarray, close: np.ndarray, convention: str) -> dict[str, np.ndarray]:
-    dif, dea, hist = ind.macd(close, convention=convention)
-    upper, mid, lower = ind.bbands(close, 20, 2.0)
-    k, d, j = ind.kdj(high, low, close)
-    out = {f"sma{n}": ind.sma(close, n) for n in (5, 10, 20, 60)}
-    out |= {"macd_dif": dif, "macd_dea": dea, "macd_hist": hist, "rsi14": ind.rsi(close, 14, convention=convention),
-            "boll_upper": upper, "boll_mid": mid, "boll_lower": lower, "atr14": ind.atr(high, low, close, 14),
-            "kdj_k": k, "kdj_d": d, "kdj_j": j}
-    return out
-
-
-@pytest.mark.parametrize("convention", ["talib", "tdx"])
-def test_incremental_state_equals_batch_after_every_bar(convention):
-    high, low, close = market((300, 400), seed=21)
-    batch = batch_values(high, low, close, convention)
-    state = ind.IndicatorState(300, convention)
-    for t in range(400):
-        values = state.update(high[:, t], low[:, t], close[:, t])
-        if t < 70 or t >= 300:  # every warm-up edge, and the last 100 bars
-            for name in ind.STATE_INDICATORS:
-                same(values[name], batch[name][:, t], tol=1e-9)
-
-
-def test_a_preview_changes_nothing_and_a_halt_is_skipped():
-    high, low, close = market((4, 120), seed=5)
-    state = ind.IndicatorState.from_history(high[:, :100], low[:, :100], close[:, :100])
-    before = state.close.copy()
-    peek = state.preview(high[:, 100], low[:, 100], close[:, 100])
-    assert np.array_equal(state.close, before)
-    assert np.array_equal(peek["sma5"], state.update(high[:, 100], low[:, 100], close[:, 100])["sma5"])
-    # Stock 0 halts for bar 101: NaN outputs, then its indicators continue over its own trading days.
-    h, lo, c = high[:, 101].copy(), low[:, 101].copy(), close[:, 101].copy()
-    c[0] = h[0] = lo[0] = np.nan
-    halted = state.update(h, lo, c)
-    assert np.isnan(halted["sma20"][0]) and not np.isnan(halted["sma20"][1])
-    after = state.update(high[:, 102], low[:, 102], close[:, 102])
-    own_days = np.r_[close[0, :101], close[0, 102]]
-    assert after["sma20"][0] == pytest.approx(own_days[-20:].mean(), rel=1e-12)
-    own_h, own_l = np.r_[high[0, :101], high[0, 102]], np.r_[low[0, :101], low[0, 102]]
-    assert after["atr14"][0] == pytest.approx(talib.ATR(own_h, own_l, own_days, 14)[-1], rel=1e-9)
+    assert str(err.value).startswith(f"{field}: ")

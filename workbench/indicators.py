@@ -1,492 +1,782 @@
-"""Technical indicators over a whole market at once: (stocks x time) arrays, time on the last axis.
+"""Technical indicators over a (symbols x time) price panel, in two named conventions.
 
-Two conventions, because users compare with two kinds of screens:
+Users compare our numbers with two kinds of tools, so both are offered and named: ``convention="talib"`` equals
+TA-Lib (0.8.x, default settings, unstable period 0) to 1e-9 including its warm-up NaNs and seeds, and
+``convention="tdx"`` gives the Chinese-terminal forms (通达信 / 同花顺, as MyTT encodes them) whose recursions start
+from the first value.
 
-- ``talib``: TA-Lib's values exactly, warm-up included (NaN where TA-Lib gives no value). EMAs are seeded with
-  the simple mean of their first ``n`` inputs; Wilder averages (RSI, ATR) with the mean of the first ``n``
-  changes or true ranges.
-- ``tdx``: the Chinese terminals' forms (通达信 / 同花顺, as the MyTT package encodes them): recursions seeded from
-  the first value (pandas ``ewm(adjust=False)``), MACD bar = 2 x (DIF - DEA), ``SMA(X, N, M)`` smoothing.
+Layout: 2-D input is (symbols, time), 1-D is one series; time is the last axis. The work runs time-major
+((time, symbols), C order) so each step of a recursion touches one contiguous row for all symbols. 2-D results are
+returned as (symbols, time) views of those time-major buffers (Fortran order): transposing back would cost a copy
+per output for nothing; call ``np.ascontiguousarray`` if rows must be contiguous.
 
-Recursions loop over time only, one vector operation over every stock per step; windows use cumulative sums
-and doubling spans, so no step is per stock.
-NaN inputs: a window that contains a NaN gives NaN; a recursion outputs NaN at a NaN input and carries its
-state over it. The daily job removes suspension gaps before computing (see :mod:`workbench.daily`), so gaps
-never reach these functions there.
+Missing bars (NaN policy): a bar is missing for a symbol when any of its inputs is NaN (a suspended day, a symbol
+not yet listed). Missing bars are skipped, as a terminal's daily chart skips suspended days: every value equals the
+indicator computed on that symbol's series with its missing bars removed, and the output at a missing bar is NaN.
+So a recursion carries its state over a gap, a rolling window spans the last n *traded* bars, and the warm-up of a
+late listing counts from its first bar. Leading NaNs are therefore handled exactly as TA-Lib handles them (it starts
+at the first non-NaN); TA-Lib itself lets a NaN inside a series poison everything after it, which nobody wants.
+Only NaN means missing: an infinity is data and propagates.
+
+``IndicatorState`` keeps the same indicators for a whole market bar by bar, O(symbols) per bar, and equals the
+batch functions after every bar.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
+import numpy.typing as npt
 
 from workbench.errors import ValidationError
 
-Array = np.ndarray
+Array = npt.NDArray[np.float64]
 CONVENTIONS = ("talib", "tdx")
+_CHUNK = 256  # symbols per chunk in window work: (250 bars x 256) temporaries of 0.5 MB
+_TALIB_ZERO = 1e-8  # TA-Lib's TA_IS_ZERO: an RSI whose average gain + loss is below this is reported as 0
 
 
-# --- plumbing -------------------------------------------------------------------------------------------------
-def _panel(x: object, field: str = "x") -> tuple[Array, bool]:
-    """A float64 (stocks x time) array and whether the input was 1-D."""
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim == 1:
-        return arr[None, :], True
-    if arr.ndim != 2:
-        raise ValidationError(field, f"expected a 1-D series or a (stocks x time) array, got {arr.ndim} dimensions")
-    return arr, False
+# --------------------------------------------------------------------------------------------------------------
+# Input checks
 
 
-def _out(arr: Array, one_d: bool) -> Array:
-    return arr[0] if one_d else arr
-
-
-def _period(n: int, field: str = "n") -> int:
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValidationError(field, f"must be a whole number >= 1, got {n!r}")
+def _period(field: str, n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer):
+        raise ValidationError(field, f"must be an integer number of bars, got {n!r}")
+    if n < 1:
+        raise ValidationError(field, f"must be >= 1, got {n}")
     return int(n)
 
 
-def _convention(convention: str) -> str:
+def _convention(convention: object) -> str:
     if convention not in CONVENTIONS:
-        raise ValidationError("convention", f"{convention!r} is not a convention (expected talib or tdx)")
-    return convention
+        raise ValidationError("convention", f"must be one of {CONVENTIONS}, got {convention!r}")
+    return str(convention)
 
 
-def _same_shape(**arrays: Array) -> None:
-    shapes = {name: a.shape for name, a in arrays.items()}
-    if len(set(shapes.values())) > 1:
-        raise ValidationError("high/low/close", f"shapes differ: {shapes}")
+def _number(field: str, value: object) -> float:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValidationError(field, f"must be a number, got {value!r}") from None
+    if not np.isfinite(out):
+        raise ValidationError(field, f"must be finite, got {value!r}")
+    return out
 
 
-def _rolling_extreme(x: Array, n: int, pick: Callable[[Array, Array], Array]) -> Array:
-    """Rolling max or min over ``n`` bars by doubling spans (log2(n) whole-array passes instead of ``n``
-    strided comparisons); NaN in warm-up, and a NaN anywhere in the window gives NaN (``pick`` propagates it)."""
-    out = np.full(x.shape, np.nan)
-    t = x.shape[1]
+def _panel(field: str, x: object) -> Array:
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValidationError(field, "must be numeric (prices as floats)") from None
+    if a.ndim not in (1, 2):
+        raise ValidationError(field, f"must be 1-D (time) or 2-D (symbols x time), got {a.ndim}-D")
+    return a
+
+
+def _ohlc(high: object, low: object, close: object) -> tuple[Array, Array, Array]:
+    c = _panel("close", close)
+    h, lo = _panel("high", high), _panel("low", low)
+    for field, a in (("high", h), ("low", lo)):
+        if a.shape != c.shape:
+            raise ValidationError(field, f"shape {a.shape} differs from close {c.shape}")
+    return h, lo, c
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Time-major application and the NaN policy
+
+
+def _missing(cols: list[Array]) -> npt.NDArray[np.bool_] | None:
+    """The missing-bar mask, or None when there is none (one cheap sum per input decides)."""
+    if not any(np.isnan(np.sum(c)) for c in cols):
+        return None
+    mask = np.isnan(cols[0])
+    for c in cols[1:]:
+        mask |= np.isnan(c)
+    return mask if mask.any() else None
+
+
+def _apply(core: Callable[..., tuple[Array, ...]], *arrays: Array) -> tuple[Array, ...]:
+    """Run a core on time-major (time, symbols) views of the inputs; hand back (symbols, time) views of its results.
+
+    Cores read the inputs through the transposed views and write each output once into a fresh time-major buffer,
+    keeping every other temporary small (see _by_symbols): a fresh 10 MB array costs more in page faults than the
+    arithmetic done in it. With missing bars, each symbol's traded bars are first packed to the front.
+    """
+    one_d = arrays[0].ndim == 1
+    cols = [a[:, None] if one_d else a.T for a in arrays]
+    missing = _missing(cols)
+    if missing is None:
+        outs = core(*cols)
+    else:
+        order = np.argsort(missing, axis=0, kind="stable")
+        tail = np.take_along_axis(missing, order, axis=0)
+        packed = [np.take_along_axis(c, order, axis=0) for c in cols]
+        for p in packed:
+            p[tail] = np.nan
+        outs = tuple(_unpack(o, order, missing) for o in core(*packed))
+    return tuple(o[:, 0] if one_d else o.T for o in outs)
+
+
+def _unpack(packed: Array, order: npt.NDArray[np.intp], missing: npt.NDArray[np.bool_]) -> Array:
+    out = np.empty_like(packed)
+    np.put_along_axis(out, order, packed, axis=0)
+    out[missing] = np.nan
+    return out
+
+
+def _by_symbols(part: Callable[..., tuple[Array, ...]], n_out: int, *cols: Array) -> tuple[Array, ...]:
+    """``part`` on contiguous copies of a few hundred symbols at a time, gathered into (time, symbols) outputs.
+
+    The temporaries of a chunk stay in cache and the allocator reuses them; windows need no cross-symbol work.
+    """
+    t, s = cols[0].shape
+    outs = tuple(np.empty((t, s)) for _ in range(n_out))
+    for j in range(0, s, _CHUNK):
+        done = part(*(np.ascontiguousarray(c[:, j : j + _CHUNK]) for c in cols))
+        for o, p in zip(outs, done, strict=True):
+            o[:, j : j + _CHUNK] = p
+    return outs
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Rolling windows: blocked prefix/suffix scans (van Herk / Gil-Werman), O(1) per value whatever n
+
+
+def _blocks(x: Array, n: int) -> Array:
+    """(time, ...) padded to whole blocks of n bars and viewed as (blocks, n, ...)."""
+    t = x.shape[0]
+    nb = -(-t // n)
+    if nb * n != t:
+        padded = np.empty((nb * n, *x.shape[1:]))
+        padded[:t] = x
+        padded[t:] = x[-1]
+        x = padded
+    return x.reshape(nb, n, *x.shape[1:])
+
+
+def _scan(b: Array, ufunc: np.ufunc, reverse: bool) -> Array:
+    """Running ufunc within each block (from its start, or from its end): n numpy calls over all blocks at once."""
+    n = b.shape[1]
+    out = np.empty_like(b)
+    steps = range(n - 1, -1, -1) if reverse else range(n)
+    prev = steps[0]
+    out[:, prev] = b[:, prev]
+    for j in steps[1:]:
+        ufunc(out[:, prev], b[:, j], out=out[:, j])
+        prev = j
+    return out
+
+
+def _flat(b: Array) -> Array:
+    return b.reshape(b.shape[0] * b.shape[1], *b.shape[2:])
+
+
+def _rolling_sum(x: Array, n: int) -> Array:
+    """A window [s, t] is the suffix of s's block plus the prefix of t's block: each sum adds at most n values,
+    so unlike a running total (or a cumsum difference) the error does not grow with the length of the series."""
+    t = x.shape[0]
+    out = np.full_like(x, np.nan)
     if t < n:
         return out
-    span, acc = 1, x
-    while span * 2 <= n:  # acc[:, i] covers x[:, i - span + 1 .. i] for i >= span - 1
-        nxt = acc.copy()
-        nxt[:, span:] = pick(acc[:, span:], acc[:, :-span])
-        acc, span = nxt, span * 2
-    if span < n:  # cover the rest with a second, overlapping span ending n - span bars earlier
-        shift = n - span
-        result = pick(acc[:, n - 1:], acc[:, n - 1 - shift: t - shift])
+    if n == 1:
+        out[:] = x
+        return out
+    b = _blocks(x, n)
+    pre, suf = _scan(b, np.add, False), _scan(b, np.add, True)
+    pre[:, n - 1] = 0.0  # a window ending on a block end is exactly that block: the suffix sum alone
+    np.add(_flat(suf)[: t - n + 1], _flat(pre)[n - 1 : t], out=out[n - 1 :])
+    return out
+
+
+def _rolling_mean(x: Array, n: int) -> Array:
+    out = _rolling_sum(x, n)
+    out /= n
+    return out
+
+
+def _rolling_mean_var(x: Array, n: int) -> tuple[Array, Array]:
+    """Mean and population variance of each window, from sums of deviations from the first value of a block.
+
+    Deviations are small next to prices, so E[y^2] - E[y]^2 does not cancel catastrophically; the two blocks a
+    window spans have different shifts, and the second block's sums are re-based onto the first's exactly.
+    """
+    t = x.shape[0]
+    mean, var = np.full_like(x, np.nan), np.full_like(x, np.nan)
+    if t < n:
+        return mean, var
+    if n == 1:
+        mean[:] = x
+        var[:] = np.where(np.isnan(x), np.nan, 0.0)
+        return mean, var
+    b = _blocks(x, n)
+    shift = b[:, :1]
+    y = b - shift
+    y2 = y * y
+    p1, s1 = _scan(y, np.add, False), _scan(y, np.add, True)
+    p2, s2 = _scan(y2, np.add, False), _scan(y2, np.add, True)
+    p1[:, n - 1] = 0.0
+    p2[:, n - 1] = 0.0
+    counts = np.arange(1.0, n + 1.0)
+    counts[n - 1] = 0.0
+    ends, starts = slice(n - 1, t), slice(0, t - n + 1)
+    m = np.tile(counts, b.shape[0])[ends].reshape(-1, *([1] * (x.ndim - 1)))
+    base = np.repeat(shift[:, 0], n, axis=0)
+    d = base[ends] - base[starts]  # second block's shift minus the first's (0 within one block)
+    pre1 = _flat(p1)[ends]
+    sum1 = _flat(s1)[starts] + pre1 + m * d
+    sum2 = _flat(s2)[starts] + _flat(p2)[ends] + d * (2.0 * pre1 + m * d)
+    mu = sum1 / n
+    mean[n - 1 :] = base[starts] + mu
+    var[n - 1 :] = np.maximum(sum2 / n - mu * mu, 0.0)
+    return mean, var
+
+
+def _rolling_extreme(x: Array, n: int, ufunc: np.ufunc) -> Array:
+    t = x.shape[0]
+    out = np.full_like(x, np.nan)
+    if t < n:
+        return out
+    if n == 1:
+        out[:] = x
+        return out
+    b = _blocks(x, n)
+    ufunc(_flat(_scan(b, ufunc, True))[: t - n + 1], _flat(_scan(b, ufunc, False))[n - 1 : t], out=out[n - 1 :])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Recursions over time: one numpy call per step over all symbols, in place in the output buffer
+
+
+def _smooth_inplace(buf: Array, keep: float, s0: int, seed: Array | None) -> Array:
+    """buf holds alpha * x; rewrite it as out[t] = keep * out[t-1] + alpha * x[t] for t > s0, out[s0] = seed."""
+    t = buf.shape[0]
+    buf[: min(s0, t)] = np.nan
+    if seed is None or s0 >= t:
+        return buf
+    buf[s0] = seed
+    tmp = np.empty(buf.shape[1:])
+    prev = buf[s0]
+    for i in range(s0 + 1, t):
+        np.multiply(prev, keep, out=tmp)
+        prev = buf[i]
+        prev += tmp
+    return buf
+
+
+def _seeded(x: Array, alpha: float, seed_len: int, start: int = 0, out: Array | None = None) -> Array:
+    """Exponential smoothing seeded by the mean of x[start : start + seed_len] (seed_len=1: by that value).
+
+    ``out`` may be x itself (the seed is taken first); by default a fresh time-major buffer.
+    """
+    s0 = start + seed_len - 1
+    seed = x[start : s0 + 1].mean(axis=0) if s0 < x.shape[0] else None
+    buf = np.multiply(x, alpha, out=np.empty(x.shape) if out is None else out)
+    return _smooth_inplace(buf, 1.0 - alpha, s0, seed)
+
+
+def _ema_alpha(n: int) -> float:
+    return 2.0 / (n + 1.0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Time-major cores: inputs (time, symbols), possibly strided views, NaN only in a packed tail
+
+
+def _sma_core(x: Array, n: int) -> tuple[Array, ...]:
+    return _by_symbols(lambda c: (_rolling_mean(c, n),), 1, x)
+
+
+def _ema_core(x: Array, n: int, convention: str) -> tuple[Array, ...]:
+    return (_seeded(x, _ema_alpha(n), n if convention == "talib" else 1),)
+
+
+def _macd_core(x: Array, fast: int, slow: int, signal: int, convention: str) -> tuple[Array, Array, Array]:
+    if convention == "talib":
+        # TA-Lib seeds the fast EMA at the slow one's first bar (slow-1), with the mean of the fast bars ending there
+        dif = _seeded(x, _ema_alpha(fast), fast, start=slow - fast)
+        dif -= _seeded(x, _ema_alpha(slow), slow)
+        dea = _seeded(dif, _ema_alpha(signal), signal, start=slow - 1)
+        hist = dif - dea
+        dif[: slow + signal - 2] = np.nan
+        return dif, dea, hist
+    dif = _seeded(x, _ema_alpha(fast), 1)
+    slow_ema = _seeded(x, _ema_alpha(slow), 1)
+    dif -= slow_ema
+    dea = _seeded(dif, _ema_alpha(signal), 1, out=slow_ema)
+    bar = dif - dea
+    bar *= 2.0
+    return dif, dea, bar
+
+
+def _rsi_core(x: Array, n: int, convention: str) -> tuple[Array, ...]:
+    talib = convention == "talib"
+    up, down = np.empty(x.shape), np.empty(x.shape)
+    np.subtract(x[1:], x[:-1], out=down[1:])
+    down[:1] = np.nan
+    np.maximum(down, 0.0, out=up)
+    if talib:
+        np.negative(down, out=down)
+        np.maximum(down, 0.0, out=down)
     else:
-        result = acc[:, n - 1:]
-    out[:, n - 1:] = result
-    return out
+        np.abs(down, out=down)
+    gain = _seeded(up, 1.0 / n, n if talib else 1, start=1, out=up)
+    other = _seeded(down, 1.0 / n, n if talib else 1, start=1, out=down)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if talib:
+            other += gain
+            small = np.abs(other) < _TALIB_ZERO
+            gain *= 100.0
+            gain /= other
+            gain[small] = 0.0
+        else:
+            gain /= other
+            gain *= 100.0
+    return (gain,)
 
 
-def _cumulative(values: Array) -> Array:
-    """Cumulative sums along time with a leading zero column, so a window sum is one subtraction."""
-    out = np.zeros((values.shape[0], values.shape[1] + 1))
-    np.cumsum(values, axis=1, out=out[:, 1:])
-    return out
+def _bbands_core(x: Array, n: int, k: float, ddof: int) -> tuple[Array, ...]:
+    def part(c: Array) -> tuple[Array, Array, Array]:
+        mid, var = _rolling_mean_var(c, n)
+        if ddof:
+            var *= n / (n - ddof)
+        width = np.sqrt(var)
+        width *= k
+        return mid + width, mid, mid - width
+
+    return _by_symbols(part, 3, x)
 
 
-def _mean_std(x: Array, n: int, ddof: int | None) -> tuple[Array, Array]:
-    """Rolling mean and (when ``ddof`` is given) standard deviation; NaN in warm-up and over NaN windows.
-
-    Cumulative sums make every window O(1); the row's first value is taken out first (d = x - x0), which keeps
-    the sums small, so the rounding error stays far below 1e-9 for prices up to thousands over thousands of bars.
-    """
-    mean = np.full(x.shape, np.nan)
-    std = np.full(x.shape, np.nan)
-    if x.shape[1] < n:
-        return mean, std
-    ref = np.nan_to_num(x[:, :1])
-    d = x - ref
-    nan = np.isnan(d)
-    has_nan = bool(nan.any())
-    if has_nan:
-        d[nan] = 0.0
-    c1 = _cumulative(d)
-    m = (c1[:, n:] - c1[:, :-n]) / n
-    bad = None
-    if has_nan:
-        cn = _cumulative(nan.astype(np.float64))
-        bad = (cn[:, n:] - cn[:, :-n]) > 0
-    mean[:, n - 1:] = m + ref
-    if ddof is not None:
-        d *= d
-        c2 = _cumulative(d)
-        var = np.maximum((c2[:, n:] - c2[:, :-n]) - n * m * m, 0.0) / (n - ddof)
-        std[:, n - 1:] = np.sqrt(var)
-    if bad is not None:
-        mean[:, n - 1:][bad] = np.nan
-        std[:, n - 1:][bad] = np.nan
-    return mean, std
+def _true_range(h: Array, lo: Array, c: Array) -> tuple[Array]:
+    tr = np.empty(c.shape)
+    tr[:1] = np.nan
+    prev = c[:-1]
+    np.maximum(h[1:] - lo[1:], np.abs(h[1:] - prev), out=tr[1:])
+    np.maximum(tr[1:], np.abs(lo[1:] - prev), out=tr[1:])
+    return (tr,)
 
 
-def _recurse(x: Array, alpha: float, seed_at: int | None, seed: Array | None, wilder: int = 0) -> Array:
-    """Exponential smoothing along time, vectorised over stocks.
+def _atr_core(h: Array, lo: Array, c: Array, n: int) -> tuple[Array, ...]:
+    (tr,) = _by_symbols(_true_range, 1, h, lo, c)
+    return (_seeded(tr, 1.0 / n, n, start=1, out=tr),)
 
-    With ``seed_at`` the state starts at that index with ``seed`` (TA-Lib); without, each row starts at its first
-    valid value (terminals). ``wilder`` = n uses TA-Lib's ``(prev * (n - 1) + x) / n`` arithmetic. When NaNs
-    only lead or trail each row (the usual case) a leaner loop runs, since a NaN then only ends a row.
-    """
-    n_stocks, n_time = x.shape
-    out = np.full((n_time, n_stocks), np.nan)
-    xt = np.ascontiguousarray(x.T)
-    if seed_at is not None:
-        if seed_at >= n_time:
-            return out.T.copy()
-        state = np.array(seed, dtype=np.float64)
-        out[seed_at] = state
-        start = seed_at + 1
+
+def _rsv(n: int) -> Callable[[Array, Array, Array], tuple[Array]]:
+    def part(h: Array, lo: Array, c: Array) -> tuple[Array]:
+        top, bottom = _rolling_extreme(h, n, np.maximum), _rolling_extreme(lo, n, np.minimum)
+        rng = top - bottom
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rsv = (c - bottom) / rng * 100.0
+        rsv[rng == 0.0] = np.nan  # no range to place the close in (kdj's docstring says what K does then)
+        return (rsv,)
+
+    return part
+
+
+def _kdj_core(h: Array, lo: Array, c: Array, n: int, m1: int, m2: int) -> tuple[Array, ...]:
+    (k,) = _by_symbols(_rsv(n), 1, h, lo, c)
+    s0, a = n - 1, 1.0 / m1
+    if s0 < k.shape[0]:
+        flat = np.isnan(k[s0:])
+        seed = np.where(flat[0], 50.0, k[s0])
+        if flat[1:].any():
+            k[s0] = seed
+            for t in range(s0 + 1, k.shape[0]):
+                k[t] = np.where(flat[t - s0], k[t - 1], k[t - 1] * (1.0 - a) + a * k[t])
+            k[:s0] = np.nan
+        else:
+            k *= a
+            _smooth_inplace(k, 1.0 - a, s0, seed)
     else:
-        state = np.full(n_stocks, np.nan)
-        start = 0
-    if _only_edge_nans(xt[start:], seeded=seed_at is not None):
-        for t in range(start, n_time):
-            v = xt[t]
-            state = (state * (wilder - 1) + v) / wilder if wilder else state + alpha * (v - state)
-            if seed_at is None:
-                np.copyto(state, v, where=np.isnan(state))
-            out[t] = state
-        return out.T.copy()
-    for t in range(start, n_time):
-        v = xt[t]
-        valid = ~np.isnan(v)
-        stepped = (state * (wilder - 1) + v) / wilder if wilder else state + alpha * (v - state)
-        if seed_at is None:
-            stepped = np.where(np.isnan(state), v, stepped)
-        state = np.where(valid, stepped, state)
-        out[t] = np.where(valid, state, np.nan)
-    return out.T.copy()
+        k[:] = np.nan
+    d = _seeded(k, 1.0 / m2, 1, start=s0)
+    (j,) = _by_symbols(lambda kk, dd: (3.0 * kk - 2.0 * dd,), 1, k, d)
+    return k, d, j
 
 
-def _only_edge_nans(xt: Array, seeded: bool) -> bool:
-    """True when, per row (a column of ``xt``), NaNs come only before its first valid value (unseeded rows)
-    or after its last one."""
-    nan = np.isnan(xt)
-    if not nan.any():
-        return True
-    steps = np.diff(nan.astype(np.int8), axis=0)
-    ends = (steps == 1).sum(axis=0)
-    starts = (steps == -1).sum(axis=0)
-    allowed_starts = 0 if seeded else nan[0].astype(np.int64)
-    return bool(((starts <= allowed_starts) & (ends <= 1)).all())
+def _stoch_core(h: Array, lo: Array, c: Array, fastk: int, slowk: int, slowd: int) -> tuple[Array, ...]:
+    def part(hh: Array, ll: Array, cc: Array) -> tuple[Array, Array]:
+        low = _rolling_extreme(ll, fastk, np.minimum)
+        diff = (_rolling_extreme(hh, fastk, np.maximum) - low) / 100.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fast = np.where(diff != 0.0, (cc - low) / diff, 0.0)
+        k = _rolling_mean(fast, slowk)
+        d = _rolling_mean(k, slowd)
+        k[: fastk + slowk + slowd - 3] = np.nan
+        return k, d
+
+    return _by_symbols(part, 2, h, lo, c)
 
 
-def _ema_talib(x: Array, n: int, seed_end: int) -> Array:
-    """TA-Lib's EMA whose first value is at ``seed_end``: the mean of the ``n`` inputs ending there."""
-    if seed_end >= x.shape[1] or seed_end - n + 1 < 0:
-        return np.full(x.shape, np.nan)
-    seed = x[:, seed_end - n + 1: seed_end + 1].mean(axis=1)
-    return _recurse(x, 2.0 / (n + 1), seed_end, seed)
+# --------------------------------------------------------------------------------------------------------------
+# Public batch functions
 
 
-def _ema_first(x: Array, alpha: float) -> Array:
-    """Terminal EMA / SMA(X,N,M): seeded with each row's first valid value."""
-    return _recurse(x, alpha, None, None)
+def sma(x: npt.ArrayLike, n: int) -> Array:
+    """Simple moving average (TA-Lib SMA, terminal MA).
 
-
-# --- moving averages ------------------------------------------------------------------------------------------
-def sma(x: object, n: int) -> Array:
-    """Simple moving average. Warm-up: first value at index n-1 (TA-Lib and terminals agree)."""
-    arr, one = _panel(x)
-    return _out(_mean_std(arr, _period(n), None)[0], one)
-
-
-def ema(x: object, n: int, convention: str = "talib") -> Array:
-    """Exponential moving average, k = 2 / (n + 1).
-
-    talib: first value at n-1, seeded with the mean of the first n inputs. tdx: from index 0, seeded with x[0].
+    Warm-up: first value at index n-1. Windows are summed from blocked prefix/suffix sums, not a running total, so
+    the error stays at a few ulps however long the series.
     """
-    arr, one = _panel(x)
-    n = _period(n)
-    if _convention(convention) == "talib":
-        return _out(_ema_talib(arr, n, n - 1), one)
-    return _out(_ema_first(arr, 2.0 / (n + 1)), one)
+    n = _period("n", n)
+    return _apply(lambda c: _sma_core(c, n), _panel("x", x))[0]
 
 
-def macd(x: object, fast: int = 12, slow: int = 26, signal: int = 9,
-         convention: str = "talib") -> tuple[Array, Array, Array]:
-    """(DIF, DEA, histogram).
+def ema(x: npt.ArrayLike, n: int, *, convention: str = "talib") -> Array:
+    """Exponential moving average, alpha = 2 / (n + 1).
 
-    talib: all three from index slow+signal-2 (33); both EMAs start at slow-1, the fast one seeded with the mean
-    of the ``fast`` inputs ending there (as TA-Lib does); DEA seeded with the mean of the first ``signal`` DIFs;
-    hist = DIF - DEA. tdx: from index 0, EMAs seeded with the first value; the MACD bar = 2 x (DIF - DEA).
+    talib: seeded with the mean of the first n values, first value at index n-1 (TA-Lib EMA).
+    tdx: seeded with the first value, defined from index 0 (terminal EMA, pandas ewm(adjust=False)); its early
+    values lean on the seed, so terminals show it only after ~4n bars.
     """
-    arr, one = _panel(x)
-    fast, slow, signal = _period(fast, "fast"), _period(slow, "slow"), _period(signal, "signal")
-    if _convention(convention) == "talib":
-        if slow < fast:
-            fast, slow = slow, fast
-        start = slow - 1
-        dif = _ema_talib(arr, fast, start) - _ema_talib(arr, slow, start)
-        dea = np.full(arr.shape, np.nan)
-        first = start + signal - 1
-        if first < arr.shape[1]:
-            tail = _ema_talib(dif[:, start:], signal, signal - 1)
-            dea[:, start:] = tail
-        dif[:, :first] = np.nan
-        return _out(dif, one), _out(dea, one), _out(dif - dea, one)
-    dif = _ema_first(arr, 2.0 / (fast + 1)) - _ema_first(arr, 2.0 / (slow + 1))
-    dea = _ema_first(dif, 2.0 / (signal + 1))
-    return _out(dif, one), _out(dea, one), _out(2.0 * (dif - dea), one)
+    n, convention = _period("n", n), _convention(convention)
+    return _apply(lambda c: _ema_core(c, n, convention), _panel("x", x))[0]
 
 
-# --- oscillators ----------------------------------------------------------------------------------------------
-def rsi(x: object, n: int = 14, convention: str = "talib") -> Array:
-    """Relative strength index, 0-100.
+def macd(
+    x: npt.ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9, convention: str = "talib"
+) -> tuple[Array, Array, Array]:
+    """(dif, dea, hist): dif = EMA(fast) - EMA(slow), dea = EMA(dif, signal).
 
-    talib (Wilder): first value at index n, from the mean gain and loss of the first n changes; 0 when the
-    price did not move. tdx: SMA(MAX(C-LC,0),N,1) / SMA(ABS(C-LC),N,1) x 100 from index 1; NaN while flat.
+    talib: hist = dif - dea; all three start at index slow + signal - 2 (33 by default), as TA-Lib's MACD: the slow
+    EMA is seeded with the mean of the first `slow` values, the fast one at the same bar (slow-1) with the mean of
+    the `fast` values ending there, and dea with the mean of the first `signal` difs.
+    tdx: hist is the terminal's MACD bar 2 * (dif - dea); every EMA is seeded with its first input, all defined from
+    index 0.
     """
-    arr, one = _panel(x)
-    n = _period(n)
-    change = np.full(arr.shape, np.nan)
-    change[:, 1:] = np.diff(arr, axis=1)
-    gain, loss = np.maximum(change, 0.0), np.maximum(-change, 0.0)
-    if _convention(convention) == "tdx":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return _out(_ema_first(gain, 1.0 / n) / _ema_first(np.abs(change), 1.0 / n) * 100.0, one)
-    if arr.shape[1] <= n:
-        return _out(np.full(arr.shape, np.nan), one)
-    avg_gain = _recurse(gain, 0.0, n, gain[:, 1:n + 1].mean(axis=1), wilder=n)
-    avg_loss = _recurse(loss, 0.0, n, loss[:, 1:n + 1].mean(axis=1), wilder=n)
-    total = avg_gain + avg_loss
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(total != 0.0, 100.0 * avg_gain / total, 0.0)
-    return _out(np.where(np.isnan(total), np.nan, out), one)
+    fast, slow, signal = _period("fast", fast), _period("slow", slow), _period("signal", signal)
+    convention = _convention(convention)
+    if fast > slow:
+        raise ValidationError("fast", f"must not exceed slow ({fast} > {slow})")
+    dif, dea, hist = _apply(lambda c: _macd_core(c, fast, slow, signal, convention), _panel("x", x))
+    return dif, dea, hist
 
 
-def stoch(high: object, low: object, close: object, fastk_period: int = 5, slowk_period: int = 3,
-          slowd_period: int = 3) -> tuple[Array, Array]:
-    """TA-Lib's STOCH with simple-average slowing: (slow %K, slow %D), both from index
-    fastk-1 + slowk-1 + slowd-1; %K is 0 when the window's high equals its low."""
-    h, one = _panel(high, "high")
-    lo, _ = _panel(low, "low")
-    c, _ = _panel(close, "close")
-    _same_shape(high=h, low=lo, close=c)
-    fk, sk, sd = _period(fastk_period, "fastk_period"), _period(slowk_period, "slowk_period"), \
-        _period(slowd_period, "slowd_period")
-    hh, ll = _rolling_extreme(h, fk, np.maximum), _rolling_extreme(lo, fk, np.minimum)
-    span = hh - ll
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fast_k = np.where(span != 0.0, (c - ll) / span * 100.0, 0.0)
-    fast_k = np.where(np.isnan(span), np.nan, fast_k)
-    slow_k = _shifted_window_mean(fast_k, sk, fk - 1)
-    slow_d = _shifted_window_mean(slow_k, sd, fk + sk - 2)
-    first = fk + sk + sd - 3
-    slow_k[:, :first] = np.nan
-    return _out(slow_k, one), _out(slow_d, one)
+def rsi(x: npt.ArrayLike, n: int = 14, convention: str = "talib") -> Array:
+    """Relative strength index, 0..100.
+
+    talib: Wilder's averages of gains and losses seeded with the simple mean of the first n changes, first value at
+    index n; reported as 0 where average gain + loss is below 1e-8, as TA-Lib does.
+    tdx: SMA(MAX(C-LC,0),N,1) / SMA(ABS(C-LC),N,1) * 100, each SMA seeded with the first change, defined from
+    index 1; NaN while the price has never moved (0/0), as in MyTT.
+    """
+    n, convention = _period("n", n), _convention(convention)
+    return _apply(lambda c: _rsi_core(c, n, convention), _panel("x", x))[0]
 
 
-def _shifted_window_mean(x: Array, n: int, first_valid: int) -> Array:
-    """SMA of a series whose values start at ``first_valid``."""
-    out = np.full(x.shape, np.nan)
-    if first_valid < x.shape[1]:
-        out[:, first_valid:] = _mean_std(x[:, first_valid:], n, None)[0]
+def bbands(x: npt.ArrayLike, n: int = 20, k: float = 2.0, ddof: int = 0) -> tuple[Array, Array, Array]:
+    """Bollinger bands (upper, mid, lower) = mid +- k * STD(x, n), mid = SMA(x, n); first value at index n-1.
+
+    ddof=0 (population std) is the default because TA-Lib BBANDS (matype=0) and MyTT BOLL use it; TDX documents STD
+    as the sample estimate, ddof=1.
+    """
+    n, k = _period("n", n), _number("k", k)
+    if isinstance(ddof, bool) or not isinstance(ddof, int | np.integer) or not 0 <= ddof < n:
+        raise ValidationError("ddof", f"must be an integer with 0 <= ddof < n ({n}), got {ddof!r}")
+    upper, mid, lower = _apply(lambda c: _bbands_core(c, n, k, int(ddof)), _panel("x", x))
+    return upper, mid, lower
+
+
+def atr(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, n: int = 14) -> Array:
+    """Average true range (TA-Lib ATR): Wilder's average of the true range.
+
+    The first bar has no previous close, so its true range is skipped; the average is seeded with the simple mean
+    of the true ranges of bars 1..n, first value at index n. After a missing bar the previous close is that of the
+    last traded bar, so the gap on resumption counts.
+    """
+    n = _period("n", n)
+    h, lo, c = _ohlc(high, low, close)
+    return _apply(lambda hh, ll, cc: _atr_core(hh, ll, cc, n), h, lo, c)[0]
+
+
+def kdj(
+    high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, n: int = 9, m1: int = 3, m2: int = 3
+) -> tuple[Array, Array, Array]:
+    """Terminal KDJ: RSV = (C - LLV(L,n)) / (HHV(H,n) - LLV(L,n)) * 100, K = SMA(RSV,m1,1), D = SMA(K,m2,1),
+    J = 3K - 2D.
+
+    First values at index n-1; K is seeded with the first RSV and D with the first K (MyTT). Where the n-bar range
+    is zero (one price all window long, e.g. a run of one-price limit days) the RSV is undefined: K holds its
+    previous value (50 if it is the very first) and D keeps smoothing K. MyTT leaves a NaN there instead.
+    """
+    n, m1, m2 = _period("n", n), _period("m1", m1), _period("m2", m2)
+    h, lo, c = _ohlc(high, low, close)
+    k, d, j = _apply(lambda hh, ll, cc: _kdj_core(hh, ll, cc, n, m1, m2), h, lo, c)
+    return k, d, j
+
+
+def stoch(
+    high: npt.ArrayLike,
+    low: npt.ArrayLike,
+    close: npt.ArrayLike,
+    fastk_period: int = 5,
+    slowk_period: int = 3,
+    slowd_period: int = 3,
+) -> tuple[Array, Array]:
+    """TA-Lib STOCH with SMA slowing (matype=0): (slowk, slowd).
+
+    fastK = (C - LLV(L)) / (HHV(H) - LLV(L)) * 100, 0 where the range is 0 (TA-Lib); slowK = SMA(fastK), slowD =
+    SMA(slowK). Both start at index fastk + slowk + slowd - 3, as TA-Lib reports them.
+    """
+    fk = _period("fastk_period", fastk_period)
+    sk, sd = _period("slowk_period", slowk_period), _period("slowd_period", slowd_period)
+    h, lo, c = _ohlc(high, low, close)
+    k, d = _apply(lambda hh, ll, cc: _stoch_core(hh, ll, cc, fk, sk, sd), h, lo, c)
+    return k, d
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The set kept by IndicatorState, computed in batch
+
+
+SMA_WINDOWS = (5, 10, 20, 60)
+OUTPUTS = (
+    *(f"sma{n}" for n in SMA_WINDOWS),
+    "macd_dif", "macd_dea", "macd_hist",
+    "macd_dif_tdx", "macd_dea_tdx", "macd_bar_tdx",
+    "rsi14", "rsi14_tdx",
+    "boll_upper", "boll_mid", "boll_lower",
+    "atr14",
+    "kdj_k", "kdj_d", "kdj_j",
+)  # fmt: skip
+
+
+def compute_all(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> dict[str, Array]:
+    """The indicators IndicatorState keeps, by the same names, computed in batch with default parameters.
+
+    A bar with any of high, low, close NaN is missing for every indicator here (close-only ones included), so the
+    set agrees with itself and with IndicatorState.
+    """
+    h, lo, c = _ohlc(high, low, close)
+    gap = np.isnan(h) | np.isnan(lo) | np.isnan(c)
+    if gap.any():
+        c = np.where(gap, np.nan, c)
+    out = {f"sma{n}": sma(c, n) for n in SMA_WINDOWS}
+    out["macd_dif"], out["macd_dea"], out["macd_hist"] = macd(c)
+    out["macd_dif_tdx"], out["macd_dea_tdx"], out["macd_bar_tdx"] = macd(c, convention="tdx")
+    out["rsi14"], out["rsi14_tdx"] = rsi(c), rsi(c, convention="tdx")
+    out["boll_upper"], out["boll_mid"], out["boll_lower"] = bbands(c)
+    out["atr14"] = atr(h, lo, c)
+    out["kdj_k"], out["kdj_d"], out["kdj_j"] = kdj(h, lo, c)
     return out
 
 
-def kdj(high: object, low: object, close: object, n: int = 9, m1: int = 3, m2: int = 3) -> tuple[Array, Array, Array]:
-    """The terminals' KDJ: RSV over n bars, K = SMA(RSV, m1, 1), D = SMA(K, m2, 1), J = 3K - 2D.
-
-    From index n-1, K and D seeded with the first RSV (MyTT). A bar whose n-bar high equals its low has no RSV:
-    K and D keep their values and the bar's outputs are NaN.
-    """
-    h, one = _panel(high, "high")
-    lo, _ = _panel(low, "low")
-    c, _ = _panel(close, "close")
-    _same_shape(high=h, low=lo, close=c)
-    n, m1, m2 = _period(n), _period(m1, "m1"), _period(m2, "m2")
-    hh, ll = _rolling_extreme(h, n, np.maximum), _rolling_extreme(lo, n, np.minimum)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rsv = np.where(hh > ll, (c - ll) / (hh - ll) * 100.0, np.nan)
-    k = _ema_first(rsv, 1.0 / m1)
-    d = _ema_first(k, 1.0 / m2)
-    return _out(k, one), _out(d, one), _out(3.0 * k - 2.0 * d, one)
+# --------------------------------------------------------------------------------------------------------------
+# Incremental state
 
 
-# --- bands and ranges -----------------------------------------------------------------------------------------
-def bbands(x: object, n: int = 20, k: float = 2.0, ddof: int = 0) -> tuple[Array, Array, Array]:
-    """Bollinger bands (upper, middle, lower) = SMA(n) +- k standard deviations (population by default, as
-    TA-Lib and the terminals' BOLL use). From index n-1."""
-    arr, one = _panel(x)
-    n = _period(n)
-    mid, sd = _mean_std(arr, n, ddof)
-    return _out(mid + k * sd, one), _out(mid, one), _out(mid - k * sd, one)
+@dataclass(frozen=True)
+class _Spec:
+    """A seeded exponential recursion: ignore `skip` inputs, seed with the mean of the next `seed_len`."""
+
+    alpha: float
+    seed_len: int
+    skip: int = 0
 
 
-def true_range(high: Array, low: Array, close: Array) -> Array:
-    """max(high - low, |high - prev close|, |low - prev close|); NaN at index 0 (no previous close)."""
-    prev = np.full(close.shape, np.nan)
-    prev[:, 1:] = close[:, :-1]
-    return np.fmax(high - low, np.fmax(np.abs(high - prev), np.abs(low - prev))) + np.where(np.isnan(prev), np.nan, 0)
+@dataclass(frozen=True)
+class _Smooth:
+    """One recursion's per-symbol state: inputs seen, warm-up sum, current value."""
+
+    seen: npt.NDArray[np.int64]
+    acc: Array
+    value: Array
+
+    @classmethod
+    def empty(cls, size: int) -> _Smooth:
+        return cls(np.zeros(size, np.int64), np.zeros(size), np.full(size, np.nan))
 
 
-def atr(high: object, low: object, close: object, n: int = 14) -> Array:
-    """Average true range (Wilder): first value at index n, the mean of the true ranges at 1..n (TA-Lib)."""
-    h, one = _panel(high, "high")
-    lo, _ = _panel(low, "low")
-    c, _ = _panel(close, "close")
-    _same_shape(high=h, low=lo, close=c)
-    n = _period(n)
-    tr = true_range(h, lo, c)
-    if c.shape[1] <= n:
-        return _out(np.full(c.shape, np.nan), one)
-    return _out(_recurse(tr, 0.0, n, tr[:, 1:n + 1].mean(axis=1), wilder=n), one)
+def _smooth_step(spec: _Spec, st: _Smooth, x: Array, ok: npt.NDArray[np.bool_]) -> tuple[_Smooth, Array]:
+    """Feed x where ok; the same arithmetic as the batch recursion so both agree to the last few ulps."""
+    seen = st.seen + ok
+    k = seen - spec.skip
+    acc = np.where(ok & (k >= 1) & (k <= spec.seed_len), st.acc + x, st.acc)
+    value = np.where(ok & (k == spec.seed_len), acc / spec.seed_len, st.value)
+    value = np.where(ok & (k > spec.seed_len), st.value * (1.0 - spec.alpha) + spec.alpha * x, value)
+    return _Smooth(seen, acc, value), np.where(ok & (k >= spec.seed_len), value, np.nan)
 
 
-# --- incremental state ----------------------------------------------------------------------------------------
-_WINDOW = 60  # the longest window any tracked indicator needs (SMA 60)
-STATE_INDICATORS = ("sma5", "sma10", "sma20", "sma60", "macd_dif", "macd_dea", "macd_hist", "rsi14",
-                    "boll_upper", "boll_mid", "boll_lower", "atr14", "kdj_k", "kdj_d", "kdj_j")
+_SPECS: Mapping[str, _Spec] = MappingProxyType({
+    "fast": _Spec(_ema_alpha(12), 12, skip=26 - 12),
+    "slow": _Spec(_ema_alpha(26), 26),
+    "dea": _Spec(_ema_alpha(9), 9),
+    "fast_tdx": _Spec(_ema_alpha(12), 1),
+    "slow_tdx": _Spec(_ema_alpha(26), 1),
+    "dea_tdx": _Spec(_ema_alpha(9), 1),
+    "gain": _Spec(1.0 / 14, 14),
+    "loss": _Spec(1.0 / 14, 14),
+    "gain_tdx": _Spec(1.0 / 14, 1),
+    "move_tdx": _Spec(1.0 / 14, 1),
+    "atr": _Spec(1.0 / 14, 14),
+    "k": _Spec(1.0 / 3, 1),
+    "d": _Spec(1.0 / 3, 1),
+})
+_CLOSE_RING = max(*SMA_WINDOWS, 20)
+_KDJ_N = 9
+
+
+class _Feeder:
+    """Steps named recursions from the committed states, collecting new states without touching the old ones."""
+
+    def __init__(self, old: Mapping[str, _Smooth]) -> None:
+        self.old = old
+        self.new: dict[str, _Smooth] = {}
+
+    def __call__(self, name: str, x: Array, valid: npt.NDArray[np.bool_]) -> Array:
+        self.new[name], value = _smooth_step(_SPECS[name], self.old[name], x, valid)
+        return value
+
+
+@dataclass(frozen=True)
+class _Next:
+    """Everything one bar changes, computed before anything is committed (so a preview can drop it)."""
+
+    ok: npt.NDArray[np.bool_]
+    bar: tuple[Array, Array, Array]
+    smooth: dict[str, _Smooth]
+    out: dict[str, Array]
 
 
 class IndicatorState:
-    """Every tracked indicator's state for all stocks, updated from one new bar per stock in O(stocks).
+    """The indicators of ``compute_all`` for every symbol, advanced one bar at a time in O(symbols).
 
-    The values after each bar equal the batch functions' last values on the same bars (SMA 5/10/20/60, MACD
-    12/26/9, RSI 14, BOLL 20/2, ATR 14, KDJ 9/3/3). A stock whose bar is NaN (halted) keeps its state and gets
-    NaN outputs for that bar, so its indicators run over its own trading days, as the daily job computes them.
-    ``preview`` evaluates a forming bar without committing it.
+    Recursions keep (inputs seen, warm-up sum, value) per symbol; rolling windows read a ring buffer of the last
+    traded closes (60) and highs/lows (9), so a window costs O(symbols x n) with n fixed and has no running-sum
+    drift. A symbol whose bar has a NaN is left untouched and reports NaN, as the batch NaN policy does.
     """
 
-    def __init__(self, stocks: int, convention: str = "talib") -> None:
-        self.convention = _convention(convention)
-        self.count = np.zeros(stocks, dtype=np.int64)
-        self.close = np.full((stocks, _WINDOW), np.nan)  # last bars, newest at the end
-        self.high = np.full((stocks, _WINDOW), np.nan)
-        self.low = np.full((stocks, _WINDOW), np.nan)
-        self.fast = np.full(stocks, np.nan)
-        self.slow = np.full(stocks, np.nan)
-        self.difs = np.full((stocks, 9), np.nan)  # MACD DIFs since the slow EMA started (TA-Lib's DEA seed)
-        self.dea = np.full(stocks, np.nan)
-        self.gain = np.full(stocks, np.nan)
-        self.loss = np.full(stocks, np.nan)
-        self.atr = np.full(stocks, np.nan)
-        self.k = np.full(stocks, np.nan)
-        self.d = np.full(stocks, np.nan)
+    def __init__(self, n_symbols: int) -> None:
+        size = _period("n_symbols", n_symbols) if n_symbols else 0
+        self._bars = np.zeros(size, np.int64)
+        self._last_close = np.full(size, np.nan)
+        self._close = np.full((size, _CLOSE_RING), np.nan)
+        self._high = np.full((size, _KDJ_N), np.nan)
+        self._low = np.full((size, _KDJ_N), np.nan)
+        self._smooth = {name: _Smooth.empty(size) for name in _SPECS}
+
+    @property
+    def n_symbols(self) -> int:
+        return self._bars.shape[0]
 
     @classmethod
-    def from_history(cls, high: object, low: object, close: object, convention: str = "talib") -> IndicatorState:
-        """A state that has seen every bar of a (stocks x time) history, oldest first."""
-        h, _ = _panel(high, "high")
-        lo, _ = _panel(low, "low")
-        c, _ = _panel(close, "close")
-        _same_shape(high=h, low=lo, close=c)
-        state = cls(c.shape[0], convention)
+    def from_history(cls, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> IndicatorState:
+        """Replay a (symbols x time) history (1-D: one symbol) through update, so history and live share one path."""
+        h, lo, c = (a if a.ndim == 2 else a[None, :] for a in _ohlc(high, low, close))
+        state = cls(c.shape[0])
         for t in range(c.shape[1]):
             state.update(h[:, t], lo[:, t], c[:, t])
         return state
 
-    def update(self, high: Array, low: Array, close: Array) -> dict[str, Array]:
-        """Fold in one bar per stock (NaN close: no bar) and return every indicator's value for it."""
-        new, values = self._step(np.asarray(high, float), np.asarray(low, float), np.asarray(close, float))
-        self.__dict__.update(new)
-        return values
+    def update(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> dict[str, Array]:
+        """Commit one finished bar per symbol (NaN: no bar) and return every indicator's value at it."""
+        nxt = self._step(high, low, close)
+        self._commit(nxt)
+        return nxt.out
 
-    def preview(self, high: Array, low: Array, close: Array) -> dict[str, Array]:
-        """The values a forming bar would give, without changing the state."""
-        return self._step(np.asarray(high, float), np.asarray(low, float), np.asarray(close, float))[1]
+    def preview(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> dict[str, Array]:
+        """Values as if the forming bar closed now, without committing it (call as often as quotes arrive)."""
+        return self._step(high, low, close).out
 
-    def _step(self, high: Array, low: Array, close: Array) -> tuple[dict[str, Array], dict[str, Array]]:
-        bar = ~np.isnan(close)
-        tdx = self.convention == "tdx"
-        count = self.count + bar
-        prev_close = self.close[:, -1]
+    # -- internals ------------------------------------------------------------------------------------------
 
-        def push(buf: Array, value: Array) -> Array:
-            return np.where(bar[:, None], np.concatenate([buf[:, 1:], value[:, None]], axis=1), buf)
+    def _bar(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> tuple[Array, Array, Array]:
+        h, lo, c = (np.atleast_1d(a) for a in _ohlc(high, low, close))
+        if c.shape != (self.n_symbols,):
+            raise ValidationError("close", f"must have shape ({self.n_symbols},), one value per symbol, got {c.shape}")
+        return h, lo, c
 
-        closes, highs, lows = push(self.close, close), push(self.high, high), push(self.low, low)
-        values: dict[str, Array] = {}
-        for n in (5, 10, 20, 60):
-            values[f"sma{n}"] = np.where(count >= n, closes[:, -n:].mean(axis=1), np.nan)
-        window = closes[:, -20:]
-        mid = window.mean(axis=1)
-        sd = np.sqrt(np.maximum(((window - mid[:, None]) ** 2).mean(axis=1), 0.0))
-        ok20 = count >= 20
-        values["boll_mid"] = np.where(ok20, mid, np.nan)
-        values["boll_upper"] = np.where(ok20, mid + 2.0 * sd, np.nan)
-        values["boll_lower"] = np.where(ok20, mid - 2.0 * sd, np.nan)
+    def _window(self, ring: Array, n: int) -> Array:
+        """The last n-1 committed values per symbol, newest first (NaN where a symbol has fewer)."""
+        idx = (self._bars[:, None] - 1 - np.arange(n - 1)) % ring.shape[1]
+        return np.take_along_axis(ring, idx, axis=1)
 
-        state: dict[str, Array] = {"count": count, "close": closes, "high": highs, "low": lows}
-        fast, slow, dea, difs = self._macd(closes, close, count, tdx, values)
-        state.update(fast=fast, slow=slow, dea=dea, difs=difs)
-        gain, loss = self._rsi(close, prev_close, count, tdx, values)
-        state.update(gain=gain, loss=loss)
-        state["atr"] = self._atr(closes, highs, lows, high, low, prev_close, count, values)
-        k, d = self._kdj(highs, lows, close, count, values)
-        state.update(k=k, d=d)
-        # A stock without a bar keeps its state and shows NaN for this bar.
-        for name, new in state.items():
-            if new.ndim == 1:
-                state[name] = np.where(bar, new, getattr(self, name))
-        for name in STATE_INDICATORS:
-            values[name] = np.where(bar, values[name], np.nan)
-        return state, values
+    def _step(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> _Next:
+        h, lo, c = self._bar(high, low, close)
+        ok = ~(np.isnan(h) | np.isnan(lo) | np.isnan(c))
+        bars = self._bars + ok
+        feed = _Feeder(self._smooth)
+        out: dict[str, Array] = {}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._windows(c, ok, bars, out)
+            self._macd(c, ok, bars, feed, out)
+            self._rsi_atr(h, lo, c, ok, feed, out)
+            self._kdj(h, lo, c, ok, bars, feed, out)
+        return _Next(ok, (h, lo, c), feed.new, {name: out[name] for name in OUTPUTS})
 
-    def _macd(self, closes: Array, close: Array, count: Array, tdx: bool,
-              values: dict[str, Array]) -> tuple[Array, Array, Array, Array]:
-        if tdx:
-            fast = np.where(np.isnan(self.fast), close, self.fast + 2.0 / 13 * (close - self.fast))
-            slow = np.where(np.isnan(self.slow), close, self.slow + 2.0 / 27 * (close - self.slow))
-            dif = fast - slow
-            dea = np.where(np.isnan(self.dea), dif, self.dea + 2.0 / 10 * (dif - self.dea))
-            values.update(macd_dif=dif, macd_dea=dea, macd_hist=2.0 * (dif - dea))
-            return fast, slow, dea, self.difs
-        seed = count == 26
-        fast = np.where(seed, closes[:, -12:].mean(axis=1), self.fast + 2.0 / 13 * (close - self.fast))
-        slow = np.where(seed, closes[:, -26:].mean(axis=1), self.slow + 2.0 / 27 * (close - self.slow))
-        dif = np.where(count >= 26, fast - slow, np.nan)
-        difs = np.concatenate([self.difs[:, 1:], dif[:, None]], axis=1)
-        dea = np.where(count == 34, difs.mean(axis=1), self.dea + 2.0 / 10 * (dif - self.dea))
-        dea = np.where(count >= 34, dea, np.nan)
-        shown = count >= 34
-        values.update(macd_dif=np.where(shown, dif, np.nan), macd_dea=dea, macd_hist=np.where(shown, dif - dea, np.nan))
-        return fast, slow, dea, difs
+    def _windows(self, c: Array, ok: npt.NDArray[np.bool_], bars: npt.NDArray[np.int64], out: dict[str, Array]) -> None:
+        past = self._window(self._close, _CLOSE_RING)
+        for n in SMA_WINDOWS:
+            out[f"sma{n}"] = np.where(ok & (bars >= n), (past[:, : n - 1].sum(axis=1) + c) / n, np.nan)
+        win = np.concatenate([c[:, None], past[:, :19]], axis=1)
+        mid = win.mean(axis=1)
+        width = 2.0 * np.sqrt(((win - mid[:, None]) ** 2).mean(axis=1))
+        ready = ok & (bars >= 20)
+        out["boll_mid"] = np.where(ready, mid, np.nan)
+        out["boll_upper"] = np.where(ready, mid + width, np.nan)
+        out["boll_lower"] = np.where(ready, mid - width, np.nan)
 
-    def _rsi(self, close: Array, prev_close: Array, count: Array, tdx: bool,
-             values: dict[str, Array]) -> tuple[Array, Array]:
-        change = np.where(count >= 2, close - prev_close, np.nan)
-        up, down = np.maximum(change, 0.0), np.maximum(-change, 0.0)
-        if tdx:
-            gain = np.where(np.isnan(self.gain), up, self.gain + (up - self.gain) / 14)
-            move = np.where(np.isnan(self.loss), np.abs(change), self.loss + (np.abs(change) - self.loss) / 14)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values["rsi14"] = gain / move * 100.0
-            return gain, move
-        seed = count == 15
-        closes = self.close  # before this bar: the 14 changes are the last 14 of these 15 closes plus this one
-        history = np.concatenate([closes[:, -14:], close[:, None]], axis=1)
-        steps = np.diff(history, axis=1)
-        gain = np.where(seed, np.maximum(steps, 0.0).mean(axis=1), (self.gain * 13 + up) / 14)
-        loss = np.where(seed, np.maximum(-steps, 0.0).mean(axis=1), (self.loss * 13 + down) / 14)
+    @staticmethod
+    def _macd(
+        c: Array, ok: npt.NDArray[np.bool_], bars: npt.NDArray[np.int64], feed: _Feeder, out: dict[str, Array]
+    ) -> None:
+        dif = feed("fast", c, ok) - feed("slow", c, ok)
+        dea = feed("dea", dif, ok & (bars >= 26))
+        out["macd_dif"] = np.where(np.isnan(dea), np.nan, dif)
+        out["macd_dea"] = dea
+        out["macd_hist"] = dif - dea
+        dif_x = feed("fast_tdx", c, ok) - feed("slow_tdx", c, ok)
+        dea_x = feed("dea_tdx", dif_x, ok)
+        out["macd_dif_tdx"], out["macd_dea_tdx"], out["macd_bar_tdx"] = dif_x, dea_x, 2.0 * (dif_x - dea_x)
+
+    def _rsi_atr(
+        self, h: Array, lo: Array, c: Array, ok: npt.NDArray[np.bool_], feed: _Feeder, out: dict[str, Array]
+    ) -> None:
+        moved = ok & (self._bars >= 1)
+        pc = self._last_close
+        d = c - pc
+        gain, loss = feed("gain", np.maximum(d, 0.0), moved), feed("loss", np.maximum(-d, 0.0), moved)
         total = gain + loss
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rsi = np.where(total != 0.0, 100.0 * gain / total, 0.0)
-        values["rsi14"] = np.where(count >= 15, rsi, np.nan)
-        return gain, loss
+        out["rsi14"] = np.where(np.abs(total) < _TALIB_ZERO, 0.0, 100.0 * gain / total)
+        out["rsi14_tdx"] = feed("gain_tdx", np.maximum(d, 0.0), moved) / feed("move_tdx", np.abs(d), moved) * 100.0
+        tr = np.maximum(np.maximum(h - lo, np.abs(h - pc)), np.abs(lo - pc))
+        out["atr14"] = feed("atr", tr, moved)
 
-    def _atr(self, closes: Array, highs: Array, lows: Array, high: Array, low: Array, prev_close: Array,
-             count: Array, values: dict[str, Array]) -> Array:
-        tr = np.fmax(high - low, np.fmax(np.abs(high - prev_close), np.abs(low - prev_close)))
-        seed = count == 15
-        prev = closes[:, -16:-1]
-        ranges = np.fmax(highs[:, -15:] - lows[:, -15:],
-                         np.fmax(np.abs(highs[:, -15:] - prev), np.abs(lows[:, -15:] - prev)))
-        atr = np.where(seed, ranges[:, 1:].mean(axis=1), (self.atr * 13 + tr) / 14)
-        values["atr14"] = np.where(count >= 15, atr, np.nan)
-        return atr
+    def _kdj(
+        self,
+        h: Array,
+        lo: Array,
+        c: Array,
+        ok: npt.NDArray[np.bool_],
+        bars: npt.NDArray[np.int64],
+        feed: _Feeder,
+        out: dict[str, Array],
+    ) -> None:
+        hh = np.maximum(self._window(self._high, _KDJ_N).max(axis=1, initial=-np.inf), h)
+        ll = np.minimum(self._window(self._low, _KDJ_N).min(axis=1, initial=np.inf), lo)
+        ready = ok & (bars >= _KDJ_N)
+        flat = hh - ll == 0.0
+        held = feed.old["k"]
+        k = feed("k", np.where(flat, 50.0, (c - ll) / (hh - ll) * 100.0), ready)
+        hold = ready & flat & (held.seen >= 1)
+        if hold.any():  # the batch rule: a zero range leaves K where it was
+            k = np.where(hold, held.value, k)
+            new = feed.new["k"]
+            feed.new["k"] = _Smooth(new.seen, new.acc, np.where(hold, held.value, new.value))
+        d = feed("d", k, ready)
+        out["kdj_k"], out["kdj_d"], out["kdj_j"] = k, d, 3.0 * k - 2.0 * d
 
-    def _kdj(self, highs: Array, lows: Array, close: Array, count: Array,
-             values: dict[str, Array]) -> tuple[Array, Array]:
-        hh, ll = highs[:, -9:].max(axis=1), lows[:, -9:].min(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rsv = np.where((count >= 9) & (hh > ll), (close - ll) / (hh - ll) * 100.0, np.nan)
-        k = np.where(np.isnan(rsv), self.k, np.where(np.isnan(self.k), rsv, self.k + (rsv - self.k) / 3))
-        d = np.where(np.isnan(rsv), self.d, np.where(np.isnan(self.d), k, self.d + (k - self.d) / 3))
-        shown = ~np.isnan(rsv)
-        values.update(kdj_k=np.where(shown, k, np.nan), kdj_d=np.where(shown, d, np.nan),
-                      kdj_j=np.where(shown, 3.0 * k - 2.0 * d, np.nan))
-        return k, d
+    def _commit(self, nxt: _Next) -> None:
+        ok = nxt.ok
+        rows = np.flatnonzero(ok)
+        h, lo, c = nxt.bar
+        for ring, x in ((self._close, c), (self._high, h), (self._low, lo)):
+            ring[rows, self._bars[rows] % ring.shape[1]] = x[rows]
+        self._last_close = np.where(ok, c, self._last_close)
+        self._bars = self._bars + ok
+        self._smooth = nxt.smooth
