@@ -53,3 +53,15 @@ def test_demo_refuses_a_holiday_and_a_malformed_date(tmp_path):
     malformed = runner.invoke(app, ["demo", "--headless", "--date", "2026-13-01", "--db", str(db)])
     assert malformed.exit_code == 2 and "--date" in malformed.stderr
     assert not db.exists(), "a refused demo creates no database"
+
+
+def test_bench_runs_a_named_benchmark_and_refuses_an_unknown_one():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "bench", "indicators", "--stocks", "60",
+                           "--days", "80", "--repeat", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ratio ours / TA-Lib loop" in done.stdout and "incremental update" in done.stdout
+    unknown = runner.invoke(app, ["bench", "nope"])
+    assert unknown.exit_code == 2 and "indicators" in unknown.stderr and "tick" in unknown.stderr

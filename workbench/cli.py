@@ -154,6 +154,23 @@ def indicators(
     typer.echo(json.dumps(summary, default=str))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="tick | indicators (extra options go to the benchmark)")],
+) -> None:
+    """Run a benchmark from bench/ (prints times and ratios against named peers)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "bench" / f"bench_{name}.py"
+    if not script.exists():
+        known = sorted(p.stem.removeprefix("bench_") for p in script.parent.glob("bench_*.py"))
+        typer.echo(f"error: name: no benchmark {name!r} (have: {', '.join(known) or 'none in this install'})",
+                   err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args]))  # noqa: S603 - our own script
+
+
 def _date_option(name: str, value: str | None) -> dt.date | None:
     if value is None:
         return None
