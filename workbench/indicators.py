@@ -176,9 +176,10 @@ def _flat(b: Array) -> Array:
     return b.reshape(b.shape[0] * b.shape[1], *b.shape[2:])
 
 
-def _rolling_sum(x: Array, n: int) -> Array:
-    """A window [s, t] is the suffix of s's block plus the prefix of t's block: each sum adds at most n values,
-    so unlike a running total (or a cumsum difference) the error does not grow with the length of the series."""
+def _rolling_reduce(x: Array, n: int, ufunc: np.ufunc, identity: float) -> Array:
+    """``ufunc`` over each window [s, t]: the suffix of s's block combined with the prefix of t's block. Each
+    result combines at most n values, so a sum's error does not grow with the length of the series (unlike a
+    running total or a cumsum difference), and a max or min costs O(1) per value whatever n."""
     t = x.shape[0]
     out = np.full_like(x, np.nan)
     if t < n:
@@ -187,10 +188,14 @@ def _rolling_sum(x: Array, n: int) -> Array:
         out[:] = x
         return out
     b = _blocks(x, n)
-    pre, suf = _scan(b, np.add, False), _scan(b, np.add, True)
-    pre[:, n - 1] = 0.0  # a window ending on a block end is exactly that block: the suffix sum alone
-    np.add(_flat(suf)[: t - n + 1], _flat(pre)[n - 1 : t], out=out[n - 1 :])
+    pre, suf = _scan(b, ufunc, False), _scan(b, ufunc, True)
+    pre[:, n - 1] = identity  # a window ending on a block end is exactly that block: the suffix alone
+    ufunc(_flat(suf)[: t - n + 1], _flat(pre)[n - 1 : t], out=out[n - 1 :])
     return out
+
+
+def _rolling_sum(x: Array, n: int) -> Array:
+    return _rolling_reduce(x, n, np.add, 0.0)
 
 
 def _rolling_mean(x: Array, n: int) -> Array:
@@ -237,16 +242,8 @@ def _rolling_mean_var(x: Array, n: int) -> tuple[Array, Array]:
 
 
 def _rolling_extreme(x: Array, n: int, ufunc: np.ufunc) -> Array:
-    t = x.shape[0]
-    out = np.full_like(x, np.nan)
-    if t < n:
-        return out
-    if n == 1:
-        out[:] = x
-        return out
-    b = _blocks(x, n)
-    ufunc(_flat(_scan(b, ufunc, True))[: t - n + 1], _flat(_scan(b, ufunc, False))[n - 1 : t], out=out[n - 1 :])
-    return out
+    """Rolling max (``np.maximum``) or min (``np.minimum``); a NaN in the window gives NaN."""
+    return _rolling_reduce(x, n, ufunc, -np.inf if ufunc is np.maximum else np.inf)
 
 
 # --------------------------------------------------------------------------------------------------------------
