@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import pandas as pd
 
 from workbench.calendar import TZ, TradingCalendar
@@ -154,9 +153,6 @@ class SimulatedBars:
         builder = BarBuilder(universe["code"].to_numpy(dtype=object), self.calendar)
         closed: list[pd.DataFrame] = []
         for ts in market.snapshot_times():
-            snap = market.snapshot_at(ts)
-            last = np.where(snap["suspended"].to_numpy(bool), np.nan, snap["last"].to_numpy(np.float64))
-            closed += builder.update(ts, last, snap["high"].to_numpy(np.float64), snap["low"].to_numpy(np.float64),
-                                     snap["volume"].to_numpy(np.int64), snap["amount"].to_numpy(np.float64))
+            closed += builder.fold(ts, market.snapshot_at(ts))[1]
         closed += builder.close_due(market.snapshot_times()[-1])
         return pd.concat(closed, ignore_index=True)

@@ -82,6 +82,13 @@ class BarBuilder:
             closed.append(self._emit())
         return closed
 
+    def fold(self, now: dt.datetime, snap: pd.DataFrame) -> tuple[np.ndarray, list[pd.DataFrame]]:
+        """Fold a snapshot aligned to the builder's codes; the last prices (NaN where halted) and the closed bars."""
+        last = np.where(snap["suspended"].to_numpy(bool), np.nan, snap["last"].to_numpy(np.float64))
+        closed = self.update(now, last, snap["high"].to_numpy(np.float64), snap["low"].to_numpy(np.float64),
+                             snap["volume"].to_numpy(np.int64), snap["amount"].to_numpy(np.float64))
+        return last, closed
+
     def close_due(self, now: dt.datetime) -> list[pd.DataFrame]:
         """Emit the forming bar if the clock has passed its end without a snapshot (lunch, close)."""
         if self.bar_end is not None and now >= self.bar_end:
@@ -321,7 +328,7 @@ class Monitor:
     def tick(self, snapshot: pd.DataFrame, now: dt.datetime) -> TickResult:
         """Fold a snapshot into bars and evaluate every running task against it."""
         snap = self.align(snapshot)
-        last, bars = self._fold(snap, now)
+        last, bars = self.bars.fold(now, snap)
         triggers, evaluated = self.evaluate(last, now)
         return TickResult(
             ts=now,
@@ -336,14 +343,7 @@ class Monitor:
 
     def replay(self, snapshot: pd.DataFrame, now: dt.datetime) -> None:
         """Fold an already-committed snapshot into the forming bars only (a resumed day catching up)."""
-        self._fold(self.align(snapshot), now)
-
-    def _fold(self, snap: pd.DataFrame, now: dt.datetime) -> tuple[np.ndarray, list[pd.DataFrame]]:
-        """Last prices (NaN where halted) and the bars this snapshot closed."""
-        last = np.where(snap["suspended"].to_numpy(bool), np.nan, snap["last"].to_numpy(np.float64))
-        bars = self.bars.update(now, last, snap["high"].to_numpy(np.float64), snap["low"].to_numpy(np.float64),
-                                snap["volume"].to_numpy(np.int64), snap["amount"].to_numpy(np.float64))
-        return last, bars
+        self.bars.fold(now, self.align(snapshot))
 
     def close_due(self, now: dt.datetime) -> pd.DataFrame:
         """Bars whose end has passed without another snapshot (lunch and close)."""
