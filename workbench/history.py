@@ -68,7 +68,8 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["code", "ts"], ignore_index=True)
 
 
-def _in_range(frame: pd.DataFrame, codes: Sequence[str], start: dt.date, end: dt.date) -> pd.DataFrame:
+def in_range(frame: pd.DataFrame, codes: Sequence[str], start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Rows of ``codes`` whose bar ends on a Shanghai date from ``start`` to ``end``."""
     local = frame["ts"].dt.tz_convert(TZ).dt.date
     keep = frame["code"].isin(list(codes)) & (local >= start) & (local <= end)
     return frame.loc[keep]
@@ -92,7 +93,7 @@ class SampleBars:
         check_request(self, start, end, freq)
         codes = canonical_codes(codes)
         frame = self._daily() if freq == "1d" else self._five_minute()
-        return conform(_in_range(frame, codes, start, end))
+        return conform(in_range(frame, codes, start, end))
 
     def codes(self, freq: str = "1d") -> list[str]:
         frame = self._daily() if freq == "1d" else self._five_minute()

@@ -19,7 +19,7 @@ import pandas as pd
 
 from workbench.calendar import TZ
 from workbench.errors import ValidationError
-from workbench.history import check_request, conform, empty_bars
+from workbench.history import canonical_codes, check_request, conform, empty_bars, in_range
 from workbench.market import BOARD_LOT, exchange_of, normalize_code
 from workbench.net import FeedUnavailable, HttpClient
 
@@ -104,6 +104,4 @@ class EastmoneyKlines:
         frames = [f for f in frames if len(f)]
         if not frames:
             return empty_bars()
-        bars = pd.concat(frames, ignore_index=True)
-        local = bars["ts"].dt.tz_convert(TZ).dt.date
-        return conform(bars.loc[(local >= start) & (local <= end)])
+        return conform(in_range(pd.concat(frames, ignore_index=True), canonical_codes(codes), start, end))
