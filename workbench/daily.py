@@ -2,7 +2,7 @@
 
 Bars are pivoted into (stocks x days) panels. A stock's suspended days are gaps in the panel; indicators are
 computed on each stock's own trading days, as Chinese terminals do (a halt does not shift a moving average by a
-NaN), by packing every row's traded days to the left, computing, and putting the values back in place.
+NaN): :mod:`workbench.indicators` skips missing bars.
 """
 
 from __future__ import annotations
@@ -61,29 +61,12 @@ class Panel:
 def compute(panel: Panel, convention: str = "tdx") -> dict[str, np.ndarray]:
     """Every daily indicator for every stock, on each stock's own trading days; NaN on gaps and in warm-up.
 
-    Rows with a gap (a halt, or a listing inside the window) have their traded days packed to the left first
-    and their values put back in place afterwards; rows without gaps are computed as they are.
+    The indicator functions skip missing bars themselves (a halt, or a listing inside the window), so the panel
+    goes in as it is.
     """
     if convention not in CONVENTIONS:
         raise ValidationError("convention", f"{convention!r} is not a convention (expected tdx or talib)")
-    traded = np.isfinite(panel.close)
-    gapped = np.flatnonzero(~traded.all(axis=1))
-    order = np.argsort(~traded[gapped], axis=1, kind="stable")  # traded days first, in time order
-
-    def pack(x: np.ndarray) -> np.ndarray:
-        if len(gapped) == 0:
-            return x
-        out = x.copy()
-        out[gapped] = np.take_along_axis(x[gapped], order, axis=1)
-        return out
-
-    packed = _indicators(pack(panel.high), pack(panel.low), pack(panel.close), convention)
-    for values in packed.values():
-        if len(gapped):
-            rows = np.full((len(gapped), values.shape[1]), np.nan)
-            np.put_along_axis(rows, order, values[gapped], axis=1)
-            values[gapped] = np.where(traded[gapped], rows, np.nan)
-    return packed
+    return _indicators(panel.high, panel.low, panel.close, convention)
 
 
 def _indicators(high: np.ndarray, low: np.ndarray, close: np.ndarray, convention: str) -> dict[str, np.ndarray]:
