@@ -7,6 +7,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +28,18 @@ def _settings(db: Path | None, **overrides: Any) -> Settings:
     if db is not None:
         values["db_path"] = db
     return Settings(**values)
+
+
+@contextmanager
+def _reported(exit_code: int = 2) -> Iterator[None]:
+    """A WorkbenchError becomes one ``error: field: problem`` line on stderr and an exit code, not a traceback."""
+    from workbench.errors import WorkbenchError
+
+    try:
+        yield
+    except WorkbenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exit_code) from None
 
 
 def _quiet_prefect() -> None:
@@ -48,23 +62,19 @@ def demo(
     from workbench.app import ensure_instruments, open_store, universe_for
     from workbench.calendar import RealClock, TradingCalendar
     from workbench.demo import default_demo_date, demo_summary, seed_tasks
-    from workbench.errors import WorkbenchError
     from workbench.feeds.simulated import SimulatedMarket
 
     started = time.perf_counter()
     settings = _settings(db, demo_symbols=symbols)
     calendar = TradingCalendar(settings.extra_holidays)
-    try:
-        day = dt.date.fromisoformat(date) if date else default_demo_date(calendar, RealClock().now().date())
-    except ValueError:
-        typer.echo(f"--date: {date!r} is not a date (expected YYYY-MM-DD)", err=True)
-        raise typer.Exit(2) from None
+    with _reported():
+        day = _date_option("--date", date) or default_demo_date(calendar, RealClock().now().date())
     if not calendar.is_session(day):
         typer.echo(f"--date: {day} is not a trading day", err=True)
         raise typer.Exit(2)
     if not headless:
         typer.echo("the dashboard is not part of this version yet: running headless", err=True)
-    try:
+    with _reported(exit_code=1):
         store = open_store(settings)
         universe = universe_for(settings)
         ensure_instruments(store, universe)
@@ -76,9 +86,6 @@ def demo(
             typer.echo(f"seeded {added} example tasks", err=True)
         monitor_session(trading_date=day, speed=speed, db_path=str(settings.db_path),
                         symbols=settings.demo_symbols, show_progress=sys.stderr.isatty())
-    except WorkbenchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(json.dumps(demo_summary(store, day, len(universe), time.perf_counter() - started)))
 
 
@@ -92,11 +99,8 @@ def monitor(
     _quiet_prefect()
     from flows.monitor import monitor_session
 
-    try:
-        day = dt.date.fromisoformat(date) if date else None
-    except ValueError:
-        typer.echo(f"--date: {date!r} is not a date (expected YYYY-MM-DD)", err=True)
-        raise typer.Exit(2) from None
+    with _reported():
+        day = _date_option("--date", date)
     result = monitor_session(trading_date=day, speed=speed, db_path=None if db is None else str(db),
                              show_progress=sys.stderr.isatty())
     typer.echo(json.dumps(result, default=str))
@@ -117,17 +121,13 @@ def backfill(
     """Backfill historical bars into the database; re-running adds nothing, an interrupted run resumes."""
     _quiet_prefect()
     from flows.backfill import run_backfill
-    from workbench.errors import WorkbenchError
 
-    try:
+    with _reported():
         first, last = _date_option("--start", start), _date_option("--end", end)
         summary = run_backfill(task_runner, workers, source=source, start=first, end=last, freq=freq,
                                codes=None if codes is None else [c for c in codes.split(",") if c.strip()],
                                chunk_size=chunk_size, db_path=None if db is None else str(db),
                                show_progress=sys.stderr.isatty())
-    except WorkbenchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(json.dumps(summary, default=str))
 
 
@@ -142,15 +142,11 @@ def indicators(
     """Compute every stock's daily indicators (SMA, MACD, RSI, BOLL, ATR, KDJ) from the stored daily bars."""
     _quiet_prefect()
     from flows.indicators import daily_indicators_flow
-    from workbench.errors import WorkbenchError
 
-    try:
+    with _reported():
         summary = daily_indicators_flow(trading_date=_date_option("--date", date), lookback=lookback,
                                         convention=convention, write_days=write_days,
                                         db_path=None if db is None else str(db), show_progress=sys.stderr.isatty())
-    except WorkbenchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(json.dumps(summary, default=str))
 
 
@@ -179,7 +175,7 @@ def _date_option(name: str, value: str | None) -> dt.date | None:
     except ValueError:
         from workbench.errors import ValidationError
 
-        raise ValidationError(name.lstrip("-"), f"{value!r} is not a date (expected YYYY-MM-DD)") from None
+        raise ValidationError(name, f"{value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 @tasks_app.command("list")
@@ -225,7 +221,6 @@ def tasks_add(
     """Create a monitor task; a bad field is reported by name and nothing is written."""
     from workbench.app import ensure_instruments, open_store, universe_for
     from workbench.calendar import RealClock
-    from workbench.errors import WorkbenchError
     from workbench.models import MonitorTask
     from workbench.store.tasks import insert_task
 
@@ -234,16 +229,13 @@ def tasks_add(
                             "status": "running" if start else "stopped"}
     if cross_level is not None:
         spec["quant_config"] = {"cross_level": cross_level}
-    try:
+    with _reported():
         task = MonitorTask.parse(spec)
         settings = _settings(db)
         store = open_store(settings)
         ensure_instruments(store, universe_for(settings))
         with store.write() as con:
             stored = insert_task(con, task, RealClock().now(), "cli")
-    except WorkbenchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(json.dumps(stored.model_dump(mode="json")))
 
 
