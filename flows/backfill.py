@@ -52,7 +52,6 @@ def backfill_bars_flow(
     bar_source = make_bar_source(source, settings)
     job = BackfillJob.plan(bar_source, codes or default_codes(bar_source, settings, freq), start, end, freq,
                            chunk_size)
-    summary = BackfillSummary(job.key, f"{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}", len(job.codes), len(job.chunks()))
     artifact = create_progress_artifact(progress=0.0, description=f"backfill {job.key}: share of stocks done")
     bar = tqdm(total=len(job.codes), unit="stock", desc=f"backfill {freq}", disable=not show_progress,
                file=sys.stderr)
@@ -61,8 +60,7 @@ def backfill_bars_flow(
         bar.update(done - bar.n)
         update_progress_artifact(artifact_id=artifact, progress=round(100 * done / len(job.codes), 1))
 
-    reporter = BackfillReporter(store, job, summary, RealClock(), progress)
-    started = dt.datetime.now(dt.UTC)
+    reporter = BackfillReporter(store, job, RealClock(), progress)
     config = settings.model_dump(mode="json")
     futures = [backfill_chunk.submit(job, i, config) for i in range(len(job.chunks()))]
     for future in as_completed(futures):
@@ -71,7 +69,7 @@ def backfill_bars_flow(
         if not result.skipped:
             logger.info("chunk %d: %d stocks, %d bars fetched, %d new", result.index, result.codes, result.fetched,
                         result.written)
-    reporter.finished_after((dt.datetime.now(dt.UTC) - started).total_seconds())
+    summary = reporter.finished()
     bar.close()
     logger.info("backfill done: %s", summary.as_dict())
     return summary.as_dict()

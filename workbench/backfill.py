@@ -107,13 +107,15 @@ ProgressHook = Callable[[BackfillSummary, int], None]
 
 
 class BackfillReporter:
-    """Progress for a running job: throttled ``backfill.progress`` events and a hook for bars and artifacts."""
+    """One run of a job: its summary, throttled ``backfill.progress`` events, a hook for bars and artifacts, and
+    the ``backfill.completed`` event with the run's duration. Whoever runs the chunks (a loop, a flow) uses it."""
 
-    def __init__(self, store: Store, job: BackfillJob, summary: BackfillSummary, clock: Clock,
-                 hook: ProgressHook | None = None) -> None:
-        self.store, self.job, self.summary, self.clock, self.hook = store, job, summary, clock, hook
+    def __init__(self, store: Store, job: BackfillJob, clock: Clock, hook: ProgressHook | None = None) -> None:
+        self.store, self.job, self.clock, self.hook = store, job, clock, hook
+        self.summary = BackfillSummary(job.key, uuid.uuid4().hex[:12], len(job.codes), len(job.chunks()))
         self.throttle = ProgressThrottle(total=len(job.codes))
         self.done_codes = 0
+        self._started = time.perf_counter()
 
     def chunk_done(self, result: ChunkResult) -> None:
         self.summary.add(result)
@@ -124,9 +126,10 @@ class BackfillReporter:
             self._event("backfill.progress", {"done": self.done_codes, "total": len(self.job.codes),
                                               "share": round(self.done_codes / len(self.job.codes), 4)})
 
-    def finished_after(self, seconds: float) -> None:
-        self.summary.seconds = round(seconds, 3)
+    def finished(self) -> BackfillSummary:
+        self.summary.seconds = round(time.perf_counter() - self._started, 3)
         self._event("backfill.completed", self.summary.as_dict())
+        return self.summary
 
     def _event(self, event_type: str, payload: dict[str, object]) -> None:
         body = {"job": self.job.key, "run_id": self.summary.run_id, **payload}
@@ -140,10 +143,7 @@ def backfill_bars(store: Store, source: BarSource, codes: Sequence[str], start: 
     """Backfill ``codes`` from ``source`` chunk by chunk in this process (the Prefect flow runs chunks as tasks)."""
     clock = clock or RealClock()
     job = BackfillJob.plan(source, codes, start, end, freq, chunk_size)
-    summary = BackfillSummary(job.key, uuid.uuid4().hex[:12], len(job.codes), len(job.chunks()))
-    reporter = BackfillReporter(store, job, summary, clock, progress)
-    started = time.perf_counter()
+    reporter = BackfillReporter(store, job, clock, progress)
     for index in range(len(job.chunks())):
         reporter.chunk_done(run_chunk(store, source, job, index, clock))
-    reporter.finished_after(time.perf_counter() - started)
-    return summary
+    return reporter.finished()
