@@ -23,6 +23,7 @@ test: venv
 
 bench: venv
 	$(PY) bench/bench_tick.py
+	$(PY) bench/bench_backtest.py
 	$(PY) bench/bench_indicators.py
 
 lint: venv

@@ -36,7 +36,8 @@ def test_bad_task_input_names_the_field_and_writes_nothing(tmp_path):
         (["12345", "--name", "x"], "stock_code"),
         (["600519", "--name", "x", "--entry-min", "10", "--entry-max", "9"], "entry_min"),
         (["600519", "--name", "x", "--take-profit", "-0.1", "--entry-min", "9"], "take_profit"),
-        (["689999", "--name", "x", "--cross-level", "10"], "stock_code"),
+        (["689999", "--name", "x", "--rule", "close > 10"], "stock_code"),
+        (["600000", "--name", "x", "--rule", "close >"], "rule"),
         (["600519", "--name", "x"], "no condition"),  # well-formed but not a listed stock
     ]
     for args, field in cases:

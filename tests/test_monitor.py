@@ -104,7 +104,7 @@ def test_a_level_held_for_100_ticks_fires_once_and_rearms_after_leaving(calendar
     assert fired_at == [times[5], times[110]]
     trig = results[5].triggers.iloc[0]
     assert trig["rule"] == "entry" and trig["price"] == 10.0 and trig["code"] == "600000.SH"
-    assert "entered the entry range 9.50-10.50" in trig["message"]
+    assert "price is inside 9.50-10.50" in trig["message"]
 
 
 def test_take_profit_and_stop_loss_follow_the_entry_price(calendar):
@@ -125,26 +125,31 @@ def test_fixed_entry_price_from_quant_config(calendar):
     assert [len(r.triggers) for r in results] == [0, 1, 0]
 
 
-@pytest.mark.parametrize(("direction", "expected"), [("up", [2, 6]), ("down", [4]), ("either", [2, 4, 6])])
-def test_crossing_a_level(calendar, direction, expected):
+def every_minute(day: dt.date, start: str, count: int) -> list[dt.datetime]:
+    first = at(day, start)
+    return [first + dt.timedelta(minutes=i) for i in range(count)]
+
+
+@pytest.mark.parametrize(("rule", "expected"), [("price crosses_above 10", [2, 6]), ("price crosses_below 10", [4]),
+                                                ("price crosses 10", [2, 4, 6])])
+def test_crossing_a_level(calendar, rule, expected):
     monitor = Monitor(calendar, DAY, UNIVERSE)
-    monitor.set_tasks([task(1, quant_config={"cross_level": 10.0, "cross_direction": direction})])
+    monitor.set_tasks([task(1, rule=rule)])
     path = [9.9, 9.95, 10.0, 10.1, 9.99, 9.98, 10.2]
-    times = every_3s(DAY, "10:00:00", len(path))
-    results = run_ticks(monitor, times, [[p, 1.0, 1.0] for p in path])
+    results = run_ticks(monitor, every_minute(DAY, "10:00:00", len(path)), [[p, 1.0, 1.0] for p in path])
     assert [i for i, r in enumerate(results) if len(r.triggers)] == expected
 
 
 def test_a_level_already_crossed_at_start_does_not_fire(calendar):
     monitor = Monitor(calendar, DAY, UNIVERSE)
-    monitor.set_tasks([task(1, quant_config={"cross_level": 10.0, "cross_direction": "up"})])
+    monitor.set_tasks([task(1, rule="price crosses_above 10")])
     results = run_ticks(monitor, every_3s(DAY, "10:00:00", 3), [[10.5, 1, 1]] * 3)
     assert sum(len(r.triggers) for r in results) == 0
 
 
 def test_check_interval_skips_ticks_between_checks(calendar):
     monitor = Monitor(calendar, DAY, UNIVERSE)
-    monitor.set_tasks([task(1, quant_config={"cross_level": 10.0}, check_interval=60)])
+    monitor.set_tasks([task(1, rule="price crosses 10", check_interval=60)])
     # Crosses up and back down within one minute: a task checked once a minute never sees it.
     path = [9.0] * 20 + [9.0, 11.0, 9.0] + [9.0] * 17
     times = every_3s(DAY, "10:00:00", len(path))
@@ -168,9 +173,12 @@ def test_stopped_tasks_are_not_evaluated_and_trigger_ids_are_deterministic(calen
     monitor.set_tasks([task(1, entry_max=20.0), stopped])
     result = run_ticks(monitor, every_3s(DAY, "10:00:00", 1), [[10.0, 1.0, 1.0]])[0]
     assert list(result.triggers["task_id"]) == [1]
-    assert result.triggers.iloc[0]["trigger_id"] == trigger_id(1, "entry", "600000.SH", at(DAY, "10:00:00"))
-    assert trigger_id(1, "entry", "600000.SH", at(DAY, "10:00:00")) != trigger_id(
-        1, "entry", "600000.SH", at(DAY, "10:00:03"))
+    # the frequency bucket (once per minute) is the 1-minute bar that ends at 10:01 on the session calendar
+    bucket = at(DAY, "10:01:00").isoformat()
+    assert result.triggers.iloc[0]["bucket"] == bucket
+    assert result.triggers.iloc[0]["trigger_id"] == trigger_id(1, "entry", "600000.SH", bucket)
+    assert trigger_id(1, "entry", "600000.SH", bucket) != trigger_id(1, "entry", "600000.SH",
+                                                                     at(DAY, "10:02:00").isoformat())
 
 
 def test_rule_state_survives_a_reload(calendar):

@@ -56,14 +56,16 @@ def test_task_round_trip_and_audit(store: Store):
     with store.write() as con:
         tick_store.upsert_instruments(con, UNIVERSE)
         task = MonitorTask.parse({"task_name": "x", "stock_code": "sh600000", "entry_max": 10.0,
-                                  "quant_config": {"cross_level": 9.5}})
+                                  "rule": "close crosses_above sma(20)",
+                                  "alert": {"frequency": "once_per_bar_close", "max_per_day": 3}})
         stored = task_store.insert_task(con, task, at(DAY, "09:00:00"), "test")
         assert task_store.set_status(con, [stored.task_id], "running", at(DAY, "09:01:00"), "test") == 1
         assert task_store.set_status(con, [stored.task_id], "running", at(DAY, "09:02:00"), "test") == 0
     with store.read() as con:
         [loaded] = task_store.load_tasks(con, status="running")
         actions = [r[0] for r in con.execute("SELECT action FROM task_audit ORDER BY audit_id").fetchall()]
-    assert loaded.stock_name == "浦发银行" and loaded.quant_config == {"cross_level": 9.5}
+    assert loaded.stock_name == "浦发银行" and loaded.rule == task.rule and loaded.alert == task.alert
+    assert loaded.alert.max_per_day == 3 and loaded.rule is not None and loaded.rule.condition.kind == "cross"
     assert loaded.created_at.tzinfo is not None
     assert actions == ["create", "start"]
 

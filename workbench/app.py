@@ -116,6 +116,8 @@ def run_day(
         flush_seconds=0.0 if speed is None else 0.25,
         max_buffered=settings.max_buffered_ticks,
         progress=progress,
+        late_after=settings.late_after,
+        late_limit=settings.late_limit,
     )
     return summary_dict(summary)
 
@@ -125,3 +127,16 @@ def summary_dict(summary: SessionSummary) -> dict[str, Any]:
     out["trading_date"] = summary.trading_date.isoformat()
     out["resumed_after"] = None if summary.resumed_after is None else summary.resumed_after.isoformat()
     return out
+
+
+def history_bars(settings: Settings, source: str, codes: list[str], start: dt.date, end: dt.date,
+                 freq: str) -> pd.DataFrame:
+    """Bars for a study (a rule backtest): from the database (``store``) or straight from a bar source."""
+    from workbench.history import canonical_codes
+    from workbench.store.history import read_bars
+
+    wanted = canonical_codes(codes)
+    if source == "store":
+        with open_store(settings).read() as con:
+            return read_bars(con, freq, start, end, wanted)
+    return make_bar_source(source, settings).bars(wanted, start, end, freq)

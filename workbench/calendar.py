@@ -139,6 +139,12 @@ def _xshg_tables() -> _Tables:
     return _Tables(sessions=tuple(days), bounds=MappingProxyType(bounds))
 
 
+def _bar_minutes(timeframe: str) -> int:
+    if not (timeframe.endswith("m") and timeframe[:-1].isdigit() and 240 % int(timeframe[:-1]) == 0):
+        raise ValidationError("timeframe", f"must be 1m, 5m, 15m, 30m, 60m or 1d, got {timeframe!r}")
+    return int(timeframe[:-1])
+
+
 def _as_datetime(ts: object, field: str = "ts") -> dt.datetime:
     """``ts`` converted to Asia/Shanghai; naive or non-datetime values raise ValidationError."""
     if not isinstance(ts, dt.datetime):
@@ -187,6 +193,7 @@ class TradingCalendar:
                 ", ".join(map(str, covered)), self.valid_until,
             )
         self._warned = False
+        self._ends_cache: dict[dt.date, tuple[dt.datetime, ...]] = {}
         self._warn_lock = threading.Lock()
 
     # -- coverage --------------------------------------------------------------------------------
@@ -337,6 +344,30 @@ class TradingCalendar:
                 ends.append(t)
                 t += _MINUTE
         return ends
+
+    def bar_key(self, ts: dt.datetime, timeframe: str) -> dt.datetime | None:
+        """The end of the bar of ``timeframe`` (1m, 5m, 15m, 30m, 60m, 1d) that a snapshot at ``ts`` falls in.
+
+        N-minute bars group the day's one-minute bars in runs of N from each session's start, as terminals do
+        (60m: 10:30, 11:30, 14:00, 15:00); the daily bar's key is the session close. None outside trading.
+        """
+        minute = self.bar_end_of(ts)
+        if minute is None:
+            return None
+        if timeframe == "1m":
+            return minute
+        if timeframe == "1d":
+            return self.session_bounds(minute.date()).close
+        n = _bar_minutes(timeframe)
+        ends = self._bar_ends_cached(minute.date())
+        i = bisect_left(ends, minute)
+        return ends[min((i // n + 1) * n - 1, len(ends) - 1)]
+
+    def _bar_ends_cached(self, d: dt.date) -> tuple[dt.datetime, ...]:
+        cached = self._ends_cache.get(d)
+        if cached is None:
+            cached = self._ends_cache[d] = tuple(self.bar_ends(d))
+        return cached
 
     def bar_end_of(self, ts: dt.datetime) -> dt.datetime | None:
         """The key (end) of the one-minute bar a snapshot taken at ``ts`` belongs to, or None outside trading.

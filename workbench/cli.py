@@ -19,6 +19,8 @@ from workbench.config import Settings
 app = typer.Typer(help="A-share monitoring workbench.", no_args_is_help=True, add_completion=False)
 tasks_app = typer.Typer(help="Monitor tasks.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+rules_app = typer.Typer(help="The rule language: check a rule, backtest it over history.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: WORKBENCH_DB_PATH)")]
 
@@ -188,6 +190,7 @@ def tasks_list(
     from rich.table import Table
 
     from workbench.app import open_store
+    from workbench.rules.parse import to_text
     from workbench.store.tasks import load_tasks
 
     store = open_store(_settings(db))
@@ -196,13 +199,13 @@ def tasks_list(
     if as_json:
         typer.echo(json.dumps([t.model_dump(mode="json") for t in tasks]))
         return
-    table = Table("id", "name", "stock", "status", "entry", "tp", "sl", "level")
+    table = Table("id", "name", "stock", "status", "entry", "tp", "sl", "rule")
     for t in tasks:
         entry = "" if not t.has_entry_range else f"{t.entry_min or ''}..{t.entry_max or ''}"
         table.add_row(str(t.task_id), t.task_name, f"{t.stock_code} {t.stock_name}", t.status, entry,
                       "" if t.take_profit is None else f"{t.take_profit:.1%}",
                       "" if t.stop_loss is None else f"{t.stop_loss:.1%}",
-                      str(t.quant_config.get("cross_level", "")))
+                      "" if t.rule is None else to_text(t.rule))
     Console().print(table)
 
 
@@ -214,7 +217,9 @@ def tasks_add(
     entry_max: Annotated[float | None, typer.Option()] = None,
     take_profit: Annotated[float | None, typer.Option(help="ratio, 0.05 = +5%")] = None,
     stop_loss: Annotated[float | None, typer.Option(help="ratio, 0.03 = -3%")] = None,
-    cross_level: Annotated[float | None, typer.Option()] = None,
+    rule: Annotated[str | None, typer.Option(help='rule text, e.g. "close crosses_above sma(20)"')] = None,
+    frequency: Annotated[str | None, typer.Option(help="once | once_per_bar | once_per_bar_close | once_per_minute")]
+    = None,
     start: Annotated[bool, typer.Option(help="start it at once")] = False,
     db: DbOption = None,
 ) -> None:
@@ -227,8 +232,10 @@ def tasks_add(
     spec: dict[str, Any] = {"task_name": name, "stock_code": stock, "entry_min": entry_min, "entry_max": entry_max,
                             "take_profit": take_profit, "stop_loss": stop_loss,
                             "status": "running" if start else "stopped"}
-    if cross_level is not None:
-        spec["quant_config"] = {"cross_level": cross_level}
+    if rule is not None:
+        spec["rule"] = rule
+    if frequency is not None:
+        spec["alert"] = {"frequency": frequency}
     with _reported():
         task = MonitorTask.parse(spec)
         settings = _settings(db)
@@ -241,3 +248,62 @@ def tasks_add(
 
 if __name__ == "__main__":
     app()
+
+
+@rules_app.command("check")
+def rules_check(
+    rule: Annotated[str, typer.Argument(help='rule text, e.g. "close crosses_above sma(20) and rsi(14) < 30"')],
+    as_json: Annotated[bool, typer.Option("--json", help="the rule's JSON form")] = False,
+) -> None:
+    """Parse a rule: its canonical text and what it means in words, or where it is wrong (exit code 2)."""
+    from workbench.rules.parse import describe, parse_rule, to_text
+
+    with _reported():
+        parsed = parse_rule(rule)
+    if as_json:
+        typer.echo(parsed.model_dump_json())
+        return
+    typer.echo(to_text(parsed))
+    typer.echo(describe(parsed))
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    rule: Annotated[str, typer.Argument(help="rule text")],
+    code: Annotated[str, typer.Option(help="comma-separated stock codes")],
+    start: Annotated[str | None, typer.Option(help="first day YYYY-MM-DD (default: a year before end)")] = None,
+    end: Annotated[str | None, typer.Option(help="last day YYYY-MM-DD (default: today)")] = None,
+    freq: Annotated[str, typer.Option(help="bars: 1d, 5m, 1m ...")] = "1d",
+    source: Annotated[str, typer.Option(help="store (the database) | samples | simulated | eastmoney")] = "store",
+    mode: Annotated[str, typer.Option(help="edge (fire when it becomes true) or level")] = "edge",
+    cooldown: Annotated[float, typer.Option(help="seconds between fires")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON: summary and fires")] = False,
+    db: DbOption = None,
+) -> None:
+    """When would a rule have fired? The live evaluation code stepped through stored or source bars."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from workbench.app import history_bars
+    from workbench.calendar import RealClock
+    from workbench.rules.backtest import backtest, summarize
+    from workbench.rules.model import Alert
+    from workbench.rules.parse import parse_rule
+
+    with _reported():
+        parsed = parse_rule(rule)
+        alert = Alert.model_validate({"mode": mode, "cooldown_seconds": cooldown})
+        last = _date_option("--end", end) or RealClock().now().date()
+        first = _date_option("--start", start) or last - dt.timedelta(days=365)
+        bars = history_bars(_settings(db), source, [c for c in code.split(",") if c.strip()], first, last, freq)
+        fires = backtest(parsed, bars, alert=alert)
+    summary = summarize(fires, bars)
+    if as_json:
+        rows = fires.assign(ts=fires["ts"].map(lambda t: t.isoformat()), trading_date=fires["trading_date"].astype(str))
+        typer.echo(json.dumps({"summary": summary, "fires": rows.to_dict("records")}))
+        return
+    table = Table("time", "code", "price")
+    for row in fires.itertuples(index=False):
+        table.add_row(f"{row.ts:%Y-%m-%d %H:%M}", row.code, f"{row.price:.2f}")
+    Console().print(table)
+    typer.echo(json.dumps(summary))

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         default="watched",
         description="which snapshot rows go to the quotes table: codes of tasks, the whole market, or none",
     )
+    late_after: float = Field(default=10.0, ge=0, description="seconds behind after which a replayed trigger is late")
+    late_limit: float = Field(default=300.0, ge=0,
+                              description="seconds behind after which a trigger replayed after a restart is dropped")
     max_buffered_ticks: int = Field(default=2000, ge=1, description="ticks kept in memory while the file is locked")
     # Network (real feeds and kline sources).
     eastmoney_kline_url: str = Field(default="https://push2his.eastmoney.com/api/qt/stock/kline/get",

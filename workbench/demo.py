@@ -17,7 +17,7 @@ from workbench.store.db import Store
 
 
 def example_tasks(opening: pd.DataFrame, count: int, seed: int) -> list[MonitorTask]:
-    """Tasks a user might set up before the open: ranges, targets and levels around today's prices.
+    """Tasks a user might set up before the open: ranges, targets, levels and an indicator cross.
 
     ``opening`` is the first snapshot of the day (code, name, prev_close, open, limit_up). Stocks are picked
     deterministically from the seed, favouring the ones with a price; one of each rule kind in turn.
@@ -28,7 +28,7 @@ def example_tasks(opening: pd.DataFrame, count: int, seed: int) -> list[MonitorT
     tasks = []
     for i, row in enumerate(live.iloc[np.sort(picks)].itertuples(index=False)):
         prev = float(row.prev_close)
-        kind = i % 4
+        kind = i % 5
         spec: dict[str, Any] = {
             "task_name": f"demo {i + 1}: {row.name}",
             "stock_code": row.code,
@@ -39,11 +39,14 @@ def example_tasks(opening: pd.DataFrame, count: int, seed: int) -> list[MonitorT
             spec |= {"entry_min": float(round_price(prev * 0.97)), "entry_max": float(round_price(prev * 0.995)),
                      "take_profit": 0.02, "stop_loss": 0.02}
         elif kind == 1:  # breakout: cross above a level 1% over the previous close
-            spec |= {"quant_config": {"cross_level": float(round_price(prev * 1.01)), "cross_direction": "up"}}
+            spec |= {"rule": f"price crosses_above {float(round_price(prev * 1.01)):.2f}"}
         elif kind == 2:  # a position held from yesterday's close
             spec |= {"take_profit": 0.015, "stop_loss": 0.015, "quant_config": {"entry_price": prev}}
-        else:  # either way through the previous close
-            spec |= {"quant_config": {"cross_level": prev, "cross_direction": "either"}, "check_interval": 30}
+        elif kind == 3:  # either way through the previous close, with a 0.1% band against flip-flopping
+            spec |= {"rule": f"price crosses {prev:.2f}", "check_interval": 30,
+                     "alert": {"hysteresis": 0.001}}
+        else:  # a 1-minute golden cross of the 5- and 20-bar averages, checked on closed bars
+            spec |= {"rule": "sma(5) crosses_above sma(20)", "alert": {"frequency": "once_per_bar_close"}}
         tasks.append(MonitorTask.parse(spec))
     return tasks
 

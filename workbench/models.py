@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from workbench.errors import ValidationError
 from workbench.market import normalize_code
+from workbench.rules.model import Alert, Rule
 
 # --- the canonical quote schema -------------------------------------------------------------------------------
 # One row per stock per snapshot. Prices in yuan, volume in shares (not lots), amount in yuan.
@@ -58,17 +59,20 @@ def check_quotes(frame: pd.DataFrame) -> pd.DataFrame:
 
 # --- monitor tasks ------------------------------------------------------------------------------------------
 TaskStatus = Literal["running", "stopped"]
-CrossDirection = Literal["up", "down", "either"]
+OrderSide = Literal["buy", "sell"]
 
 
 class MonitorTask(BaseModel):
     """A stock to watch, the conditions to alert on, and how.
 
-    Conditions (any subset, at least one):
-    - the price entering ``entry_min .. entry_max`` (either bound may be open);
-    - take-profit / stop-loss as ratios from the entry price, which is ``quant_config["entry_price"]`` or else
-      the price at which the entry range first fired;
-    - the price crossing ``quant_config["cross_level"]`` (``cross_direction`` up, down or either).
+    Conditions (any subset, at least one), each a named rule of the task:
+    - ``entry``: the price entering ``entry_min .. entry_max`` (either bound may be open);
+    - ``take_profit`` / ``stop_loss``: ratios from the entry price, which is ``quant_config["entry_price"]`` or
+      else the price at which the entry rule first fired;
+    - ``rule``: any rule of the rule language (text such as ``close crosses_above sma(20)`` or its JSON form).
+    ``alert`` says how often they may fire. ``auto_trade`` tasks record a paper order per trigger, sized by
+    ``quant_config["quantity"]`` (shares) or ``quant_config["amount"]`` (yuan), rounded down to the 100-share lot;
+    the side is buy for the entry, sell for take-profit / stop-loss, ``quant_config["side"]`` for the rule.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -78,13 +82,15 @@ class MonitorTask(BaseModel):
     stock_code: str
     stock_name: str = ""
     status: TaskStatus = "stopped"
-    check_interval: int = Field(default=3, ge=1, description="seconds between checks")
+    check_interval: int = Field(default=3, ge=1, le=3600, description="seconds between checks")
     auto_trade: bool = False
     trading_hours_only: bool = True
     entry_min: float | None = Field(default=None, gt=0)
     entry_max: float | None = Field(default=None, gt=0)
     take_profit: float | None = Field(default=None, gt=0, description="ratio above the entry price, 0.05 = +5%")
     stop_loss: float | None = Field(default=None, gt=0, lt=1, description="ratio below the entry price")
+    rule: Rule | None = None
+    alert: Alert = Field(default_factory=Alert)
     notification_enabled: bool = True
     quant_config: dict[str, Any] = Field(default_factory=dict)
     created_at: dt.datetime | None = None
@@ -105,6 +111,21 @@ class MonitorTask(BaseModel):
         except ValidationError as exc:
             raise ValueError(exc.problem) from None
 
+    @field_validator("rule", mode="before")
+    @classmethod
+    def _rule_text(cls, value: Any) -> Any:
+        """The text form is parsed here, so every way in (CLI, dashboard, notebook, JSON) takes both forms."""
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            from workbench.rules.parse import parse_rule
+
+            try:
+                return parse_rule(value)
+            except ValidationError as exc:
+                raise ValueError(exc.problem) from None
+        return value
+
     @field_validator("quant_config")
     @classmethod
     def _known_quant_config(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -112,12 +133,13 @@ class MonitorTask(BaseModel):
             json.dumps(value)
         except TypeError as exc:
             raise ValueError(f"must be a JSON object ({exc})") from None
-        for key in ("cross_level", "entry_price"):
+        for key in ("entry_price", "amount"):
             if key in value and not _positive_number(value[key]):
                 raise ValueError(f"{key} must be a positive number, got {value[key]!r}")
-        direction = value.get("cross_direction", "either")
-        if direction not in ("up", "down", "either"):
-            raise ValueError(f"cross_direction must be up, down or either, got {direction!r}")
+        if "quantity" in value and not (_positive_number(value["quantity"]) and float(value["quantity"]).is_integer()):
+            raise ValueError(f"quantity must be a positive whole number of shares, got {value['quantity']!r}")
+        if value.get("side", "buy") not in ("buy", "sell"):
+            raise ValueError(f"side must be buy or sell, got {value['side']!r}")
         return value
 
     @model_validator(mode="after")
@@ -130,11 +152,15 @@ class MonitorTask(BaseModel):
                 f"{'take_profit' if self.take_profit is not None else 'stop_loss'}: needs an entry price, "
                 "set entry_min/entry_max or quant_config.entry_price"
             )
-        if not (self.has_entry_range or self.take_profit or self.stop_loss or "cross_level" in self.quant_config):
+        if self.rule is not None and _uses_entry(self.rule) and not has_entry_price:
+            raise ValueError("rule: take_profit/stop_loss in a rule need an entry price, "
+                             "set entry_min/entry_max or quant_config.entry_price")
+        if not (self.has_entry_range or self.take_profit or self.stop_loss or self.rule is not None):
             raise ValueError(
-                "entry_min: the task has no condition, set entry_min/entry_max, take_profit/stop_loss "
-                "or quant_config.cross_level"
+                "rule: the task has no condition, set a rule, entry_min/entry_max or take_profit/stop_loss"
             )
+        if self.auto_trade and not ("quantity" in self.quant_config or "amount" in self.quant_config):
+            raise ValueError("auto_trade: needs quant_config.quantity (shares) or quant_config.amount (yuan)")
         return self
 
     @property
@@ -148,6 +174,12 @@ class MonitorTask(BaseModel):
             return cls.model_validate(data)
         except pydantic.ValidationError as exc:
             raise validation_error_from(exc) from None
+
+
+def _uses_entry(rule: Rule) -> bool:
+    from workbench.rules.compile import compile_rule
+
+    return compile_rule(rule).uses_entry
 
 
 def _positive_number(value: Any) -> bool:

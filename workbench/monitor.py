@@ -1,14 +1,14 @@
-"""One monitor tick, pure: a snapshot in; 1-minute bars, rule state and triggers out.
+"""One monitor tick, pure: a snapshot in; 1-minute bars, indicator series, rule state and triggers out.
 
 No I/O. The loop in :mod:`workbench.runner` feeds snapshots and hands the results to the store.
-Everything is vectorised over the universe (bars) and over the running tasks (rules): the hot path has no
-Python loop per stock or per task; Python only touches the few tasks that fire.
+Everything is vectorised over the universe (bars, indicators) and over the running tasks (rules, grouped by shape in
+:mod:`workbench.rules.engine`): the hot path has no Python loop per stock or per task; Python only touches the few
+tasks that fire.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -16,25 +16,21 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from workbench.calendar import TradingCalendar
-from workbench.models import MonitorTask
+from workbench.calendar import TZ, TradingCalendar
+from workbench.models import MonitorTask, empty_quotes
+from workbench.rules.engine import PER_BAR, PER_BAR_CLOSE, STATE_COLUMNS, Fired, RuleBook, trigger_id
+from workbench.rules.inputs import Bar, MarketInputs, needs_of
+from workbench.rules.model import StopLoss, TakeProfit
+from workbench.rules.parse import describe
+from workbench.rules.tasks import paper_order, specs_for
 
-RULES: tuple[str, ...] = ("entry", "take_profit", "stop_loss", "cross")
-ENTRY, TAKE_PROFIT, STOP_LOSS, CROSS = range(len(RULES))
 RecordMode = Literal["watched", "all", "none"]
-_DIRECTION = {"up": 1, "down": -1, "either": 0}
-_EPS = 1e-9
 BAR_COLUMNS = ["code", "freq", "ts", "open", "high", "low", "close", "volume", "amount"]
 TRIGGER_COLUMNS = ["trigger_id", "task_id", "rule", "code", "ts", "trading_date", "price", "message", "notify",
-                   "title"]
-STATE_COLUMNS = ["task_id", "rule", "trading_date", "active", "last_value", "last_check", "last_fire",
-                 "fires_today", "entry_price"]
-
-
-def trigger_id(task_id: int, rule: str, code: str, ts: dt.datetime) -> str:
-    """Deterministic id of one firing, so a re-run of the same tick cannot alert twice."""
-    key = f"{task_id}|{rule}|{code}|{ts.astimezone(dt.UTC).isoformat()}"
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
+                   "title", "bucket", "late"]
+ORDER_COLUMNS = ["trigger_id", "task_id", "code", "ts", "side", "price", "quantity"]
+__all__ = ["BAR_COLUMNS", "ORDER_COLUMNS", "STATE_COLUMNS", "TRIGGER_COLUMNS", "BarBuilder", "Monitor",
+           "TickResult", "trigger_id"]
 
 
 # --- bars -----------------------------------------------------------------------------------------------------
@@ -88,6 +84,14 @@ class BarBuilder:
         closed = self.update(now, last, snap["high"].to_numpy(np.float64), snap["low"].to_numpy(np.float64),
                              snap["volume"].to_numpy(np.int64), snap["amount"].to_numpy(np.float64))
         return last, closed
+
+    def forming(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The bar being built (open, high, low, close, volume), NaN where a stock has no price; None between bars."""
+        if self.bar_end is None:
+            return None
+        nan = ~np.isfinite(self._close)
+        volume = np.where(nan, np.nan, (self._cum_vol - self._vol_base).astype(np.float64))
+        return self._open, self._high, self._low, self._close, volume
 
     def close_due(self, now: dt.datetime) -> list[pd.DataFrame]:
         """Emit the forming bar if the clock has passed its end without a snapshot (lunch, close)."""
@@ -145,112 +149,6 @@ class BarBuilder:
         return frame
 
 
-# --- tasks as columns -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TaskBook:
-    """The running tasks as columns, each aligned to its stock's row in the universe."""
-
-    task_id: np.ndarray
-    code_idx: np.ndarray
-    entry_min: np.ndarray
-    entry_max: np.ndarray
-    take_profit: np.ndarray
-    stop_loss: np.ndarray
-    cross_level: np.ndarray
-    cross_dir: np.ndarray
-    fixed_entry: np.ndarray
-    check_interval: np.ndarray
-    notify: np.ndarray
-    names: np.ndarray
-    applies: np.ndarray  # (tasks x rules) bool: which rules a task has
-
-    @classmethod
-    def from_tasks(cls, tasks: Sequence[MonitorTask], universe: pd.Index) -> TaskBook:
-        """Columns from task models; tasks whose stock is not in the universe are left out."""
-        usable = [t for t in tasks if t.task_id is not None and t.stock_code in universe]
-
-        def col(values: list[float | None]) -> np.ndarray:
-            return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-
-        entry_min = col([t.entry_min for t in usable])
-        entry_max = col([t.entry_max for t in usable])
-        take_profit = col([t.take_profit for t in usable])
-        stop_loss = col([t.stop_loss for t in usable])
-        cross_level = col([t.quant_config.get("cross_level") for t in usable])
-        applies = np.column_stack([
-            np.isfinite(entry_min) | np.isfinite(entry_max),
-            np.isfinite(take_profit),
-            np.isfinite(stop_loss),
-            np.isfinite(cross_level),
-        ]) if usable else np.zeros((0, len(RULES)), dtype=bool)
-        return cls(
-            task_id=np.array([t.task_id for t in usable], dtype=np.int64),
-            code_idx=universe.get_indexer([t.stock_code for t in usable]).astype(np.int64),
-            entry_min=entry_min,
-            entry_max=entry_max,
-            take_profit=take_profit,
-            stop_loss=stop_loss,
-            cross_level=cross_level,
-            cross_dir=np.array([_DIRECTION[t.quant_config.get("cross_direction", "either")] for t in usable],
-                               dtype=np.int8),
-            fixed_entry=col([t.quant_config.get("entry_price") for t in usable]),
-            check_interval=np.array([t.check_interval for t in usable], dtype=np.float64),
-            notify=np.array([t.notification_enabled for t in usable], dtype=bool),
-            names=np.array([t.stock_name for t in usable], dtype=object),
-            applies=applies,
-        )
-
-    def __len__(self) -> int:
-        return len(self.task_id)
-
-
-@dataclass
-class RuleState:
-    """Edge state per task and rule, in arrays aligned with a :class:`TaskBook`."""
-
-    active: np.ndarray        # (tasks x rules) the condition was true at the last check
-    checked: np.ndarray       # (tasks x rules) the rule has been checked at least once
-    fires: np.ndarray         # (tasks x rules) fires on the trading day
-    last_fire: np.ndarray     # (tasks x rules) epoch seconds, NaN if never
-    last_value: np.ndarray    # (tasks,) price at the last check
-    last_check: np.ndarray    # (tasks,) epoch seconds of the last check, NaN if never
-    entry_price: np.ndarray   # (tasks,) entry price learnt from the entry rule
-
-    @classmethod
-    def fresh(cls, n: int) -> RuleState:
-        shape = (n, len(RULES))
-        return cls(np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, np.int64),
-                   np.full(shape, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
-
-    @classmethod
-    def from_frame(cls, book: TaskBook, frame: pd.DataFrame, trading_date: dt.date) -> RuleState:
-        """Rebuild from stored rows (``STATE_COLUMNS``); fires reset when the stored day is another day."""
-        state = cls.fresh(len(book))
-        if frame.empty or len(book) == 0:
-            return state
-        row_of = pd.Index(book.task_id).get_indexer(frame["task_id"].to_numpy())
-        rule_of = pd.Index(RULES).get_indexer(frame["rule"].to_numpy())
-        ok = (row_of >= 0) & (rule_of >= 0)
-        r, k, f = row_of[ok], rule_of[ok], frame[ok]
-        same_day = (pd.to_datetime(f["trading_date"]).dt.date == trading_date).to_numpy()
-        state.active[r, k] = f["active"].to_numpy(bool)
-        state.checked[r, k] = f["last_check"].notna().to_numpy()
-        state.fires[r, k] = np.where(same_day, f["fires_today"].to_numpy(np.int64), 0)
-        state.last_fire[r, k] = _epoch(f["last_fire"])
-        state.last_value[r] = f["last_value"].to_numpy(np.float64)
-        state.last_check[r] = _epoch(f["last_check"])
-        entry = f["entry_price"].to_numpy(np.float64)
-        has_entry = np.isfinite(entry)
-        state.entry_price[r[has_entry]] = entry[has_entry]
-        return state
-
-
-def _epoch(series: pd.Series) -> np.ndarray:
-    values = pd.to_datetime(series, utc=True)
-    out = (values - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(np.float64)
-    return np.where(values.isna().to_numpy(), np.nan, out)
-
-
 # --- the tick -------------------------------------------------------------------------------------------------
 @dataclass
 class TickResult:
@@ -264,50 +162,90 @@ class TickResult:
     bars: pd.DataFrame
     triggers: pd.DataFrame
     rule_state: pd.DataFrame
+    orders: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ORDER_COLUMNS))
+    stopped_tasks: list[int] = field(default_factory=list)
+    suppressed: int = 0
     events: list[dict[str, object]] = field(default_factory=list)
 
 
 class Monitor:
-    """Holds the hot state of one trading day in memory and turns each snapshot into a :class:`TickResult`."""
+    """Holds the hot state of one trading day in memory and turns each snapshot into a :class:`TickResult`.
+
+    Call :meth:`warm` with stored bars from before the day (indicators continue from history, as on a terminal),
+    :meth:`set_tasks` with the running tasks (and their stored rule state after a restart), then :meth:`tick`.
+    """
 
     def __init__(self, calendar: TradingCalendar, trading_date: dt.date, universe: pd.DataFrame,
-                 record: RecordMode = "watched") -> None:
+                 record: RecordMode = "watched", late_after: float = 10.0, late_limit: float = 300.0) -> None:
         self.calendar = calendar
         self.trading_date = trading_date
         self.codes = universe["code"].to_numpy(dtype=object)
         self.index = pd.Index(self.codes)
         self.names = dict(zip(universe["code"], universe["name"], strict=True))
         self.record = record
+        self.late_after = late_after
+        self.late_limit = late_limit
+        self.bounds = calendar.session_bounds(trading_date)
+        self._minute_ends = np.array([t.timestamp() for t in calendar.bar_ends(trading_date)])
         self.bars = BarBuilder(self.codes, calendar)
-        self.book = TaskBook.from_tasks([], self.index)
-        self.state = RuleState.fresh(0)
+        self.market = MarketInputs(len(self.codes))
+        self.market.require({})
+        self.book = RuleBook([])
+        self.tasks: dict[int, MonitorTask] = {}
+        self._programs: dict[str, object] = {}
+        self._day_started = False
         self._watched = np.zeros(len(self.codes), dtype=bool)
         self._watched_rows = np.zeros(0, dtype=np.int64)
-        self._dirty = np.zeros(0, dtype=bool)
+        self._rows_by_tf: dict[str, np.ndarray] = {}
+        self._tf_code = np.zeros(0, dtype=np.int64)
+        self._tfs: list[str] = []
         # Most ticks close no bar and fire nothing: share one empty frame of each kind (never mutated).
         self._no_bars = pd.DataFrame(columns=BAR_COLUMNS)
         self._no_triggers = pd.DataFrame(columns=TRIGGER_COLUMNS)
-        self._no_state = pd.DataFrame(columns=STATE_COLUMNS)
+        self._no_orders = pd.DataFrame(columns=ORDER_COLUMNS)
+        self._no_quotes = empty_quotes()
 
-    # -- tasks -----------------------------------------------------------------------------------------------
+    # -- history and tasks -----------------------------------------------------------------------------------
+    def warm(self, bars: pd.DataFrame) -> None:
+        """Commit stored bars from before the trading day ('1m' and '1d' rows of ``BAR_COLUMNS``) into the series."""
+        for freq in ("1m", "1d"):
+            rows = bars[bars["freq"] == freq] if len(bars) else bars
+            if len(rows):
+                self.market.warm(freq, self._panel(rows))
+
+    def _panel(self, rows: pd.DataFrame) -> Bar:
+        """(symbols x time) arrays aligned to the universe, oldest first; NaN where a stock has no bar."""
+        times = np.sort(rows["ts"].unique())
+        i = self.index.get_indexer(rows["code"])
+        j = np.searchsorted(times, rows["ts"].to_numpy())
+        ok = i >= 0
+        out = []
+        for col in ("open", "high", "low", "close", "volume"):
+            panel = np.full((len(self.codes), len(times)), np.nan)
+            panel[i[ok], j[ok]] = rows[col].to_numpy(np.float64)[ok]
+            out.append(panel)
+        return out[0], out[1], out[2], out[3], out[4]
+
     def set_tasks(self, tasks: Sequence[MonitorTask], stored_state: pd.DataFrame | None = None) -> None:
-        """Replace the running tasks, keeping the state of tasks that stay and loading stored state for new ones."""
+        """Replace the running tasks, keeping the state of rules that stay and loading stored state for new ones."""
         running = [t for t in tasks if t.status == "running"]
-        book = TaskBook.from_tasks(running, self.index)
-        state = RuleState.from_frame(book, stored_state if stored_state is not None else pd.DataFrame(
-            columns=STATE_COLUMNS), self.trading_date)
-        keep_old = pd.Index(self.book.task_id).get_indexer(book.task_id)
-        old = keep_old >= 0
-        if old.any():
-            src = keep_old[old]
-            for name in ("active", "checked", "fires", "last_fire", "last_value", "last_check", "entry_price"):
-                getattr(state, name)[old] = getattr(self.state, name)[src]
-        dirty = np.zeros(len(book), dtype=bool)
-        dirty[old] = self._dirty[keep_old[old]] if len(self._dirty) else False
-        self.book, self.state, self._dirty = book, state, dirty
+        book = RuleBook(specs_for(running, self.index), self._programs)  # type: ignore[arg-type]
+        if stored_state is not None:
+            book.load_state(stored_state, self.trading_date)
+        book.carry_from(self.book)
+        self.market.require(needs_of(book.programs()))
+        self.book = book
+        self.tasks = {t.task_id: t for t in running if t.task_id is not None}
         self._watched = np.zeros(len(self.codes), dtype=bool)
-        self._watched[book.code_idx] = True
+        self._watched[book.sym] = True
         self._watched_rows = np.flatnonzero(self._watched)
+        self._tfs = sorted(book.timeframes())
+        self._tf_code = np.array([self._tfs.index(tf) for tf in book.timeframe], dtype=np.int64)
+        self._rows_by_tf = {tf: np.unique(book.sym[book.timeframe == tf]) for tf in self._tfs}
+
+    def resume_after(self, ts: dt.datetime) -> None:
+        """Rules were checked at least up to the last committed tick (their check buckets carry on from there)."""
+        self.book.last_check = np.fmax(self.book.last_check, ts.timestamp())
 
     # -- one tick ----------------------------------------------------------------------------------------------
     def align(self, snapshot: pd.DataFrame) -> pd.DataFrame:
@@ -325,30 +263,6 @@ class Monitor:
         frame["amount"] = frame["amount"].fillna(0.0)
         return frame
 
-    def tick(self, snapshot: pd.DataFrame, now: dt.datetime) -> TickResult:
-        """Fold a snapshot into bars and evaluate every running task against it."""
-        snap = self.align(snapshot)
-        last, bars = self.bars.fold(now, snap)
-        triggers, evaluated = self.evaluate(last, now)
-        return TickResult(
-            ts=now,
-            trading_date=self.trading_date,
-            snapshot_rows=len(snapshot),
-            tasks_evaluated=evaluated,
-            quotes=self._recorded(snapshot, snap),
-            bars=_concat(bars, self._no_bars),
-            triggers=triggers,
-            rule_state=self._take_dirty_state(),
-        )
-
-    def replay(self, snapshot: pd.DataFrame, now: dt.datetime) -> None:
-        """Fold an already-committed snapshot into the forming bars only (a resumed day catching up)."""
-        self.bars.fold(now, self.align(snapshot))
-
-    def close_due(self, now: dt.datetime) -> pd.DataFrame:
-        """Bars whose end has passed without another snapshot (lunch and close)."""
-        return _concat(self.bars.close_due(now), self._no_bars)
-
     def _recorded(self, snapshot: pd.DataFrame, aligned: pd.DataFrame) -> pd.DataFrame:
         if self.record == "all":
             return snapshot
@@ -356,127 +270,197 @@ class Monitor:
             return snapshot.iloc[0:0]
         return aligned.take(self._watched_rows)
 
-    def evaluate(self, last: np.ndarray, now: dt.datetime) -> tuple[pd.DataFrame, int]:
-        """Evaluate every running task on last prices aligned to the universe (NaN: no price); (triggers, due)."""
-        book, st = self.book, self.state
-        if len(book) == 0:
-            return self._no_triggers, 0
-        now_s = now.timestamp()
-        price = last[book.code_idx]
-        priced = np.isfinite(price)
-        # A task is due once per bucket of its check interval (bucket edges on the epoch grid), which stays
-        # deterministic across a restart: a resumed loop knows the bucket of the last committed tick.
-        bucket = np.floor(now_s / book.check_interval)
-        due = priced & (np.isnan(st.last_check) | (bucket != np.floor(st.last_check / book.check_interval)))
 
-        cond = np.zeros((len(book), len(RULES)), dtype=bool)
-        lo = np.where(np.isfinite(book.entry_min), book.entry_min, -np.inf)
-        hi = np.where(np.isfinite(book.entry_max), book.entry_max, np.inf)
-        cond[:, ENTRY] = (price >= lo - _EPS) & (price <= hi + _EPS)
-        fire = np.zeros_like(cond)
-        fire[:, ENTRY] = due & book.applies[:, ENTRY] & cond[:, ENTRY] & ~st.active[:, ENTRY]
+    def tick(self, snapshot: pd.DataFrame, now: dt.datetime, as_of: dt.datetime | None = None) -> TickResult:
+        """Fold a snapshot into bars and series, and evaluate every running rule against it.
 
-        # The entry price: fixed by the task, else learnt when the entry rule first fires.
-        learn = fire[:, ENTRY] & ~np.isfinite(st.entry_price) & ~np.isfinite(book.fixed_entry)
-        st.entry_price = np.where(learn, price, st.entry_price)
-        entry = np.where(np.isfinite(book.fixed_entry), book.fixed_entry, st.entry_price)
-        cond[:, TAKE_PROFIT] = np.isfinite(entry) & (price >= entry * (1 + book.take_profit) - _EPS)
-        cond[:, STOP_LOSS] = np.isfinite(entry) & (price <= entry * (1 - book.stop_loss) + _EPS)
-        for k in (TAKE_PROFIT, STOP_LOSS):
-            fire[:, k] = due & book.applies[:, k] & cond[:, k] & ~st.active[:, k]
+        ``as_of`` is when the tick is really processed: a tick replayed after a restart is older, its triggers are
+        marked late, and dropped (counted in ``suppressed``) when older than ``late_limit`` seconds.
+        """
+        snap = self.align(snapshot)
+        last, closed = self.bars.fold(now, snap)
+        self._quote(snap, last, now)
+        fired = [self._close_bar(bar) for bar in closed]
+        fired.append(self._evaluate_tick(now))
+        return self._result(snapshot, snap, now, closed, fired, as_of)
 
-        # Crossing a level: the side of the level is the state; a change of side in the wanted direction fires.
-        above = price >= book.cross_level - _EPS
-        cond[:, CROSS] = above
-        was_above = st.active[:, CROSS]
-        seen = st.checked[:, CROSS]
-        went_up = seen & above & ~was_above
-        went_down = seen & ~above & was_above
-        wanted = np.where(book.cross_dir > 0, went_up, np.where(book.cross_dir < 0, went_down, went_up | went_down))
-        fire[:, CROSS] = due & book.applies[:, CROSS] & wanted
+    def replay(self, snapshot: pd.DataFrame, now: dt.datetime) -> None:
+        """Fold an already-committed snapshot into bars and series only (a resumed day catching up)."""
+        snap = self.align(snapshot)
+        last, closed = self.bars.fold(now, snap)
+        self._quote(snap, last, now)
+        for bar in closed:
+            self._commit_bar(bar)
 
-        checked_now = due[:, None] & book.applies
-        changed = checked_now & ((cond != st.active) | ~st.checked) | fire
-        st.active = np.where(checked_now, cond, st.active)
-        st.checked |= checked_now
-        st.fires += fire
-        st.last_fire = np.where(fire, now_s, st.last_fire)
-        st.last_value = np.where(due, price, st.last_value)
-        st.last_check = np.where(due, now_s, st.last_check)
-        self._dirty |= changed.any(axis=1) | learn
-        return self._trigger_rows(fire, price, entry, now), int(due.sum())
+    def close_due(self, now: dt.datetime) -> TickResult | None:
+        """Bars whose end passed without another snapshot (lunch, close), with what bar-close rules fired on them."""
+        closed = self.bars.close_due(now)
+        if not closed:
+            return None
+        fired = [self._close_bar(bar) for bar in closed]
+        return self._result(None, None, now, closed, fired, None)
 
-    def _trigger_rows(self, fire: np.ndarray, price: np.ndarray, entry: np.ndarray,
-                      now: dt.datetime) -> pd.DataFrame:
-        rows, ks = np.nonzero(fire)
-        if len(rows) == 0:
-            return self._no_triggers
+    # -- internals -------------------------------------------------------------------------------------------
+    def _result(self, snapshot: pd.DataFrame | None, snap: pd.DataFrame | None, now: dt.datetime,
+                closed: list[pd.DataFrame], fired: list[_Evaluation], as_of: dt.datetime | None) -> TickResult:
+        behind = 0.0 if as_of is None else (as_of - now).total_seconds()
+        triggers, orders = self._outputs(fired, late=behind > self.late_after)
+        suppressed = 0
+        if behind > self.late_limit and len(triggers):
+            suppressed, triggers, orders = len(triggers), self._no_triggers, self._no_orders
+        return TickResult(
+            ts=now,
+            trading_date=self.trading_date,
+            snapshot_rows=0 if snapshot is None else len(snapshot),
+            tasks_evaluated=sum(f.evaluated for f in fired),
+            quotes=self._no_quotes if snapshot is None or snap is None else self._recorded(snapshot, snap),
+            bars=_concat(closed, self._no_bars),
+            triggers=triggers,
+            rule_state=self.book.take_dirty(self.trading_date),
+            orders=orders,
+            stopped_tasks=sorted({int(t) for f in fired for t in f.fired.stopped_tasks}),
+            suppressed=suppressed,
+        )
+
+    def _quote(self, snap: pd.DataFrame, last: np.ndarray, now: dt.datetime) -> None:
+        prev_close = snap["prev_close"].to_numpy(np.float64)
+        limits = (snap["limit_up"].to_numpy(np.float64), snap["limit_down"].to_numpy(np.float64))
+        if not self._day_started:
+            self.market.start_day(prev_close, *limits)
+            self._day_started = True
+        priced = np.isfinite(last)
+        minute = self.calendar.bar_end_of(now)
+        minutes = 0 if minute is None else int(np.searchsorted(self._minute_ends, minute.timestamp()) + 1)
+        self.market.quote(
+            price=last,
+            day_open=np.where(priced, snap["open"].to_numpy(np.float64), np.nan),
+            day_high=np.where(priced, snap["high"].to_numpy(np.float64), np.nan),
+            day_low=np.where(priced, snap["low"].to_numpy(np.float64), np.nan),
+            volume=snap["volume"].to_numpy(np.float64),
+            minutes=minutes,
+            forming_minute=self.bars.forming(),
+            limits=limits,
+            prev_close=prev_close,
+        )
+
+    def _bar_arrays(self, bar: pd.DataFrame) -> Bar:
+        pos = self.index.get_indexer(bar["code"])
+        out = []
+        for col in ("open", "high", "low", "close", "volume"):
+            arr = np.full(len(self.codes), np.nan)
+            arr[pos] = bar[col].to_numpy(np.float64)
+            out.append(arr)
+        return out[0], out[1], out[2], out[3], out[4]
+
+    def _commit_bar(self, bar: pd.DataFrame) -> tuple[dt.datetime, dict[str, Bar]]:
+        """Commit a closed 1-minute bar into the series; the bar of every timeframe it closed."""
+        end = pd.Timestamp(bar["ts"].iloc[0]).to_pydatetime()
+        before = end - dt.timedelta(seconds=1)
+        n_minute = [tf for tf in self.market.resamplers if self.calendar.bar_key(before, tf) == end]
+        return end, self.market.close_minute(self._bar_arrays(bar), n_minute, day_closed=end == self.bounds.close)
+
+    def _close_bar(self, bar: pd.DataFrame) -> _Evaluation:
+        """Commit a closed bar and evaluate the once-per-bar-close rules of every timeframe it closed."""
+        if bar.empty:
+            return _Evaluation.nothing(len(self.book), self.bounds.close)
+        end, closed = self._commit_bar(bar)
         book = self.book
-        records = []
-        for r, k in zip(rows.tolist(), ks.tolist(), strict=True):
-            code = str(self.codes[book.code_idx[r]])
-            name = book.names[r] or self.names.get(code, "")
-            rule = RULES[k]
-            words = describe(rule, book, r, entry[r])
-            records.append({
-                "trigger_id": trigger_id(int(book.task_id[r]), rule, code, now),
-                "task_id": int(book.task_id[r]),
-                "rule": rule,
-                "code": code,
-                "ts": now,
-                "trading_date": self.trading_date,
-                "price": float(price[r]),
-                "message": f"{name} {code} {words}: price {price[r]:.2f} at {now:%Y-%m-%d %H:%M:%S} (Asia/Shanghai)",
-                "notify": bool(book.notify[r]),
-                "title": f"{name} {code}: {words}",
-            })
-        return pd.DataFrame.from_records(records, columns=TRIGGER_COLUMNS)
+        select = np.zeros(len(book), dtype=bool)
+        inputs = {}
+        price = np.full(len(self.codes), np.nan)
+        for tf, tf_bar in closed.items():
+            rows = (book.freq == PER_BAR_CLOSE) & (book.timeframe == tf) & ~book.done
+            if rows.any():
+                select |= rows
+                inputs[tf] = self.market.view(tf, committed=True, rows=self._rows_by_tf.get(tf), bar=tf_bar)
+            price = np.where(np.isfinite(tf_bar[3]), tf_bar[3], price)
+        bucket = np.full(len(book), int(end.timestamp()), dtype=np.int64)
+        if not select.any():
+            return _Evaluation.nothing(len(book), end)
+        fired = book.evaluate(inputs, price, end.timestamp(), select, bucket)
+        return _Evaluation(fired, bucket, end, int(select.sum()))
 
-    def _take_dirty_state(self) -> pd.DataFrame:
-        rows = np.flatnonzero(self._dirty)
-        self._dirty[:] = False
-        if len(rows) == 0:
-            return self._no_state
-        st, book = self.state, self.book
-        r = np.repeat(rows, len(RULES))
-        k = np.tile(np.arange(len(RULES)), len(rows))
-        keep = book.applies[r, k]
-        r, k = r[keep], k[keep]
-        return pd.DataFrame({
-            "task_id": book.task_id[r],
-            "rule": np.array(RULES, dtype=object)[k],
-            "trading_date": self.trading_date,
-            "active": st.active[r, k],
-            "last_value": st.last_value[r],
-            "last_check": _from_epoch(np.where(st.checked[r, k], st.last_check[r], np.nan)),
-            "last_fire": _from_epoch(st.last_fire[r, k]),
-            "fires_today": st.fires[r, k],
-            "entry_price": st.entry_price[r],
-        })
+    def _evaluate_tick(self, now: dt.datetime) -> _Evaluation:
+        book = self.book
+        b = self.bounds
+        if b.open <= now <= b.break_start or b.break_end <= now <= b.close:
+            time_ok = np.ones(len(book), dtype=bool)
+        elif b.open - dt.timedelta(minutes=5) <= now < b.open:  # after the opening match, before continuous trading
+            time_ok = ~book.hours_only
+        else:  # call-auction snapshots (indicative prices), lunch, after the close: nothing is evaluated
+            return _Evaluation.nothing(len(book), now)
+        now_s = now.timestamp()
+        select = book.due(now_s) & (book.freq != PER_BAR_CLOSE) & time_ok
+        if not select.any():
+            return _Evaluation.nothing(len(book), now)
+        minute = self.calendar.bar_key(now, "1m") or b.open + dt.timedelta(minutes=1)
+        keys = np.array([int((self.calendar.bar_key(now, tf) or minute).timestamp()) for tf in self._tfs])
+        bucket = np.where(book.freq == PER_BAR, keys[self._tf_code], int(minute.timestamp())).astype(np.int64)
+        inputs = {tf: self.market.view(tf, committed=False, rows=self._rows_by_tf[tf]) for tf in self._tfs}
+        fired = book.evaluate(inputs, self.market.price, now_s, select, bucket)
+        return _Evaluation(fired, bucket, now, int(select.sum()))
+
+    def _outputs(self, fired: list[_Evaluation], late: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Trigger rows (and auto_trade paper orders) for the few rows that fired: Python per fire, not per task."""
+        records: list[dict[str, object]] = []
+        orders: list[dict[str, object]] = []
+        book = self.book
+        for ev in fired:
+            for r, price in zip(ev.fired.rows.tolist(), ev.fired.price.tolist(), strict=True):
+                task_id = int(book.task_id[r])
+                task = self.tasks[task_id]
+                rule_name = str(book.names[r])
+                code = str(self.codes[book.sym[r]])
+                key = pd.Timestamp(int(ev.bucket[r]), unit="s", tz=TZ).isoformat()
+                tid = trigger_id(task_id, rule_name, code, key)
+                name = task.stock_name or self.names.get(code, "")
+                words = self._words(r, rule_name)
+                records.append({
+                    "trigger_id": tid, "task_id": task_id, "rule": rule_name, "code": code, "ts": ev.ts,
+                    "trading_date": self.trading_date, "price": price,
+                    "message": f"{name} {code} {words}: price {price:.2f} at {ev.ts:%Y-%m-%d %H:%M:%S} "
+                               f"(Asia/Shanghai){' [late]' if late else ''}",
+                    "notify": task.notification_enabled, "title": f"{name} {code}: {words}", "bucket": key,
+                    "late": late,
+                })
+                order = paper_order(task, rule_name, price)
+                if order is not None:
+                    orders.append({"trigger_id": tid, "task_id": task_id, "code": code, "ts": ev.ts,
+                                   "side": order[0], "price": price, "quantity": order[1]})
+        if not records:
+            return self._no_triggers, self._no_orders
+        triggers = pd.DataFrame.from_records(records, columns=TRIGGER_COLUMNS)
+        return triggers, (pd.DataFrame.from_records(orders, columns=ORDER_COLUMNS) if orders else self._no_orders)
+
+    def _words(self, row: int, rule_name: str) -> str:
+        """The condition in words; take-profit and stop-loss also say the entry price and the target."""
+        spec = self.book.specs[row]
+        words = describe(spec.rule)
+        condition = spec.rule.condition
+        if isinstance(condition, TakeProfit | StopLoss):
+            entry = float(self.book.entry()[row])
+            up = isinstance(condition, TakeProfit)
+            target = entry * (1 + condition.ratio) if up else entry * (1 - condition.ratio)
+            words = words.replace("from entry", f"from entry {entry:.2f}", 1)
+            words += f" ({'target' if up else 'stop'} {target:.2f})"
+        return words
 
 
-def _from_epoch(seconds: np.ndarray) -> pd.Series:
-    return pd.to_datetime(pd.Series(seconds, dtype="float64"), unit="s", utc=True).dt.tz_convert("Asia/Shanghai")
+@dataclass
+class _Evaluation:
+    """One evaluation inside a tick: what fired, each row's frequency bucket, the time, and how many rows ran."""
+
+    fired: Fired
+    bucket: np.ndarray
+    ts: dt.datetime
+    evaluated: int
+
+    @classmethod
+    def nothing(cls, rows: int, ts: dt.datetime) -> _Evaluation:
+        return cls(Fired(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)), np.zeros(rows, np.int64), ts, 0)
 
 
 def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
     if not frames:
         return empty
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-
-
-def describe(rule: str, book: TaskBook, row: int, entry: float) -> str:
-    """The condition in words, as the notification shows it."""
-    if rule == "entry":
-        lo, hi = book.entry_min[row], book.entry_max[row]
-        if np.isfinite(lo) and np.isfinite(hi):
-            return f"entered the entry range {lo:.2f}-{hi:.2f}"
-        return f"reached the entry level {'>=' if np.isfinite(lo) else '<='} {lo if np.isfinite(lo) else hi:.2f}"
-    if rule == "take_profit":
-        ratio = book.take_profit[row]
-        return f"take-profit +{ratio:.1%} from entry {entry:.2f} (target {entry * (1 + ratio):.2f})"
-    if rule == "stop_loss":
-        ratio = book.stop_loss[row]
-        return f"stop-loss -{ratio:.1%} from entry {entry:.2f} (stop {entry * (1 - ratio):.2f})"
-    direction = {1: "above", -1: "below", 0: "through"}[int(book.cross_dir[row])]
-    return f"crossed {direction} {book.cross_level[row]:.2f}"

@@ -22,6 +22,7 @@ from workbench.errors import StoreBusy
 from workbench.feeds.base import Feed
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor, RecordMode, TickResult
+from workbench.store import history as history_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
 from workbench.store.tasks import load_tasks, tasks_version
@@ -43,6 +44,9 @@ class SessionSummary:
     triggers: int = 0
     max_buffered: int = 0
     busy_flushes: int = 0
+    missed: int = 0
+    suppressed: int = 0
+    orders: int = 0
 
 
 @dataclass
@@ -66,12 +70,12 @@ class TickWriter:
         self.store = store
         self.max_buffered = max_buffered
         self.flush_seconds = flush_seconds
-        self.pending: deque[TickResult | pd.DataFrame] = deque()
+        self.pending: deque[TickResult] = deque()
         self.counts = tick_store.WriteCounts()
         self.busy = 0
         self._last_flush = time.monotonic()
 
-    def submit(self, item: TickResult | pd.DataFrame) -> None:
+    def submit(self, item: TickResult) -> None:
         self.pending.append(item)
 
     def due(self) -> bool:
@@ -96,10 +100,7 @@ class TickWriter:
                 item = self.pending[0]
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    if isinstance(item, TickResult):
-                        counts = tick_store.write_tick(con, item, now)
-                    else:
-                        counts = tick_store.WriteCounts(bars=tick_store.write_bars(con, item))
+                    counts = tick_store.write_tick(con, item, now)
                     con.execute("COMMIT")
                 except BaseException:
                     con.execute("ROLLBACK")
@@ -138,11 +139,15 @@ def run_session(
     max_buffered: int = 2000,
     progress: ProgressHook | None = None,
     progress_every: int = 600,
+    late_after: float = 10.0,
+    late_limit: float = 300.0,
 ) -> SessionSummary:
     """Run the monitor over one trading day (or what is left of it) and return what it did.
 
-    Exits at once on a holiday. A restarted run on the same database resumes after the last committed tick:
-    it replays the earlier snapshots into the bar builder only, and reloads rule state from the store.
+    Exits at once on a holiday. Indicators are warmed from stored bars before the day. A restarted run on the same
+    database resumes after the last committed tick: it replays the earlier snapshots into bars and indicator series
+    only, and reloads rule state from the store. Snapshot times that passed while the loop was down are replayed
+    from the feed's history when it has one (triggers marked late, dropped past ``late_limit``), else skipped.
     The stop command (a row in ``service_commands``) is honoured at the next flush, i.e. within one tick
     in real time.
     """
@@ -152,17 +157,20 @@ def run_session(
         log.info("%s is not a trading day: nothing to do", trading_date)
         return summary
     bounds = calendar.session_bounds(trading_date)
-    monitor = Monitor(calendar, trading_date, universe, record=record)
+    monitor = Monitor(calendar, trading_date, universe, record=record, late_after=late_after, late_limit=late_limit)
     writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds)
     with store.read() as con:
         resume_after = tick_store.last_tick(con, trading_date)
         stored_state = tick_store.load_rule_state(con)
         version = tasks_version(con)
-        monitor.set_tasks(load_tasks(con), stored_state)
+        tasks = load_tasks(con)
+        monitor.set_tasks(tasks, stored_state)
+        monitor.warm(_warm_bars(con, monitor, bounds.open))
     if resume_after is not None:
         summary.resumed_after = resume_after
-        monitor.state.last_check = _resume_checks(monitor, resume_after)
+        monitor.resume_after(resume_after)
         log.info("resuming %s after the last committed tick %s", trading_date, resume_after)
+    started = clock.now()
 
     segments = ((bounds.open, bounds.break_start), (bounds.break_end, bounds.close))
     total = sum(1 for start, end in segments for _ in session_grid(start, end, interval))
@@ -172,10 +180,13 @@ def run_session(
                 _replay(monitor, feed, clock, ts)
                 summary.replayed += 1
                 continue
-            _sleep_until(clock, ts)
-            snapshot = feed.snapshot()
-            writer.submit(monitor.tick(snapshot, ts))
+            result = _tick_at(monitor, feed, clock, ts, started, interval)
+            if result is None:
+                summary.missed += 1
+                continue
+            writer.submit(result)
             summary.snapshots += 1
+            summary.suppressed += result.suppressed
             if writer.due():
                 control = writer.flush(version)
                 if control is not None:
@@ -185,19 +196,46 @@ def run_session(
                         return summary
             if progress is not None and summary.snapshots % progress_every == 0:
                 progress(summary, ts, (summary.snapshots + summary.replayed) / total)
-        writer.submit(monitor.close_due(end))
+        tail = monitor.close_due(end)
+        if tail is not None:
+            writer.submit(tail)
         writer.flush(version, force=True)
     _finish(writer, summary)
     return summary
 
 
-def _resume_checks(monitor: Monitor, resume_after: dt.datetime) -> np.ndarray:
-    """Tasks were checked at least up to the last committed tick."""
-    return np.fmax(monitor.state.last_check, resume_after.timestamp())
+def _warm_bars(con: Any, monitor: Monitor, before: dt.datetime) -> pd.DataFrame:
+    """Stored 1-minute and daily bars before the day, for the stocks of running tasks."""
+    codes = [str(c) for c in monitor.codes[np.unique(monitor.book.sym)]]
+    capacity = monitor.market.capacity
+    frames = [history_store.recent_bars(con, freq, before, codes, capacity) for freq in ("1m", "1d")]
+    return pd.concat(frames, ignore_index=True) if any(len(f) for f in frames) else frames[0]
+
+
+def _tick_at(monitor: Monitor, feed: Feed, clock: Any, ts: dt.datetime, started: dt.datetime,
+             interval: float) -> TickResult | None:
+    """The tick at grid time ``ts``. A time that had passed when the loop (re)started comes from the feed's history
+    (its triggers late); without history, one more than an interval old is missed rather than stamped with a
+    later snapshot."""
+    if ts < started:
+        history = getattr(feed, "snapshot_at", None)
+        if history is not None:
+            return monitor.tick(history(ts), ts, as_of=started)
+        if (started - ts).total_seconds() > interval:
+            return None
+    _sleep_until(clock, ts)
+    return monitor.tick(feed.snapshot(), ts)
 
 
 def _replay(monitor: Monitor, feed: Feed, clock: Any, ts: dt.datetime) -> None:
-    """Rebuild the forming bars from a snapshot that was already committed, without evaluating rules."""
+    """Rebuild bars and indicator series from a snapshot that was already committed, without evaluating rules.
+
+    A feed with history answers for ``ts`` itself; a live feed can only be read at its time.
+    """
+    history = getattr(feed, "snapshot_at", None)
+    if history is not None:
+        monitor.replay(history(ts), ts)
+        return
     _sleep_until(clock, ts)
     monitor.replay(feed.snapshot(), ts)
 
@@ -227,6 +265,7 @@ def _stop(store: Store, writer: TickWriter, command_id: int, summary: SessionSum
 def _finish(writer: TickWriter, summary: SessionSummary) -> None:
     summary.ticks_written = writer.counts.ticks
     summary.triggers = writer.counts.triggers
+    summary.orders = writer.counts.orders
     summary.busy_flushes = writer.busy
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -16,3 +17,10 @@ class Feed(Protocol):
     def snapshot(self, codes: Sequence[str] | None = None) -> pd.DataFrame:
         """The latest quote of every requested stock (all of the feed's universe when ``codes`` is None)."""
         ...
+
+
+class FeedWithHistory(Feed, Protocol):
+    """A feed that can also answer for a past time (simulated, replay): a restarted monitor replays the snapshots
+    it missed while down instead of skipping them."""
+
+    def snapshot_at(self, ts: dt.datetime, codes: Sequence[str] | None = None) -> pd.DataFrame: ...

@@ -471,3 +471,7 @@ class SimulatedFeed:
 
     def snapshot(self, codes: Sequence[str] | None = None) -> pd.DataFrame:
         return self.market.snapshot_at(self.clock.now(), codes)
+
+    def snapshot_at(self, ts: dt.datetime, codes: Sequence[str] | None = None) -> pd.DataFrame:
+        """A past snapshot: the simulation can be read at any time, so a restarted loop can catch up."""
+        return self.market.snapshot_at(ts, codes)

@@ -45,3 +45,19 @@ def bar_count(con: duckdb.DuckDBPyConnection, freq: str | None = None) -> int:
     else:
         row = con.execute("SELECT count(*) FROM bars WHERE freq = ?", [freq]).fetchone()
     return int(row[0]) if row else 0
+
+
+def recent_bars(con: duckdb.DuckDBPyConnection, freq: str, before: dt.datetime, codes: Sequence[str],
+                per_code: int) -> pd.DataFrame:
+    """The last ``per_code`` bars of each stock ending before ``before``, oldest first: what warms indicators."""
+    if not codes:
+        return con.execute(f"SELECT {', '.join(BAR_COLUMNS)} FROM bars WHERE false").fetchdf()
+    return con.execute(
+        f"""
+        SELECT {', '.join(BAR_COLUMNS)} FROM (
+            SELECT *, row_number() OVER (PARTITION BY code ORDER BY ts DESC) AS back
+            FROM bars WHERE freq = ? AND ts < ? AND code IN (SELECT unnest(?::VARCHAR[])))
+        WHERE back <= ? ORDER BY ts, code
+        """,
+        [freq, before, list(codes), per_code],
+    ).fetchdf()

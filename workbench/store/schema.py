@@ -182,4 +182,56 @@ CREATE TABLE daily_indicators (
 );
 """,
     ),
+    (
+        4,
+        "rule language: task rule and alert columns, full rule state, trigger buckets, paper orders",
+        """
+ALTER TABLE monitor_tasks ADD COLUMN rule JSON;            -- the task's rule (rule language, JSON form)
+ALTER TABLE monitor_tasks ADD COLUMN alert JSON DEFAULT '{}';  -- alert semantics: mode, frequency, cooldown ...
+UPDATE monitor_tasks SET alert = '{}' WHERE alert IS NULL;
+-- the skeleton's level crossing (quant_config.cross_level / cross_direction) becomes a rule
+UPDATE monitor_tasks SET rule = json_object(
+    'condition', json_object(
+        'kind', 'cross',
+        'direction', CASE quant_config->>'cross_direction' WHEN 'up' THEN 'above' WHEN 'down' THEN 'below'
+                     ELSE 'either' END,
+        'left', json_object('kind', 'field', 'name', 'price'),
+        'right', json_object('kind', 'num', 'value', CAST(quant_config->>'cross_level' AS DOUBLE))),
+    'timeframe', '1m', 'convention', 'tdx')
+WHERE rule IS NULL AND quant_config->>'cross_level' IS NOT NULL;
+
+DROP TABLE rule_state;
+-- Per task and rule: what the alert semantics remember, written in the transaction of the tick that changed it.
+CREATE TABLE rule_state (
+    task_id BIGINT NOT NULL,
+    rule VARCHAR NOT NULL,             -- entry | take_profit | stop_loss | rule
+    trading_date DATE NOT NULL,        -- the day fires_today and last_bucket count for
+    armed BOOLEAN NOT NULL,            -- an edge may fire (re-armed after the condition was false past the band)
+    active BOOLEAN NOT NULL,           -- the condition held at the last check
+    last_value DOUBLE,                 -- price at the last check
+    last_check TIMESTAMPTZ,
+    last_fire TIMESTAMPTZ,
+    last_bucket BIGINT NOT NULL,       -- epoch second of the frequency bucket of the last fire, -1 if none
+    fires_today INTEGER NOT NULL,
+    entry_price DOUBLE,                -- the task's entry price learnt from its entry rule
+    node_state VARCHAR NOT NULL,       -- JSON list: side of each cross / range edge / limit state in the rule
+    done BOOLEAN NOT NULL,             -- a frequency 'once' rule has fired
+    PRIMARY KEY (task_id, rule)
+);
+
+ALTER TABLE triggers ADD COLUMN bucket VARCHAR;   -- the frequency bucket in the trigger id
+
+-- Paper order intents of auto_trade tasks: one per trigger, never sent to a broker.
+CREATE TABLE paper_orders (
+    trigger_id VARCHAR PRIMARY KEY,
+    task_id BIGINT NOT NULL,
+    code VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    side VARCHAR NOT NULL CHECK (side IN ('buy', 'sell')),
+    price DOUBLE NOT NULL,
+    quantity BIGINT NOT NULL CHECK (quantity > 0 AND quantity % 100 = 0),
+    status VARCHAR NOT NULL DEFAULT 'intent'
+);
+""",
+    ),
 ]

@@ -12,9 +12,10 @@ import pandas as pd
 from workbench.errors import NotFound, ValidationError
 from workbench.models import MonitorTask
 
+JSON_COLUMNS = ("rule", "alert", "quant_config")
 TASK_COLUMNS = [
     "task_id", "task_name", "stock_code", "stock_name", "status", "check_interval", "auto_trade",
-    "trading_hours_only", "entry_min", "entry_max", "take_profit", "stop_loss", "notification_enabled",
+    "trading_hours_only", "entry_min", "entry_max", "take_profit", "stop_loss", "rule", "alert", "notification_enabled",
     "quant_config", "created_at", "updated_at",
 ]
 
@@ -33,7 +34,8 @@ def insert_task(con: duckdb.DuckDBPyConnection, task: MonitorTask, now: dt.datet
         "stock_name": task.stock_name or name, "created_at": now, "updated_at": now,
     })
     values = stored.model_dump(exclude={"task_id"})
-    values["quant_config"] = json.dumps(values["quant_config"])
+    for key in JSON_COLUMNS:
+        values[key] = None if values[key] is None else json.dumps(stored.model_dump(mode="json")[key])
     cols = [c for c in TASK_COLUMNS if c != "task_id"]
     row = con.execute(
         f"INSERT INTO monitor_tasks ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) RETURNING task_id",
@@ -80,6 +82,9 @@ def load_tasks(con: duckdb.DuckDBPyConnection, status: str | None = None) -> lis
 def task_from_row(row: dict[str, Any]) -> MonitorTask:
     clean = {k: (None if _missing(v) else v) for k, v in row.items()}
     clean["quant_config"] = json.loads(clean["quant_config"] or "{}")
+    clean["alert"] = json.loads(clean["alert"] or "{}")
+    if clean["rule"] is not None:
+        clean["rule"] = json.loads(clean["rule"])
     for key in ("created_at", "updated_at"):
         if clean[key] is not None:
             clean[key] = pd.Timestamp(clean[key]).to_pydatetime()

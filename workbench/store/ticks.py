@@ -15,7 +15,8 @@ import duckdb
 import pandas as pd
 
 from workbench.models import QUOTE_COLUMNS
-from workbench.monitor import BAR_COLUMNS, STATE_COLUMNS, TickResult
+from workbench.monitor import BAR_COLUMNS, ORDER_COLUMNS, STATE_COLUMNS, TickResult
+from workbench.store.tasks import audit
 
 
 @dataclass
@@ -26,6 +27,7 @@ class WriteCounts:
     triggers: int = 0
     notifications: int = 0
     events: int = 0
+    orders: int = 0
 
     def add(self, other: WriteCounts) -> None:
         for name in self.__dataclass_fields__:
@@ -44,21 +46,49 @@ def write_tick(con: duckdb.DuckDBPyConnection, result: TickResult, written_at: d
     if not new_tick:
         return counts
     counts.ticks = 1
+    write_rule_state(con, result.rule_state)
+    if len(result.triggers):
+        trig, notes, events = write_triggers(con, result.triggers, written_at)
+        counts.triggers, counts.notifications, counts.events = trig, notes, events
+    if len(result.orders):
+        counts.orders = write_orders(con, result.orders)
+    if result.stopped_tasks:
+        stop_fired_once(con, result.stopped_tasks, written_at)
     if len(result.quotes):
         quotes = result.quotes[QUOTE_COLUMNS]
         con.register("_quotes", quotes)
         con.execute(f"INSERT INTO quotes ({', '.join(QUOTE_COLUMNS)}) SELECT {', '.join(QUOTE_COLUMNS)} FROM _quotes")
         con.unregister("_quotes")
         counts.quotes = len(quotes)
-    if len(result.rule_state):
-        con.register("_state", result.rule_state[STATE_COLUMNS])
-        con.execute(f"INSERT OR REPLACE INTO rule_state ({', '.join(STATE_COLUMNS)}) "
-                    f"SELECT {', '.join(STATE_COLUMNS)} FROM _state")
-        con.unregister("_state")
-    if len(result.triggers):
-        trig, notes, events = write_triggers(con, result.triggers, written_at)
-        counts.triggers, counts.notifications, counts.events = trig, notes, events
     return counts
+
+
+def write_rule_state(con: duckdb.DuckDBPyConnection, state: pd.DataFrame) -> None:
+    """Upsert the alert state of the rules a tick changed (same transaction as its triggers)."""
+    if state.empty:
+        return
+    con.register("_state", state[STATE_COLUMNS])
+    con.execute(f"INSERT OR REPLACE INTO rule_state ({', '.join(STATE_COLUMNS)}) "
+                f"SELECT {', '.join(STATE_COLUMNS)} FROM _state")
+    con.unregister("_state")
+
+
+def write_orders(con: duckdb.DuckDBPyConnection, orders: pd.DataFrame) -> int:
+    """Paper order intents of auto_trade tasks, one per trigger (insert-if-absent on the trigger id)."""
+    con.register("_orders", orders[ORDER_COLUMNS])
+    rows = con.execute(f"INSERT OR IGNORE INTO paper_orders ({', '.join(ORDER_COLUMNS)}) "
+                       f"SELECT {', '.join(ORDER_COLUMNS)} FROM _orders RETURNING trigger_id").fetchall()
+    con.unregister("_orders")
+    return len(rows)
+
+
+def stop_fired_once(con: duckdb.DuckDBPyConnection, task_ids: list[int], now: dt.datetime) -> None:
+    """Tasks whose frequency-once rule fired stop themselves, audited as the rule's doing."""
+    stopped = con.execute(
+        "UPDATE monitor_tasks SET status = 'stopped', updated_at = ? "
+        "WHERE status = 'running' AND list_contains(?, task_id) RETURNING task_id", [now, task_ids]).fetchall()
+    for (task_id,) in stopped:
+        audit(con, now, "rule", "stop", int(task_id), {"reason": "a frequency-once rule fired"}, "ok")
 
 
 def write_bars(con: duckdb.DuckDBPyConnection, bars: pd.DataFrame) -> int:
@@ -85,8 +115,8 @@ def write_triggers(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame,
     """Insert new triggers; for each one that is new, its in-app notification and its event."""
     con.register("_triggers", triggers)
     new_ids = [r[0] for r in con.execute(
-        "INSERT OR IGNORE INTO triggers (trigger_id, task_id, rule, code, ts, trading_date, price, message) "
-        "SELECT trigger_id, task_id, rule, code, ts, trading_date, price, message FROM _triggers "
+        "INSERT OR IGNORE INTO triggers (trigger_id, task_id, rule, code, ts, trading_date, price, message, late, "
+        "bucket) SELECT trigger_id, task_id, rule, code, ts, trading_date, price, message, late, bucket FROM _triggers "
         "RETURNING trigger_id"
     ).fetchall()]
     con.unregister("_triggers")
@@ -104,6 +134,7 @@ def write_triggers(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame,
         payload = {
             "trigger_id": row.trigger_id, "task_id": int(row.task_id), "rule": row.rule, "code": row.code,
             "price": float(row.price), "ts": pd.Timestamp(row.ts).isoformat(), "message": row.message,
+            "late": bool(row.late),
         }
         con.execute(
             "INSERT INTO events (ts, event_type, channel, dedupe_key, payload) VALUES (?, ?, ?, ?, ?) "

@@ -1,0 +1,191 @@
+"""When would a rule have fired? The live evaluation code stepped through history, one closed bar at a time.
+
+The backtest builds the same :class:`~workbench.rules.engine.RuleBook` (one row per stock) and drives the same
+:class:`~workbench.rules.inputs.MarketInputs` the monitor drives: a minute bar is committed exactly as the monitor
+commits a closed bar, a daily bar as the monitor commits the day at the close. Every evaluation is a bar close, so
+the rule fires as a ``once_per_bar_close`` task would; mode, cooldown, daily cap, expiry and hysteresis apply as
+set in ``alert``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from workbench.calendar import TZ, TradingCalendar
+from workbench.errors import ValidationError
+from workbench.market import limit_prices, limit_ratio
+from workbench.rules.engine import RuleBook, RuleSpec
+from workbench.rules.inputs import MINUTES_PER_DAY, Bar, MarketInputs, minutes_of, needs_of
+from workbench.rules.model import TIMEFRAMES, Alert, Rule
+
+FIRE_COLUMNS = ["code", "ts", "trading_date", "price"]
+_BAR_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def backtest(rule: Rule | str, bars: pd.DataFrame, alert: Alert | None = None,
+             names: dict[str, str] | None = None, calendar: TradingCalendar | None = None) -> pd.DataFrame:
+    """Fires of ``rule`` over ``bars`` (columns code, ts, open, high, low, close, volume; ts = bar end).
+
+    The bars' frequency (a ``freq`` column: 1m, 5m, 15m, 30m, 60m or 1d; else told from the timestamps) is the
+    rule's timeframe: indicators run on the bars given, and on N-minute bars ``change_over(n)`` counts bars.
+    Warm-up uses the bars given, so give a lead-in before the period you study.
+    Returns one row per fire: code, ts (bar end), trading_date, price (the bar's close).
+    """
+    if isinstance(rule, str):
+        from workbench.rules.parse import parse_rule
+
+        rule = parse_rule(rule)
+    bars = _checked(bars)
+    freq = _frequency(bars)
+    # N-minute bars run through the minute path: each is one closed bar of the rule's own series
+    series_freq = "1d" if freq == "1d" else "1m"
+    if rule.timeframe != series_freq:
+        rule = rule.model_copy(update={"timeframe": series_freq})
+    history = _History.of(bars)
+    codes = history.codes
+    book = RuleBook([RuleSpec(task_id=0, name="rule", code_idx=i, rule=rule, alert=alert or Alert())
+                     for i in range(len(codes))])
+    market = MarketInputs(len(codes))
+    market.require(needs_of(book.programs()))
+    ratio = np.array([limit_ratio(c, (names or {}).get(c, "")) for c in codes])
+    fires: list[pd.DataFrame] = []
+    calendar = calendar or TradingCalendar()
+    last_close = np.full(len(codes), np.nan)
+    for day, columns in history.days():
+        steps = _Day(market, last_close, history.panel(columns), history.times[columns], ratio, freq, calendar, day)
+        for ts, closed in steps:
+            if freq not in ("1m", "1d"):
+                closed = {"1m": closed["1m"]}
+            select = np.isin(book.timeframe, list(closed)) & ~book.done
+            views = {tf: market.view(tf, committed=True, bar=bar) for tf, bar in closed.items()}
+            price = closed[series_freq][3]
+            fired = book.evaluate(views, price, ts.timestamp(), select,
+                                  np.full(len(book), int(ts.timestamp()), dtype=np.int64))
+            if len(fired.rows):
+                fires.append(pd.DataFrame({"code": codes[book.sym[fired.rows]], "ts": ts, "trading_date": day,
+                                           "price": fired.price}))
+    if not fires:
+        return pd.DataFrame({"code": pd.Series(dtype=object), "ts": pd.Series(dtype=f"datetime64[ns, {TZ.key}]"),
+                             "trading_date": pd.Series(dtype=object), "price": pd.Series(dtype=np.float64)})
+    return pd.concat(fires, ignore_index=True)
+
+
+def summarize(fires: pd.DataFrame, bars: pd.DataFrame) -> dict[str, object]:
+    """Fires in total, per trading day of the history, per stock; the first and the last."""
+    days = pd.to_datetime(bars["ts"]).dt.tz_convert(TZ.key).dt.date.nunique() if len(bars) else 0
+    return {
+        "fires": len(fires),
+        "stocks": int(bars["code"].nunique()) if len(bars) else 0,
+        "stocks_fired": int(fires["code"].nunique()) if len(fires) else 0,
+        "days": int(days),
+        "fires_per_day": round(len(fires) / days, 4) if days else 0.0,
+        "first": None if fires.empty else pd.Timestamp(fires["ts"].min()).isoformat(),
+        "last": None if fires.empty else pd.Timestamp(fires["ts"].max()).isoformat(),
+    }
+
+
+def _checked(bars: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in ("code", "ts", *_BAR_FIELDS) if c not in bars.columns]
+    if missing:
+        raise ValidationError("bars", f"missing columns {missing}")
+    if bars.empty:
+        raise ValidationError("bars", "no bars to backtest on")
+    ts = pd.to_datetime(bars["ts"])
+    if ts.dt.tz is None:
+        raise ValidationError("bars", "ts must be timezone-aware (bar end, Asia/Shanghai)")
+    return bars.assign(ts=ts.dt.tz_convert(TZ.key))
+
+
+def _frequency(bars: pd.DataFrame) -> str:
+    if "freq" in bars.columns:
+        freqs = set(bars["freq"].unique())
+        if len(freqs) != 1 or not freqs <= set(TIMEFRAMES):
+            raise ValidationError("bars", f"one frequency of {', '.join(TIMEFRAMES)} expected, got {sorted(freqs)}")
+        return str(freqs.pop())
+    times = bars["ts"].dt.time.unique()
+    return "1d" if len(times) == 1 and times[0] == dt.time(15, 0) else "1m"
+
+
+@dataclass
+class _History:
+    """The bars as integer positions: stock i, bar-end column j, so each day's (stocks x bars) panel is one scatter."""
+
+    codes: np.ndarray
+    times: pd.DatetimeIndex      # sorted bar ends, Asia/Shanghai
+    i: np.ndarray
+    j: np.ndarray
+    values: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, bars: pd.DataFrame) -> _History:
+        code_i, codes = pd.factorize(bars["code"], sort=True)
+        stamps = bars["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
+        j, times = pd.factorize(stamps, sort=True)
+        order = np.argsort(j, kind="stable")  # rows by bar end, so a day's rows are one slice
+        return cls(np.asarray(codes, dtype=object), pd.DatetimeIndex(times).tz_localize("UTC").tz_convert(TZ.key),
+                   np.asarray(code_i)[order], np.asarray(j)[order],
+                   {f: bars[f].to_numpy(np.float64)[order] for f in _BAR_FIELDS})
+
+    def days(self) -> Iterator[tuple[dt.date, slice]]:
+        """Each trading date and the slice of bar-end columns on it."""
+        dates = self.times.date
+        start = 0
+        for k in range(1, len(dates) + 1):
+            if k == len(dates) or dates[k] != dates[start]:
+                yield dates[start], slice(start, k)
+                start = k
+
+    def panel(self, columns: slice) -> dict[str, np.ndarray]:
+        rows = slice(*np.searchsorted(self.j, [columns.start, columns.stop]))
+        out = {}
+        for f in _BAR_FIELDS:
+            grid = np.full((len(self.codes), columns.stop - columns.start), np.nan)
+            grid[self.i[rows], self.j[rows] - columns.start] = self.values[f][rows]
+            out[f] = grid
+        return out
+
+
+@dataclass
+class _Day:
+    """The bars of one trading day as closed-bar steps, driving the market inputs as the live monitor does."""
+
+    market: MarketInputs
+    last_close: np.ndarray     # each stock's last close so far: the previous close of the next day
+    panel: dict[str, np.ndarray]
+    times: pd.DatetimeIndex
+    ratio: np.ndarray
+    freq: str
+    calendar: TradingCalendar
+    day: dt.date
+
+    def __iter__(self) -> Iterator[tuple[dt.datetime, dict[str, Bar]]]:
+        m, n, panel = self.market, self.market.n, self.panel
+        up, down = limit_prices(self.last_close, self.ratio)
+        m.start_day(self.last_close.copy(), up, down)
+        day_open, day_high, day_low, volume = (np.full(n, np.nan) for _ in range(4))
+        close_ts = self.calendar.session_bounds(self.day).close if self.calendar.is_session(self.day) else None
+        for t, ts in enumerate(self.times):
+            o, h, lo, c, v = (panel[f][:, t] for f in _BAR_FIELDS)
+            has = np.isfinite(c)
+            day_open = np.where(has & np.isnan(day_open), o, day_open)
+            day_high = np.where(has, np.fmax(day_high, h), day_high)
+            day_low = np.where(has, np.fmin(day_low, lo), day_low)
+            volume = np.where(has, np.nan_to_num(volume) + v, volume)
+            m.quote(np.where(has, c, np.nan), day_open, day_high, day_low, volume,
+                    minutes=MINUTES_PER_DAY if self.freq == "1d" else (t + 1) * minutes_of(self.freq),
+                    forming_minute=None, limits=(up, down))
+            stamp = ts.to_pydatetime()
+            if self.freq == "1d":
+                closed = m.close_day()
+            else:
+                before = stamp - dt.timedelta(seconds=1)
+                ends = [tf for tf in m.resamplers if self.calendar.bar_key(before, tf) == stamp]
+                closed = m.close_minute((o, h, lo, c, v), ends if self.freq == "1m" else [],
+                                        day_closed=stamp == close_ts)
+            self.last_close[has] = c[has]
+            yield stamp, closed

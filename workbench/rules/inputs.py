@@ -1,0 +1,281 @@
+"""What rules read, for a whole universe: the day's quote fields, bars of each timeframe and their indicators.
+
+:class:`MarketInputs` is driven the same way by the live monitor (a quote per tick, a bar whenever one closes) and
+by the backtest (a bar per step), so a rule sees the same numbers in both. It keeps one incremental
+:class:`~workbench.series.BarSeries` per timeframe the running rules use: 1-minute bars as they close, N-minute bars
+resampled from them on the session calendar's grid, and daily bars (warmed from stored history, committed at the
+close). Live, indicators are *previewed* on the forming bar at every tick; on a bar close they are the committed
+values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from workbench.rules.compile import Program
+from workbench.series import BarSeries, Term
+
+Array = npt.NDArray[np.float64]
+Bar = tuple[Array, Array, Array, Array, Array]  # open, high, low, close, volume (universe-aligned, NaN: no bar)
+MINUTES_PER_DAY = 240
+DAY_FIELDS = ("prev_close", "day_open", "day_high", "day_low", "limit_up", "limit_down")
+
+
+def _nan(n: int) -> Array:
+    return np.full(n, np.nan)
+
+
+@dataclass
+class Resampler:
+    """Folds closed 1-minute bars into the forming N-minute bar."""
+
+    n: int
+    open: Array = field(init=False)
+    high: Array = field(init=False)
+    low: Array = field(init=False)
+    close: Array = field(init=False)
+    volume: Array = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.open, self.high, self.low, self.close, self.volume = (_nan(self.n) for _ in range(5))
+
+    def fold(self, bar: Bar) -> None:
+        o, h, lo, c, v = bar
+        has = np.isfinite(c)
+        self.open = np.where(has & np.isnan(self.open), o, self.open)
+        self.high = np.where(has, np.fmax(self.high, h), self.high)
+        self.low = np.where(has, np.fmin(self.low, lo), self.low)
+        self.close = np.where(has, c, self.close)
+        self.volume = np.where(has, np.nan_to_num(self.volume) + v, self.volume)
+
+    def bar(self) -> Bar:
+        return self.open, self.high, self.low, self.close, self.volume
+
+    def with_forming(self, bar: Bar | None) -> Bar:
+        """The N-minute bar so far, including the forming minute."""
+        if bar is None:
+            return self.bar()
+        keep = self.bar()
+        self.fold(bar)
+        out = self.bar()
+        self.open, self.high, self.low, self.close, self.volume = keep
+        return out
+
+
+def minutes_of(timeframe: str) -> int:
+    return MINUTES_PER_DAY if timeframe == "1d" else int(timeframe[:-1])
+
+
+def needs_of(programs: Iterable[Program]) -> dict[str, set[Term]]:
+    """The series terms each timeframe must keep for these programs (metrics read the 1m and 1d series)."""
+    needs: dict[str, set[Term]] = {}
+    for p in programs:
+        needs.setdefault(p.timeframe, set()).update(p.terms)
+        for name, params in p.metrics:
+            if name == "change_over":
+                n = params[0]
+                needs.setdefault("1m", set()).update({Term("close_ago", (n,)), Term("close_ago", (n + 1,))})
+            elif name == "volume_ratio":
+                needs.setdefault("1d", set()).add(Term("vma", (params[0],)))
+    return needs
+
+
+class MarketInputs:
+    """The universe's day state and bar series; hands out a :class:`View` per timeframe."""
+
+    def __init__(self, n_symbols: int, capacity: int = 600) -> None:
+        self.n = n_symbols
+        self.capacity = capacity
+        self.series: dict[str, BarSeries] = {}
+        self.resamplers: dict[str, Resampler] = {}
+        self.day: dict[str, Array] = {name: _nan(n_symbols) for name in DAY_FIELDS}
+        self.price = _nan(n_symbols)
+        self.volume = _nan(n_symbols)     # the day's cumulative volume
+        self.minutes = 0                  # trading minutes of the day so far, the forming one included
+        self.avg_daily_volume: dict[float, Array] = {}
+        self.forming_minute: Bar | None = None
+
+    # -- set-up ----------------------------------------------------------------------------------------------
+    def require(self, needs: Mapping[str, set[Term]]) -> None:
+        """Keep series for these terms; a series whose term set grows is rebuilt from the raw bars it kept."""
+        for tf, terms in needs.items():
+            have = self.series.get(tf)
+            if have is None:
+                self.series[tf] = BarSeries(self.n, sorted(terms, key=repr), capacity=self.capacity)
+            elif not set(terms) <= set(have.terms):
+                self.series[tf] = have.with_terms(sorted(set(have.terms) | set(terms), key=repr))
+            if tf not in ("1m", "1d") and tf not in self.resamplers:
+                self.resamplers[tf] = Resampler(self.n)
+        for tf in ("1m", "1d"):  # metrics and resampling read these even when no rule names them
+            if tf not in self.series:
+                self.series[tf] = BarSeries(self.n, [], capacity=self.capacity)
+
+    def warm(self, timeframe: str, bars: Bar) -> None:
+        """Commit (symbols x time) history bars, oldest first, before the day starts."""
+        self.require({timeframe: set()})
+        o, h, lo, c, v = bars
+        series = self.series[timeframe]
+        for t in range(c.shape[1]):
+            series.update(h[:, t], lo[:, t], c[:, t], v[:, t])
+
+    def start_day(self, prev_close: Array, limit_up: Array, limit_down: Array) -> None:
+        """A new trading day: previous close and limits, and the average daily volume of the days before."""
+        self.day = {name: _nan(self.n) for name in DAY_FIELDS}
+        self.day["prev_close"], self.day["limit_up"], self.day["limit_down"] = prev_close, limit_up, limit_down
+        self.price, self.volume, self.minutes = _nan(self.n), _nan(self.n), 0
+        daily = self.series["1d"]
+        # a stock halted yesterday reports no value for that bar: its average is still the one of the day before
+        latest = daily.values()
+        self.avg_daily_volume = {
+            t.params[0]: np.where(np.isnan(latest[t]), self.avg_daily_volume.get(t.params[0], _nan(self.n)),
+                                  latest[t])
+            for t in daily.terms if t.name == "vma"}
+        for r in self.resamplers.values():
+            r.reset()
+        self.forming_minute = None
+
+    # -- live ------------------------------------------------------------------------------------------------
+    def quote(self, price: Array, day_open: Array, day_high: Array, day_low: Array, volume: Array,
+              minutes: int, forming_minute: Bar | None, limits: tuple[Array, Array] | None = None,
+              prev_close: Array | None = None) -> None:
+        """The latest quote of every stock (NaN price: halted) and the 1-minute bar forming now."""
+        self.price = price
+        if prev_close is not None:
+            self.day["prev_close"] = prev_close
+        self.day["day_open"], self.day["day_high"], self.day["day_low"] = day_open, day_high, day_low
+        if limits is not None:
+            self.day["limit_up"], self.day["limit_down"] = limits
+        self.volume = volume
+        self.minutes = minutes
+        self.forming_minute = forming_minute
+
+    def close_minute(self, bar: Bar, n_minute_ends: Iterable[str], day_closed: bool) -> dict[str, Bar]:
+        """Commit a closed 1-minute bar; also the N-minute bars it completes and, at the close, the day's bar.
+
+        Returns the bar of every timeframe that closed ("1m" always).
+        """
+        o, h, lo, c, v = bar
+        self.series["1m"].update(h, lo, c, v)
+        closed = {"1m": bar}
+        ending = set(n_minute_ends)
+        for tf, resampler in self.resamplers.items():
+            resampler.fold(bar)
+            if tf in ending or day_closed:
+                tf_bar = resampler.bar()
+                if tf in self.series:
+                    self.series[tf].update(tf_bar[1], tf_bar[2], tf_bar[3], tf_bar[4])
+                resampler.reset()
+                closed[tf] = tf_bar
+        if day_closed:
+            closed.update(self.close_day())
+        return closed
+
+    def close_day(self) -> dict[str, Bar]:
+        """Commit today's bar to the daily series (at the close; a backtest on daily bars, at each bar)."""
+        day = self.day_bar()
+        self.series["1d"].update(day[1], day[2], day[3], day[4])
+        return {"1d": day}
+
+    def day_bar(self) -> Bar:
+        """Today's bar so far (halted stocks: NaN)."""
+        has = np.isfinite(self.price)
+        close = np.where(has, self.price, np.nan)
+        return (np.where(has, self.day["day_open"], np.nan), np.where(has, self.day["day_high"], np.nan),
+                np.where(has, self.day["day_low"], np.nan), close, np.where(has, self.volume, np.nan))
+
+    # -- views -----------------------------------------------------------------------------------------------
+    def view(self, timeframe: str, committed: bool, rows: npt.NDArray[np.int64] | None = None,
+             bar: Bar | None = None) -> View:
+        """What rules of ``timeframe`` read now: on the forming bar (``committed=False``) or the bar just closed.
+
+        ``bar`` is the closed bar for a committed view; ``rows`` limits indicator work to the stocks asked for.
+        """
+        preview = not committed
+        if committed:
+            assert bar is not None
+            current = bar
+        elif timeframe == "1m":
+            preview = self.forming_minute is not None  # none forming: the bar just closed holds this tick
+            current = self.forming_minute or (_nan(self.n),) * 5
+        elif timeframe == "1d":
+            current = self.day_bar()
+        else:
+            current = self.resamplers[timeframe].with_forming(self.forming_minute)
+        return View(self, timeframe, committed, preview, current, rows)
+
+
+class View:
+    """Inputs for one timeframe at one moment; indicator values are computed on first use and cached."""
+
+    def __init__(self, market: MarketInputs, timeframe: str, committed: bool, preview: bool, bar: Bar,
+                 rows: npt.NDArray[np.int64] | None) -> None:
+        self.market = market
+        self.timeframe = timeframe
+        self.committed = committed
+        self.preview = preview
+        self.bar = bar
+        self.rows = rows
+        self._terms: dict[Term, Array] = {}
+        self._series_cache: dict[str, dict[Term, Array]] = {}
+
+    def field(self, name: str) -> Array:
+        m = self.market
+        if name in ("open", "high", "low", "close", "volume"):
+            if name == "close" and not self.committed:
+                return m.price  # the last price, also where the forming bar has none yet
+            return self.bar[("open", "high", "low", "close", "volume").index(name)]
+        return m.day[name]
+
+    def term(self, term: Term) -> Array:
+        return self._series_values(self.timeframe)[term]
+
+    def _series_values(self, timeframe: str) -> dict[Term, Array]:
+        cached = self._series_cache.get(timeframe)
+        if cached is not None:
+            return cached
+        series = self.market.series[timeframe]
+        if self.preview and timeframe == self.timeframe:
+            _, h, lo, c, v = self.bar
+            values = series.preview(h, lo, c, v, self.rows)
+        else:
+            values = series.values(self.rows)
+        if self.rows is not None:
+            full = {}
+            for t, arr in values.items():
+                out = _nan(self.market.n)
+                out[self.rows] = arr
+                full[t] = out
+            values = full
+        self._series_cache[timeframe] = values
+        return values
+
+    def metric(self, name: str, params: tuple[float, ...]) -> Array:
+        m = self.market
+        price = self.field("close")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if name == "change_pct":
+                out = (price / m.day["prev_close"] - 1.0) * 100.0
+            elif name == "change_from_open_pct":
+                out = (price / m.day["day_open"] - 1.0) * 100.0
+            elif name == "gap_pct":
+                out = (m.day["day_open"] / m.day["prev_close"] - 1.0) * 100.0
+            elif name == "change_over":
+                # the newest 1-minute bar read may be the one covering now (forming in a preview, or just closed):
+                # then "N minutes ago" is one bar further back
+                covers_now = self.committed or self.market.forming_minute is None or (
+                    self.timeframe == "1m" and self.preview)
+                past = self._series_values("1m")[Term("close_ago", (params[0] + covers_now,))]
+                out = (price / past - 1.0) * 100.0
+            elif name == "volume_ratio":
+                avg = m.avg_daily_volume.get(params[0], _nan(m.n))
+                out = (m.volume / max(m.minutes, 1)) / (avg / MINUTES_PER_DAY)
+            else:
+                raise KeyError(name)
+        return np.where(np.isfinite(out), out, np.nan)

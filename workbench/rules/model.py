@@ -1,0 +1,266 @@
+"""The rule language as data: pydantic models that serialise to JSON, and the alert semantics of a task.
+
+A rule is a tree. Leaves are *values* (a number, a quote or bar field, an indicator, a derived metric) and
+*conditions* compare or cross values, test a price range, a take-profit / stop-loss ratio from the entry price or an
+A-share state (limit-up, 炸板, limit-down, resumption). Conditions compose with ``and`` / ``or`` / ``not``.
+The compact text form (``close crosses_above sma(20) and rsi(14) < 30``) is parsed by :mod:`workbench.rules.parse`
+into these models and printed back by :func:`workbench.rules.parse.to_text`; the JSON form is ``model_dump_json``.
+
+No I/O and no evaluation here: :mod:`workbench.rules.compile` turns a tree into vectorised code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# --- values ---------------------------------------------------------------------------------------------------
+# Fields of the rule's own bar (the forming bar live, the closed bar in a backtest; ``price`` is the last price,
+# equal to ``close``), of the trading day, and of the quote.
+FieldName = Literal[
+    "price", "open", "high", "low", "close", "volume",
+    "prev_close", "day_open", "day_high", "day_low", "limit_up", "limit_down",
+]
+FIELD_NAMES: tuple[str, ...] = FieldName.__args__  # type: ignore[attr-defined]
+
+# Indicators with their parameters (defaults filled in) and the outputs of the multi-line ones.
+INDICATORS: dict[str, tuple[tuple[str, ...], tuple[float, ...], tuple[str, ...]]] = {
+    # name: (parameter names, defaults, outputs; () = a single line)
+    "sma": (("n",), (20,), ()),
+    "ema": (("n",), (12,), ()),
+    "macd": (("fast", "slow", "signal"), (12, 26, 9), ("dif", "dea", "hist")),
+    "rsi": (("n",), (14,), ()),
+    "boll": (("n", "k"), (20, 2.0), ("upper", "mid", "lower")),
+    "kdj": (("n", "m1", "m2"), (9, 3, 3), ("k", "d", "j")),
+    "vma": (("n",), (5,), ()),  # moving average of the bar volume
+}
+IndicatorName = Literal["sma", "ema", "macd", "rsi", "boll", "kdj", "vma"]
+
+# Derived metrics, in percent where they are changes.
+METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "change_pct": ((), ()),               # last vs previous close, %
+    "change_from_open_pct": ((), ()),     # last vs the day's open, %
+    "change_over": (("minutes",), (5,)),  # last vs the 1-minute close N minutes ago, %
+    "gap_pct": ((), ()),                  # the day's open vs previous close, %
+    "volume_ratio": (("days",), (5,)),    # 量比: volume per minute today / average per minute of the last N days
+}
+MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio"]
+
+MAX_PERIOD = 250
+
+
+class Num(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["num"] = "num"
+    value: float = Field(allow_inf_nan=False)
+
+
+class FieldRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["field"] = "field"
+    name: FieldName
+
+
+class Indicator(BaseModel):
+    """An indicator of the rule's timeframe; ``params`` complete (defaults filled), ``output`` set when multi-line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["indicator"] = "indicator"
+    name: IndicatorName
+    params: tuple[float, ...] = ()
+    output: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Indicator:
+        names, defaults, outputs = INDICATORS[self.name]
+        if len(self.params) > len(names):
+            raise ValueError(f"{self.name} takes at most {len(names)} parameter(s) ({', '.join(names)}), "
+                             f"got {len(self.params)}")
+        params = self.params + defaults[len(self.params):]
+        for pname, value in zip(names, params, strict=True):
+            if pname == "k":
+                if not 0 < value <= 10:
+                    raise ValueError(f"{self.name} {pname} must be in (0, 10], got {value:g}")
+            elif value != int(value) or not 1 <= value <= MAX_PERIOD:
+                raise ValueError(f"{self.name} {pname} must be a whole number of bars 1..{MAX_PERIOD}, got {value:g}")
+        if self.name == "macd" and params[0] >= params[1]:
+            raise ValueError(f"macd fast ({params[0]:g}) must be shorter than slow ({params[1]:g})")
+        output = self.output
+        if outputs and output is None:
+            output = outputs[0]
+        if output is not None and output not in outputs:
+            allowed = ", ".join(outputs) if outputs else "none (a single line)"
+            raise ValueError(f"{self.name} has no output {output!r}; outputs: {allowed}")
+        object.__setattr__(self, "params", tuple(float(p) for p in params))
+        object.__setattr__(self, "output", output)
+        return self
+
+
+class Metric(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["metric"] = "metric"
+    name: MetricName
+    params: tuple[float, ...] = ()
+
+    @model_validator(mode="after")
+    def _complete(self) -> Metric:
+        names, defaults = METRICS[self.name]
+        if len(self.params) > len(names):
+            raise ValueError(f"{self.name} takes at most {len(names)} parameter(s), got {len(self.params)}")
+        params = self.params + defaults[len(self.params):]
+        for pname, value in zip(names, params, strict=True):
+            if value != int(value) or not 1 <= value <= MAX_PERIOD:
+                raise ValueError(f"{self.name} {pname} must be a whole number 1..{MAX_PERIOD}, got {value:g}")
+        object.__setattr__(self, "params", tuple(float(p) for p in params))
+        return self
+
+
+class BinOp(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["binop"] = "binop"
+    op: Literal["+", "-", "*", "/"]
+    left: Value
+    right: Value
+
+
+Value = Annotated[Num | FieldRef | Indicator | Metric | BinOp, Field(discriminator="kind")]
+
+
+# --- conditions -----------------------------------------------------------------------------------------------
+class Compare(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["compare"] = "compare"
+    op: Literal["<", "<=", ">", ">="]
+    left: Value
+    right: Value
+
+
+class Cross(BaseModel):
+    """``left`` moves from one side of ``right`` to the other (above: from below to at-or-above)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["cross"] = "cross"
+    direction: Literal["above", "below", "either"]
+    left: Value
+    right: Value
+
+
+class Range(BaseModel):
+    """``value`` inside / outside ``[low, high]`` (bounds included), or the moment it enters / exits it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["range"] = "range"
+    mode: Literal["inside", "outside", "enters", "exits"]
+    value: Value
+    low: Value
+    high: Value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if isinstance(self.low, Num) and isinstance(self.high, Num) and self.low.value > self.high.value:
+            raise ValueError(f"range low {self.low.value:g} must not exceed high {self.high.value:g}")
+        return self
+
+
+class TakeProfit(BaseModel):
+    """Price at or above entry x (1 + ratio); the entry price comes from the task."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["take_profit"] = "take_profit"
+    ratio: float = Field(gt=0, le=10)
+
+
+class StopLoss(BaseModel):
+    """Price at or below entry x (1 - ratio)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["stop_loss"] = "stop_loss"
+    ratio: float = Field(gt=0, lt=1)
+
+
+StateName = Literal["touches_limit_up", "opens_from_limit_up", "touches_limit_down", "resumes"]
+STATE_NAMES: tuple[str, ...] = StateName.__args__  # type: ignore[attr-defined]
+
+
+class State(BaseModel):
+    """A-share states: at limit-up, leaving limit-up (炸板), at limit-down, trading again after a suspension."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["state"] = "state"
+    name: StateName
+
+
+class And(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["and"] = "and"
+    items: tuple[Condition, ...] = Field(min_length=2)
+
+
+class Or(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["or"] = "or"
+    items: tuple[Condition, ...] = Field(min_length=2)
+
+
+class Not(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["not"] = "not"
+    item: Condition
+
+
+Condition = Annotated[
+    Compare | Cross | Range | TakeProfit | StopLoss | State | And | Or | Not, Field(discriminator="kind")
+]
+
+Timeframe = Literal["1m", "5m", "15m", "30m", "60m", "1d"]
+TIMEFRAMES: tuple[str, ...] = Timeframe.__args__  # type: ignore[attr-defined]
+Convention = Literal["tdx", "talib"]
+
+
+class Rule(BaseModel):
+    """A condition, the bars its indicators run on, and the indicator convention (Chinese terminals by default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    condition: Condition
+    timeframe: Timeframe = "1m"
+    convention: Convention = "tdx"
+
+
+for _model in (BinOp, Compare, Cross, Range, And, Or, Not, Rule):
+    _model.model_rebuild()
+
+
+# --- alert semantics ------------------------------------------------------------------------------------------
+Frequency = Literal["once", "once_per_bar", "once_per_bar_close", "once_per_minute"]
+AlertMode = Literal["edge", "level"]
+
+
+class Alert(BaseModel):
+    """How often a task's rules may fire.
+
+    - ``mode``: ``edge`` fires when a condition becomes true (it re-arms when it is false again); ``level`` fires
+      whenever it is true, limited by the frequency.
+    - ``frequency``: ``once`` (the task stops itself after the first fire), ``once_per_bar`` (at most one fire per
+      bar of the rule's timeframe, evaluated on every tick), ``once_per_bar_close`` (evaluated only on closed
+      bars), ``once_per_minute``. Bar and minute keys come from the session calendar.
+    - ``cooldown_seconds`` after a fire, ``max_per_day`` fires per trading day, ``expires_at`` after which nothing
+      fires, ``hysteresis``: a fraction of each level (0.002 = 0.2 %) the value must move back past before an edge
+      re-arms or a cross changes side.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mode: AlertMode = "edge"
+    frequency: Frequency = "once_per_minute"
+    cooldown_seconds: float = Field(default=0.0, ge=0, le=86_400)
+    max_per_day: int | None = Field(default=None, ge=1, le=10_000)
+    expires_at: dt.datetime | None = None
+    hysteresis: float = Field(default=0.0, ge=0, lt=0.5)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a time zone (e.g. 2026-11-25T14:30:00+08:00)")
+        return value

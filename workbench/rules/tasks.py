@@ -1,0 +1,65 @@
+"""A monitor task as named rules: the seed's entry range and take-profit / stop-loss fields, and its own rule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from workbench.market import BOARD_LOT
+from workbench.models import MonitorTask
+from workbench.rules.engine import RuleSpec
+from workbench.rules.model import Compare, FieldRef, Num, Range, Rule, StopLoss, TakeProfit
+
+SIDES = {"entry": "buy", "take_profit": "sell", "stop_loss": "sell"}
+
+
+def rules_of(task: MonitorTask) -> list[tuple[str, Rule]]:
+    """The task's conditions as (name, rule): ``entry``, ``take_profit``, ``stop_loss``, ``rule``."""
+    out: list[tuple[str, Rule]] = []
+    price = FieldRef(name="price")
+    if task.entry_min is not None and task.entry_max is not None:
+        out.append(("entry", Rule(condition=Range(mode="inside", value=price, low=Num(value=task.entry_min),
+                                                  high=Num(value=task.entry_max)))))
+    elif task.entry_min is not None:
+        out.append(("entry", Rule(condition=Compare(op=">=", left=price, right=Num(value=task.entry_min)))))
+    elif task.entry_max is not None:
+        out.append(("entry", Rule(condition=Compare(op="<=", left=price, right=Num(value=task.entry_max)))))
+    if task.take_profit is not None:
+        out.append(("take_profit", Rule(condition=TakeProfit(ratio=task.take_profit))))
+    if task.stop_loss is not None:
+        out.append(("stop_loss", Rule(condition=StopLoss(ratio=task.stop_loss))))
+    if task.rule is not None:
+        out.append(("rule", task.rule))
+    return out
+
+
+def specs_for(tasks: Sequence[MonitorTask], universe: pd.Index) -> list[RuleSpec]:
+    """Rule rows of the tasks whose stock is in the universe."""
+    specs: list[RuleSpec] = []
+    for task in tasks:
+        if task.task_id is None or task.stock_code not in universe:
+            continue
+        code_idx = int(universe.get_loc(task.stock_code))
+        fixed = task.quant_config.get("entry_price")
+        for name, rule in rules_of(task):
+            specs.append(RuleSpec(
+                task_id=task.task_id, name=name, code_idx=code_idx, rule=rule, alert=task.alert,
+                check_interval=float(task.check_interval), trading_hours_only=task.trading_hours_only,
+                sets_entry=name == "entry", fixed_entry=np.nan if fixed is None else float(fixed),
+            ))
+    return specs
+
+
+def paper_order(task: MonitorTask, rule: str, price: float) -> tuple[str, int] | None:
+    """Side and quantity (whole 100-share lots) of an auto_trade task's order intent; None if it rounds to 0."""
+    if not task.auto_trade or not np.isfinite(price) or price <= 0:
+        return None
+    side = SIDES.get(rule, task.quant_config.get("side", "buy"))
+    if "quantity" in task.quant_config:
+        shares = float(task.quant_config["quantity"])
+    else:
+        shares = float(task.quant_config["amount"]) / price
+    lots = int(np.floor(shares / BOARD_LOT + 1e-9))
+    return (side, lots * BOARD_LOT) if lots > 0 else None
