@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workbench.calendar import TradingCalendar  # noqa: E402
 from workbench.feeds.simulated import HISTORY_START, simulate_daily  # noqa: E402
 from workbench.instruments import load_universe  # noqa: E402
-from workbench.rules.backtest import backtest, summarize  # noqa: E402
+from workbench.rules import backtest, summarize  # noqa: E402
 from workbench.rules.compile import EPS  # noqa: E402
 
 UNIVERSE_CSV = Path(__file__).resolve().parents[1] / "data" / "samples" / "universe_2026-10-22.csv"

@@ -16,7 +16,7 @@ from workbench.config import Settings
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor
-from workbench.rules.backtest import backtest
+from workbench.rules import backtest
 from workbench.runner import run_session, session_grid
 from workbench.store import tasks as task_store
 

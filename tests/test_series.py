@@ -87,6 +87,8 @@ def batch(term: Term, bars: Bars) -> np.ndarray:
         return pick(ind.bbands(c, int(term.params[0]), term.params[1], ddof=0))
     if term.name == "kdj":
         return pick(ind.kdj(h, lo, c, *p))
+    if term.name == "atr":
+        return ind.atr(h, lo, c, p[0])
     return close_ago(c, p[0])
 
 
@@ -122,6 +124,7 @@ TERMS = [
     Term("kdj", (5, 1, 2), "k"),
     Term("kdj", (5, 1, 2), "j", "talib"),
     Term("kdj", (1, 3, 3), "d"),
+    *(Term("atr", (n,), None, "talib") for n in (1, 2, 14)),
     *(Term("close_ago", (n,)) for n in (1, 2, 5)),
 ]
 
@@ -253,6 +256,7 @@ NEW = [
     *lines("kdj", (9, 3, 3), ("tdx",)),
     Term("vma", (5,)),
     Term("close_ago", (3,)),
+    Term("atr", (14,), None, "talib"),
 ]
 
 
@@ -308,12 +312,13 @@ def test_term_kinds_follow_the_rule_language() -> None:
     model = pytest.importorskip("workbench.rules.model")
     for name, (params, _defaults, outputs) in model.INDICATORS.items():
         assert TERM_KINDS[name] == (params, outputs), name
-    assert set(TERM_KINDS) - set(model.INDICATORS) == {"close_ago"}
+    assert set(TERM_KINDS) - set(model.INDICATORS) == {"close_ago", "atr"}
 
 
 BAD: dict[str, tuple[Callable[[], object], str]] = {
     "name": (lambda: Term("wma", (5,)), "term.name"),
     "convention": (lambda: Term("ema", (5,), convention="TDX"), "term.convention"),
+    "atr tdx": (lambda: Term("atr", (14,)), "term.convention"),  # TA-Lib's ATR only: tdx's is another formula
     "missing output": (lambda: Term("macd", (12, 26, 9)), "term.output"),
     "unknown output": (lambda: Term("boll", (20, 2), "middle"), "term.output"),
     "output of a line": (lambda: Term("rsi", (14,), "k"), "term.output"),

@@ -286,7 +286,7 @@ def rules_backtest(
 
     from workbench.app import history_bars
     from workbench.calendar import RealClock
-    from workbench.rules.backtest import backtest, summarize
+    from workbench.rules import backtest, summarize
     from workbench.rules.model import Alert
     from workbench.rules.parse import parse_rule
 

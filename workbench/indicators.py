@@ -18,25 +18,24 @@ late listing counts from its first bar. Leading NaNs are therefore handled exact
 at the first non-NaN); TA-Lib itself lets a NaN inside a series poison everything after it, which nobody wants.
 Only NaN means missing: an infinity is data and propagates.
 
-``IndicatorState`` keeps the same indicators for a whole market bar by bar, O(symbols) per bar, and equals the
-batch functions after every bar.
+``IndicatorState`` keeps the set of ``compute_all`` for a whole market bar by bar, O(symbols) per bar, and equals
+the batch functions after every bar: it is that term set over ``series.BarSeries``, the one incremental engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
 
 from workbench.errors import ValidationError
+from workbench.series import _TALIB_ZERO, BarSeries, Term, _ema_alpha
 
 Array = npt.NDArray[np.float64]
 CONVENTIONS = ("talib", "tdx")
 _CHUNK = 256  # symbols per chunk in window work: (250 bars x 256) temporaries of 0.5 MB
-_TALIB_ZERO = 1e-8  # TA-Lib's TA_IS_ZERO: an RSI whose average gain + loss is below this is reported as 0
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -275,10 +274,6 @@ def _seeded(x: Array, alpha: float, seed_len: int, start: int = 0, out: Array | 
     seed = x[start : s0 + 1].mean(axis=0) if s0 < x.shape[0] else None
     buf = np.multiply(x, alpha, out=np.empty(x.shape) if out is None else out)
     return _smooth_inplace(buf, 1.0 - alpha, s0, seed)
-
-
-def _ema_alpha(n: int) -> float:
-    return 2.0 / (n + 1.0)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -564,123 +559,62 @@ def compute_all(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Incremental state
+# The same set kept incrementally
 
 
-@dataclass(frozen=True)
-class _Spec:
-    """A seeded exponential recursion: ignore `skip` inputs, seed with the mean of the next `seed_len`."""
-
-    alpha: float
-    seed_len: int
-    skip: int = 0
-
-
-@dataclass(frozen=True)
-class _Smooth:
-    """One recursion's per-symbol state: inputs seen, warm-up sum, current value."""
-
-    seen: npt.NDArray[np.int64]
-    acc: Array
-    value: Array
-
-    @classmethod
-    def empty(cls, size: int) -> _Smooth:
-        return cls(np.zeros(size, np.int64), np.zeros(size), np.full(size, np.nan))
+def _terms() -> dict[str, Term]:
+    """compute_all's defaults: macd(12, 26, 9), rsi(14), boll(20, 2), atr(14), kdj(9, 3, 3)."""
+    periods = (12, 26, 9)
+    terms = {f"sma{n}": Term("sma", (n,)) for n in SMA_WINDOWS}
+    for line in ("dif", "dea", "hist"):
+        terms[f"macd_{line}"] = Term("macd", periods, line, "talib")
+    for line, name in (("dif", "dif"), ("dea", "dea"), ("hist", "bar")):
+        terms[f"macd_{name}_tdx"] = Term("macd", periods, line, "tdx")
+    terms["rsi14"], terms["rsi14_tdx"] = Term("rsi", (14,), None, "talib"), Term("rsi", (14,), None, "tdx")
+    for line in ("upper", "mid", "lower"):
+        terms[f"boll_{line}"] = Term("boll", (20, 2.0), line)
+    terms["atr14"] = Term("atr", (14,), None, "talib")
+    for line in ("k", "d", "j"):
+        terms[f"kdj_{line}"] = Term("kdj", (9, 3, 3), line)
+    return {name: terms[name] for name in OUTPUTS}
 
 
-def _smooth_step(spec: _Spec, st: _Smooth, x: Array, ok: npt.NDArray[np.bool_]) -> tuple[_Smooth, Array]:
-    """Feed x where ok; the same arithmetic as the batch recursion so both agree to the last few ulps."""
-    seen = st.seen + ok
-    k = seen - spec.skip
-    acc = np.where(ok & (k >= 1) & (k <= spec.seed_len), st.acc + x, st.acc)
-    value = np.where(ok & (k == spec.seed_len), acc / spec.seed_len, st.value)
-    value = np.where(ok & (k > spec.seed_len), st.value * (1.0 - spec.alpha) + spec.alpha * x, value)
-    return _Smooth(seen, acc, value), np.where(ok & (k >= spec.seed_len), value, np.nan)
-
-
-_SPECS: Mapping[str, _Spec] = MappingProxyType({
-    "fast": _Spec(_ema_alpha(12), 12, skip=26 - 12),
-    "slow": _Spec(_ema_alpha(26), 26),
-    "dea": _Spec(_ema_alpha(9), 9),
-    "fast_tdx": _Spec(_ema_alpha(12), 1),
-    "slow_tdx": _Spec(_ema_alpha(26), 1),
-    "dea_tdx": _Spec(_ema_alpha(9), 1),
-    "gain": _Spec(1.0 / 14, 14),
-    "loss": _Spec(1.0 / 14, 14),
-    "gain_tdx": _Spec(1.0 / 14, 1),
-    "move_tdx": _Spec(1.0 / 14, 1),
-    "atr": _Spec(1.0 / 14, 14),
-    "k": _Spec(1.0 / 3, 1),
-    "d": _Spec(1.0 / 3, 1),
-})
-_CLOSE_RING = max(*SMA_WINDOWS, 20)
-_KDJ_N = 9
-
-
-class _Feeder:
-    """Steps named recursions from the committed states, collecting new states without touching the old ones."""
-
-    def __init__(self, old: Mapping[str, _Smooth]) -> None:
-        self.old = old
-        self.new: dict[str, _Smooth] = {}
-
-    def __call__(self, name: str, x: Array, valid: npt.NDArray[np.bool_]) -> Array:
-        self.new[name], value = _smooth_step(_SPECS[name], self.old[name], x, valid)
-        return value
-
-
-@dataclass(frozen=True)
-class _Next:
-    """Everything one bar changes, computed before anything is committed (so a preview can drop it)."""
-
-    ok: npt.NDArray[np.bool_]
-    bar: tuple[Array, Array, Array]
-    smooth: dict[str, _Smooth]
-    out: dict[str, Array]
+TERMS: Mapping[str, Term] = MappingProxyType(_terms())  # each output of compute_all as a BarSeries term
+_CAPACITY = max(term.window for term in TERMS.values())
 
 
 class IndicatorState:
     """The indicators of ``compute_all`` for every symbol, advanced one bar at a time in O(symbols).
 
-    Recursions keep (inputs seen, warm-up sum, value) per symbol; rolling windows read a ring buffer of the last
-    traded closes (60) and highs/lows (9), so a window costs O(symbols x n) with n fixed and has no running-sum
-    drift. A symbol whose bar has a NaN is left untouched and reports NaN, as the batch NaN policy does.
+    A ``BarSeries`` of ``TERMS`` fed a zero volume, so a bar is missing exactly when one of high, low, close is NaN:
+    such a symbol is left untouched and reports NaN, as the batch NaN policy does.
     """
 
     def __init__(self, n_symbols: int) -> None:
         size = _period("n_symbols", n_symbols) if n_symbols else 0
-        self._bars = np.zeros(size, np.int64)
-        self._last_close = np.full(size, np.nan)
-        self._close = np.full((size, _CLOSE_RING), np.nan)
-        self._high = np.full((size, _KDJ_N), np.nan)
-        self._low = np.full((size, _KDJ_N), np.nan)
-        self._smooth = {name: _Smooth.empty(size) for name in _SPECS}
+        self._series = BarSeries(size, TERMS.values(), capacity=_CAPACITY)
+        self._volume = np.zeros(size)
 
     @property
     def n_symbols(self) -> int:
-        return self._bars.shape[0]
+        return self._series.n_symbols
 
     @classmethod
     def from_history(cls, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> IndicatorState:
-        """Replay a (symbols x time) history (1-D: one symbol) through update, so history and live share one path."""
+        """Replay a (symbols x time) history (1-D: one symbol) bar by bar, so history and live share one path."""
         h, lo, c = (a if a.ndim == 2 else a[None, :] for a in _ohlc(high, low, close))
         state = cls(c.shape[0])
-        for t in range(c.shape[1]):
-            state.update(h[:, t], lo[:, t], c[:, t])
+        state._series = BarSeries.from_history(c.shape[0], TERMS.values(), h, lo, c, np.zeros(c.shape), _CAPACITY)
         return state
 
     def update(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> dict[str, Array]:
         """Commit one finished bar per symbol (NaN: no bar) and return every indicator's value at it."""
-        nxt = self._step(high, low, close)
-        self._commit(nxt)
-        return nxt.out
+        self._series.update(*self._bar(high, low, close), self._volume)
+        return self._named(self._series.values())
 
     def preview(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> dict[str, Array]:
         """Values as if the forming bar closed now, without committing it (call as often as quotes arrive)."""
-        return self._step(high, low, close).out
-
-    # -- internals ------------------------------------------------------------------------------------------
+        return self._named(self._series.preview(*self._bar(high, low, close), self._volume))
 
     def _bar(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> tuple[Array, Array, Array]:
         h, lo, c = (np.atleast_1d(a) for a in _ohlc(high, low, close))
@@ -688,92 +622,6 @@ class IndicatorState:
             raise ValidationError("close", f"must have shape ({self.n_symbols},), one value per symbol, got {c.shape}")
         return h, lo, c
 
-    def _window(self, ring: Array, n: int) -> Array:
-        """The last n-1 committed values per symbol, newest first (NaN where a symbol has fewer)."""
-        idx = (self._bars[:, None] - 1 - np.arange(n - 1)) % ring.shape[1]
-        return np.take_along_axis(ring, idx, axis=1)
-
-    def _step(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike) -> _Next:
-        h, lo, c = self._bar(high, low, close)
-        ok = ~(np.isnan(h) | np.isnan(lo) | np.isnan(c))
-        bars = self._bars + ok
-        feed = _Feeder(self._smooth)
-        out: dict[str, Array] = {}
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self._windows(c, ok, bars, out)
-            self._macd(c, ok, bars, feed, out)
-            self._rsi_atr(h, lo, c, ok, feed, out)
-            self._kdj(h, lo, c, ok, bars, feed, out)
-        return _Next(ok, (h, lo, c), feed.new, {name: out[name] for name in OUTPUTS})
-
-    def _windows(self, c: Array, ok: npt.NDArray[np.bool_], bars: npt.NDArray[np.int64], out: dict[str, Array]) -> None:
-        past = self._window(self._close, _CLOSE_RING)
-        for n in SMA_WINDOWS:
-            out[f"sma{n}"] = np.where(ok & (bars >= n), (past[:, : n - 1].sum(axis=1) + c) / n, np.nan)
-        win = np.concatenate([c[:, None], past[:, :19]], axis=1)
-        mid = win.mean(axis=1)
-        width = 2.0 * np.sqrt(((win - mid[:, None]) ** 2).mean(axis=1))
-        ready = ok & (bars >= 20)
-        out["boll_mid"] = np.where(ready, mid, np.nan)
-        out["boll_upper"] = np.where(ready, mid + width, np.nan)
-        out["boll_lower"] = np.where(ready, mid - width, np.nan)
-
     @staticmethod
-    def _macd(
-        c: Array, ok: npt.NDArray[np.bool_], bars: npt.NDArray[np.int64], feed: _Feeder, out: dict[str, Array]
-    ) -> None:
-        dif = feed("fast", c, ok) - feed("slow", c, ok)
-        dea = feed("dea", dif, ok & (bars >= 26))
-        out["macd_dif"] = np.where(np.isnan(dea), np.nan, dif)
-        out["macd_dea"] = dea
-        out["macd_hist"] = dif - dea
-        dif_x = feed("fast_tdx", c, ok) - feed("slow_tdx", c, ok)
-        dea_x = feed("dea_tdx", dif_x, ok)
-        out["macd_dif_tdx"], out["macd_dea_tdx"], out["macd_bar_tdx"] = dif_x, dea_x, 2.0 * (dif_x - dea_x)
-
-    def _rsi_atr(
-        self, h: Array, lo: Array, c: Array, ok: npt.NDArray[np.bool_], feed: _Feeder, out: dict[str, Array]
-    ) -> None:
-        moved = ok & (self._bars >= 1)
-        pc = self._last_close
-        d = c - pc
-        gain, loss = feed("gain", np.maximum(d, 0.0), moved), feed("loss", np.maximum(-d, 0.0), moved)
-        total = gain + loss
-        out["rsi14"] = np.where(np.abs(total) < _TALIB_ZERO, 0.0, 100.0 * gain / total)
-        out["rsi14_tdx"] = feed("gain_tdx", np.maximum(d, 0.0), moved) / feed("move_tdx", np.abs(d), moved) * 100.0
-        tr = np.maximum(np.maximum(h - lo, np.abs(h - pc)), np.abs(lo - pc))
-        out["atr14"] = feed("atr", tr, moved)
-
-    def _kdj(
-        self,
-        h: Array,
-        lo: Array,
-        c: Array,
-        ok: npt.NDArray[np.bool_],
-        bars: npt.NDArray[np.int64],
-        feed: _Feeder,
-        out: dict[str, Array],
-    ) -> None:
-        hh = np.maximum(self._window(self._high, _KDJ_N).max(axis=1, initial=-np.inf), h)
-        ll = np.minimum(self._window(self._low, _KDJ_N).min(axis=1, initial=np.inf), lo)
-        ready = ok & (bars >= _KDJ_N)
-        flat = hh - ll == 0.0
-        held = feed.old["k"]
-        k = feed("k", np.where(flat, 50.0, (c - ll) / (hh - ll) * 100.0), ready)
-        hold = ready & flat & (held.seen >= 1)
-        if hold.any():  # the batch rule: a zero range leaves K where it was
-            k = np.where(hold, held.value, k)
-            new = feed.new["k"]
-            feed.new["k"] = _Smooth(new.seen, new.acc, np.where(hold, held.value, new.value))
-        d = feed("d", k, ready)
-        out["kdj_k"], out["kdj_d"], out["kdj_j"] = k, d, 3.0 * k - 2.0 * d
-
-    def _commit(self, nxt: _Next) -> None:
-        ok = nxt.ok
-        rows = np.flatnonzero(ok)
-        h, lo, c = nxt.bar
-        for ring, x in ((self._close, c), (self._high, h), (self._low, lo)):
-            ring[rows, self._bars[rows] % ring.shape[1]] = x[rows]
-        self._last_close = np.where(ok, c, self._last_close)
-        self._bars = self._bars + ok
-        self._smooth = nxt.smooth
+    def _named(values: Mapping[Term, Array]) -> dict[str, Array]:
+        return {name: values[term] for name, term in TERMS.items()}

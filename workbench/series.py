@@ -1,15 +1,16 @@
-"""Indicator terms with any periods, kept incrementally for a whole market at one timeframe.
+"""Indicator terms with any periods, kept incrementally for a whole market at one timeframe: the one incremental
+engine (``indicators.IndicatorState`` is a fixed term set over it).
 
-``IndicatorState`` keeps a fixed set; rules name indicators with their own periods (``sma(7)``, ``macd(5,34,5).dea``,
-``boll(20,2.5).upper``) in either convention, so ``BarSeries`` keeps exactly the terms the rules need. After every
-committed bar each value equals the batch function of :mod:`workbench.indicators` on the same bars to 1e-9, with the
-same warm-up NaNs, and follows its NaN policy: a bar with any of high, low, close, volume NaN is missing for every
-term (one mask, so the set agrees with itself), its outputs are NaN and no state moves; windows span the last n
-*traded* bars and recursions carry their state over gaps.
+Rules name indicators with their own periods (``sma(7)``, ``macd(5,34,5).dea``, ``boll(20,2.5).upper``) in either
+convention, so ``BarSeries`` keeps exactly the terms asked for. After every committed bar each value equals the
+batch function of :mod:`workbench.indicators` on the same bars to 1e-9, with the same warm-up NaNs, and follows its
+NaN policy: a bar with any of high, low, close, volume NaN is missing for every term (one mask, so the set agrees
+with itself), its outputs are NaN and no state moves; windows span the last n *traded* bars and recursions carry
+their state over gaps.
 
 How each kind is kept, O(symbols) per bar:
 
-- Recursions (EMA, MACD, RSI, KDJ's K and D) step ``indicators._smooth_step``, the batch recursion's own arithmetic
+- Recursions (EMA, MACD, RSI, ATR, KDJ's K and D) step ``_smooth_step``, the batch recursion's own arithmetic
   (first-value seeds by a shorter path to the same numbers).
 - Rolling sums, maxima and minima (SMA, VMA, BOLL, KDJ's HHV/LLV) replay the batch's blocked prefix/suffix scheme
   bar by bar: a running prefix over the current block of n bars plus the suffix scans of the previous block (made
@@ -29,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 
 from workbench.errors import ValidationError
-from workbench.indicators import _TALIB_ZERO, _ema_alpha, _Smooth, _smooth_step, _Spec
 
 Array = npt.NDArray[np.float64]
 Index = npt.NDArray[np.intp]
@@ -40,8 +40,9 @@ Lines = Mapping[str, Array]
 FIELDS = ("high", "low", "close", "volume")
 HIGH, LOW, CLOSE, VOLUME = range(4)
 CONVENTIONS = ("tdx", "talib")
+_TALIB_ZERO = 1e-8  # TA-Lib's TA_IS_ZERO: an RSI whose average gain + loss is below this is reported as 0
 # name: (parameter names, outputs; () = a single line). The rule language's INDICATORS (workbench.rules.model),
-# without its defaults (a Term's params are complete), plus close_ago.
+# without its defaults (a Term's params are complete), plus close_ago and atr.
 TERM_KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sma": (("n",), ()),
     "ema": (("n",), ()),
@@ -51,7 +52,9 @@ TERM_KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "kdj": (("n", "m1", "m2"), ("k", "d", "j")),
     "vma": (("n",), ()),
     "close_ago": (("n",), ()),
+    "atr": (("n",), ()),
 }
+_ONE_CONVENTION = {"atr": "talib"}  # kinds that exist in one convention only
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -66,6 +69,8 @@ class Term:
     - ema(n), macd(fast, slow, signal), rsi(n): the convention's seeds (see indicators.ema / macd / rsi); macd
       "hist" is dif - dea for talib and the terminal's MACD bar 2 * (dif - dea) for tdx, as indicators.macd.
     - kdj(n, m1, m2): the terminal formula (indicators.kdj) in both conventions; TA-Lib has no KDJ.
+    - atr(n): TA-Lib's ATR (indicators.atr, Wilder's average of the true range), convention "talib" only: the
+      terminals' ATR is a simple average of the true range, a different number, which is not offered.
     - close_ago(n): the close of the n-th most recent committed bar (1 = the last one), NaN while fewer.
 
     Like every batch function, each term is NaN at a symbol's missing bar.
@@ -83,6 +88,11 @@ class Term:
             raise ValidationError("term.name", f"unknown indicator {self.name!r}; known: {', '.join(TERM_KINDS)}")
         if self.convention not in CONVENTIONS:
             raise ValidationError("term.convention", f"must be one of {CONVENTIONS}, got {self.convention!r}")
+        only = _ONE_CONVENTION.get(self.name)
+        if only is not None and self.convention != only:
+            raise ValidationError(
+                "term.convention", f"{self.name} exists only in convention {only!r}, got {self.convention!r}"
+            )
         names, outputs = TERM_KINDS[self.name]
         params = _params(self.name, names, self.params)
         if self.name == "macd" and params[0] > params[1]:
@@ -149,12 +159,49 @@ class _Bar:
 Commit = Callable[[], None]
 
 
+def _ema_alpha(n: int) -> float:
+    return 2.0 / (n + 1.0)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """A seeded exponential recursion: ignore `skip` inputs, seed with the mean of the next `seed_len`."""
+
+    alpha: float
+    seed_len: int
+    skip: int = 0
+
+
+@dataclass(frozen=True)
+class _Smooth:
+    """One recursion's per-symbol state: inputs seen, warm-up sum, current value."""
+
+    seen: npt.NDArray[np.int64]
+    acc: Array
+    value: Array
+
+    @classmethod
+    def empty(cls, size: int) -> _Smooth:
+        return cls(np.zeros(size, np.int64), np.zeros(size), np.full(size, np.nan))
+
+
+def _smooth_step(spec: _Spec, st: _Smooth, x: Array, ok: Mask) -> tuple[_Smooth, Array]:
+    """Feed x where ok; the same arithmetic as the batch recursion (indicators._seeded) so both agree to the last
+    few ulps."""
+    seen = st.seen + ok
+    k = seen - spec.skip
+    acc = np.where(ok & (k >= 1) & (k <= spec.seed_len), st.acc + x, st.acc)
+    value = np.where(ok & (k == spec.seed_len), acc / spec.seed_len, st.value)
+    value = np.where(ok & (k > spec.seed_len), st.value * (1.0 - spec.alpha) + spec.alpha * x, value)
+    return _Smooth(seen, acc, value), np.where(ok & (k >= spec.seed_len), value, np.nan)
+
+
 def _sub(st: _Smooth, bar: _Bar) -> _Smooth:
     return st if bar.rows is None else _Smooth(st.seen[bar.rows], st.acc[bar.rows], st.value[bar.rows])
 
 
 def _recur(spec: _Spec, st: _Smooth, x: Array, ok: Mask) -> tuple[_Smooth, Array]:
-    """``indicators._smooth_step``, with a short path for recursions seeded by their first input (tdx EMAs, RSI,
+    """``_smooth_step``, with a short path for recursions seeded by their first input (tdx EMAs, RSI,
     KDJ): the same arithmetic in under half the numpy calls, which dominate a small preview's cost."""
     if spec.seed_len != 1 or spec.skip:
         return _smooth_step(spec, st, x, ok)
@@ -368,9 +415,28 @@ class _Rsi(_Component):
         return {"rsi": value}, commit
 
 
+class _Atr(_Component):
+    """indicators.atr bar by bar: Wilder's average of the true range against the last traded close, seeded with the
+    mean of the first n (a symbol's first bar has no previous close and so no true range)."""
+
+    def __init__(self, size: int, n: int) -> None:
+        self.spec = _Spec(1.0 / n, n)
+        self.state = _Smooth.empty(size)
+
+    def step(self, bar: _Bar) -> tuple[dict[str, Array], Commit]:
+        h, lo, pc = bar.fields[HIGH], bar.fields[LOW], bar.last_close
+        tr = np.maximum(np.maximum(h - lo, np.abs(h - pc)), np.abs(lo - pc))
+        new, value = _recur(self.spec, _sub(self.state, bar), tr, bar.ok & (bar.count >= 1))
+
+        def commit() -> None:
+            self.state = new
+
+        return {"atr": value}, commit
+
+
 class _Kdj(_Component):
     """indicators.kdj bar by bar: RSV from the n-bar high/low windows, K and D seeded with their first input; a
-    zero range holds K (50 if it is the first), as the batch does (the same rule as IndicatorState)."""
+    zero range holds K (50 if it is the first), as the batch does."""
 
     def __init__(self, size: int, n: int, m1: int, m2: int) -> None:
         self.n = n
@@ -467,6 +533,8 @@ def _plan(term: Term) -> _Plan:
         return _Plan(("macd", fast, slow, signal, conv), lambda size: _Macd(size, fast, slow, signal, conv), _line(out))
     if name == "rsi":
         return _Plan(("rsi", n, conv), lambda size: _Rsi(size, n, conv), _line("rsi"))
+    if name == "atr":
+        return _Plan(("atr", n), lambda size: _Atr(size, n), _line("atr"))
     if name == "kdj":  # one formula for both conventions: one component
         m1, m2 = int(term.params[1]), int(term.params[2])
         return _Plan(("kdj", n, m1, m2), lambda size: _Kdj(size, n, m1, m2), _line(out))
@@ -569,7 +637,7 @@ class BarSeries:
 
         Components both sets share are copied; the others are warmed by replaying the raw bars in the ring. That is
         exact while every symbol's history fits in ``capacity``. Beyond it windows and close_ago stay exact (they
-        fit), but a new recursion (EMA, MACD, RSI, KDJ's K/D) is seeded at the oldest kept bar instead of the
+        fit), but a new recursion (EMA, MACD, RSI, ATR, KDJ's K/D) is seeded at the oldest kept bar instead of the
         listing: tdx with that bar's value, talib with the mean of the first n kept. The difference decays as
         (1 - alpha)^bars since that bar, so at capacity 600 it is below 1e-9 relative for an EMA up to n ~ 50 (alpha
         2/(n+1)) or an RSI up to n ~ 25 (alpha 1/n), and visible for longer ones. ``bars`` still counts all bars.

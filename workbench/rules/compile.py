@@ -162,11 +162,7 @@ class _Builder:
         strict_eq = node.op in (">=", "<=")
 
         def compare(f: Frame) -> Result:
-            a, b = left(f), right(f)
-            known = np.isfinite(a) & np.isfinite(b)
-            slack = f.band * np.abs(b)
-            return (_side(a, b, 0.0, greater, strict_eq) & known, _side(a, b, slack, greater, strict_eq) & known,
-                    known)
+            return _compared(left(f), right(f), f.band, greater, strict_eq)
 
         return compare
 
@@ -238,10 +234,7 @@ class _Builder:
             price = f.gather(f.inputs.field("close"))
             ratio = f.params[:, j]
             level = f.entry * (1 + ratio) if above else f.entry * (1 - ratio)
-            known = np.isfinite(price) & np.isfinite(level)
-            slack = f.band * np.abs(level)
-            return (_side(price, level, 0.0, above, True) & known, _side(price, level, slack, above, True) & known,
-                    known)
+            return _compared(price, level, f.band, above, True)
 
         return from_entry
 
@@ -304,6 +297,13 @@ class _Builder:
             return strict, relaxed, all_known | strict
 
         return disj
+
+
+def _compared(a: Array, b: Array, band: Array, greater: bool, inclusive: bool) -> Result:
+    """A comparison as (strict, relaxed by the hysteresis band around b, known)."""
+    known = np.isfinite(a) & np.isfinite(b)
+    slack = band * np.abs(b)
+    return (_side(a, b, 0.0, greater, inclusive) & known, _side(a, b, slack, greater, inclusive) & known, known)
 
 
 def _side(a: Array, b: Array, slack: Array | float, greater: bool, inclusive: bool) -> Mask:
