@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from workbench.rules.compile import Program
+from workbench.rules.model import MAX_PERIOD
 from workbench.series import BarSeries, Term
 
 Array = npt.NDArray[np.float64]
@@ -88,9 +89,13 @@ def needs_of(programs: Iterable[Program]) -> dict[str, set[Term]]:
 
 
 class MarketInputs:
-    """The universe's day state and bar series; hands out a :class:`View` per timeframe."""
+    """The universe's day state and bar series; hands out a :class:`View` per timeframe.
 
-    def __init__(self, n_symbols: int, capacity: int = 600) -> None:
+    Each series keeps ``capacity`` raw bars per stock (the longest period a rule may name, and some) so a task that
+    starts mid-day with a new indicator is warmed from them; a whole market costs 4 x 8 bytes x stocks x capacity.
+    """
+
+    def __init__(self, n_symbols: int, capacity: int = MAX_PERIOD + 50) -> None:
         self.n = n_symbols
         self.capacity = capacity
         self.series: dict[str, BarSeries] = {}
