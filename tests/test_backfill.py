@@ -192,10 +192,12 @@ def test_progress_events_every_1_percent_or_50_stocks(store):
     summary = backfill_bars(store, SimulatedBars(universe, seed=2), universe["code"], dt.date(2026, 11, 2),
                             dt.date(2026, 11, 6), "1d", chunk_size=10, progress=lambda s, done: seen.append(done))
     assert seen[-1] == 131 and len(seen) == summary.chunks == 14
-    events = table(store, "SELECT event_type, payload->>'done' AS done FROM events ORDER BY seq")
-    progress = events[events["event_type"] == "backfill.progress"]
+    events = table(store, "SELECT event_type, channel, payload->>'done' AS done, payload->>'job' AS job "
+                          "FROM events ORDER BY seq")
+    progress = events[events["event_type"] == "task.progress"]
     assert progress["done"].astype(int).tolist() == seen  # 1% of 131 is 2 stocks: every 10-stock chunk reports
-    assert events["event_type"].tolist()[-1] == "backfill.completed"
+    assert events["event_type"].tolist()[-1] == "task.completed"
+    assert set(events["job"]) == {"backfill"} and set(events["channel"]) == {"events:tasks"}
 
 
 def test_the_throttle_reports_at_1_percent_or_50_items():

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 
 from workbench.calendar import Clock, RealClock
 from workbench.errors import ValidationError
+from workbench.events import Event, JobCompleted, JobProgress
 from workbench.history import BarSource, check_request
 from workbench.market import normalize_code
 from workbench.progress import ProgressThrottle
+from workbench.store import events as event_store
 from workbench.store import history as history_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
@@ -123,18 +125,18 @@ class BackfillReporter:
         if self.hook is not None:
             self.hook(self.summary, self.done_codes)
         if self.throttle.due(self.done_codes):
-            self._event("backfill.progress", {"done": self.done_codes, "total": len(self.job.codes),
-                                              "share": round(self.done_codes / len(self.job.codes), 4)})
+            self._publish(JobProgress(timestamp=self.clock.now(), job="backfill", run_id=self.summary.run_id,
+                                      done=self.done_codes, total=len(self.job.codes), detail={"key": self.job.key}))
 
     def finished(self) -> BackfillSummary:
         self.summary.seconds = round(time.perf_counter() - self._started, 3)
-        self._event("backfill.completed", self.summary.as_dict())
+        self._publish(JobCompleted(timestamp=self.clock.now(), job="backfill", run_id=self.summary.run_id,
+                                   summary={"key": self.job.key, **self.summary.as_dict()}))
         return self.summary
 
-    def _event(self, event_type: str, payload: dict[str, object]) -> None:
-        body = {"job": self.job.key, "run_id": self.summary.run_id, **payload}
+    def _publish(self, event: Event) -> None:
         with self.store.write() as con:
-            tick_store.append_event(con, self.clock.now(), event_type, "events:tasks", body)
+            event_store.append(con, [event])
 
 
 def backfill_bars(store: Store, source: BarSource, codes: Sequence[str], start: dt.date, end: dt.date,

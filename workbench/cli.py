@@ -19,6 +19,8 @@ from workbench.config import Settings
 app = typer.Typer(help="A-share monitoring workbench.", no_args_is_help=True, add_completion=False)
 tasks_app = typer.Typer(help="Monitor tasks.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+events_app = typer.Typer(help="The event log.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 rules_app = typer.Typer(help="The rule language: check a rule, backtest it over history.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
@@ -26,10 +28,17 @@ DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (defaul
 
 
 def _settings(db: Path | None, **overrides: Any) -> Settings:
+    import pydantic
+
+    from workbench.models import validation_error_from
+
     values = {k: v for k, v in overrides.items() if v is not None}
     if db is not None:
         values["db_path"] = db
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except pydantic.ValidationError as exc:
+        raise validation_error_from(exc) from None
 
 
 @contextmanager
@@ -307,3 +316,52 @@ def rules_backtest(
         table.add_row(f"{row.ts:%Y-%m-%d %H:%M}", row.code, f"{row.price:.2f}")
     Console().print(table)
     typer.echo(json.dumps(summary))
+
+
+@events_app.command("follow")
+def events_follow(
+    channel: Annotated[list[str] | None, typer.Option(help="events:tasks, events:task:ID, events:market[:CODE], "
+                                                           "events:indicators, events:system (repeatable)")] = None,
+    after: Annotated[int, typer.Option(help="start after this sequence number (0: from the beginning)")] = 0,
+    once: Annotated[bool, typer.Option("--once", help="print what is there and exit")] = False,
+    poll: Annotated[float, typer.Option(help="seconds between polls")] = 1.0,
+    db: DbOption = None,
+) -> None:
+    """Print events as JSON lines as they are appended (Ctrl-C stops); each line carries its sequence number."""
+    from workbench.app import open_store
+    from workbench.store import events as event_store
+
+    store = open_store(_settings(db))
+    cursor = after
+    try:
+        while True:
+            with store.read() as con:
+                got, cursor = event_store.follow(con, channel, cursor)
+            for e in got:
+                typer.echo(json.dumps({"seq": e.seq, "ts": e.ts.isoformat(), "event_type": e.event_type,
+                                       "channel": e.channel, "version": e.version, "payload": e.payload},
+                                      ensure_ascii=False))
+            if once:
+                return
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        return
+
+
+@events_app.command("prune")
+def events_prune(
+    days: Annotated[int | None, typer.Option(help="keep this many days (default: WORKBENCH_EVENT_RETENTION_DAYS)")]
+    = None,
+    db: DbOption = None,
+) -> None:
+    """Delete events older than the retention period; prints how many."""
+    from workbench.app import open_store
+    from workbench.calendar import RealClock
+    from workbench.store import events as event_store
+
+    with _reported():
+        settings = _settings(db, event_retention_days=days)
+        cutoff = RealClock().now() - dt.timedelta(days=settings.event_retention_days)
+        with open_store(settings).write() as con:
+            removed = event_store.prune(con, cutoff)
+    typer.echo(json.dumps({"removed": removed, "before": cutoff.isoformat()}))

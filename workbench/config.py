@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     late_after: float = Field(default=10.0, ge=0, description="seconds behind after which a replayed trigger is late")
     late_limit: float = Field(default=300.0, ge=0,
                               description="seconds behind after which a trigger replayed after a restart is dropped")
+    event_retention_days: int = Field(default=30, ge=1, description="days of events the retention job keeps")
     max_buffered_ticks: int = Field(default=2000, ge=1, description="ticks kept in memory while the file is locked")
     # Network (real feeds and kline sources).
     eastmoney_kline_url: str = Field(default="https://push2his.eastmoney.com/api/qt/stock/kline/get",

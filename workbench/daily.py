@@ -8,7 +8,9 @@ NaN): :mod:`workbench.indicators` skips missing bars.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,11 +20,12 @@ import pandas as pd
 from workbench import indicators as ind
 from workbench.calendar import Clock, TradingCalendar
 from workbench.errors import ValidationError
+from workbench.events import JobCompleted, JobProgress, StockIndicatorsCompleted
 from workbench.progress import ProgressThrottle
+from workbench.store import events as event_store
 from workbench.store import indicators as indicator_store
 from workbench.store.db import Store
 from workbench.store.indicators import INDICATOR_COLUMNS
-from workbench.store.ticks import append_event
 
 CONVENTIONS = ("tdx", "talib")
 
@@ -120,14 +123,15 @@ def run_daily_indicators(store: Store, calendar: TradingCalendar, trading_date: 
     """Compute the day's indicators from the last ``lookback`` sessions of daily bars and write them.
 
     Writes ``write_days`` days (the last ones) of rows, one ``stock.indicators.completed`` event per stock
-    (dedupe key per stock, day and convention, so a re-run adds none), throttled ``indicators.progress`` events
-    and one ``indicators.completed`` event with counts and duration.
+    (dedupe key per stock, day and convention, so a re-run adds none), throttled ``task.progress`` events
+    and one ``task.completed`` event (job ``indicators``) with counts and duration.
     """
     if not calendar.is_session(trading_date):
         raise ValidationError("trading_date", f"{trading_date} is not a trading day")
     if lookback < 1 or write_days < 1 or write_days > lookback:
         raise ValidationError("lookback", f"need 1 <= write_days ({write_days}) <= lookback ({lookback})")
     started = time.perf_counter()
+    run_id = uuid.uuid4().hex[:12]
     sessions = _sessions_back(calendar, trading_date, lookback)
     summary = DailyJobSummary(trading_date, convention, days_read=len(sessions))
     timings: dict[str, float] = {}
@@ -153,26 +157,29 @@ def run_daily_indicators(store: Store, calendar: TradingCalendar, trading_date: 
             summary.stock_events += _stock_events(con, last_day, convention, clock.now())
             done += part["code"].nunique()
             if throttle.due(done):
-                append_event(con, clock.now(), "indicators.progress", "events:indicators",
-                             {"trading_date": trading_date, "done": done, "total": summary.stocks})
+                event_store.append(con, [JobProgress(timestamp=clock.now(), job="indicators", run_id=run_id,
+                                                     done=done, total=summary.stocks,
+                                                     detail={"trading_date": str(trading_date)})])
         if progress is not None:
             progress(done, summary.stocks)
     timings["write"] = time.perf_counter() - started - timings["read"] - timings["compute"]
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.timings = {k: round(v, 3) for k, v in timings.items()}
     with store.write() as con:
-        append_event(con, clock.now(), "indicators.completed", "events:indicators",
-                     {k: v for k, v in summary.__dict__.items()})
+        event_store.append(con, [JobCompleted(timestamp=clock.now(), job="indicators", run_id=run_id,
+                                              summary=json.loads(json.dumps(summary.__dict__, default=str)))])
     return summary
 
 
 def _stock_events(con: object, rows: pd.DataFrame, convention: str, now: dt.datetime) -> int:
     """One event per stock (not per indicator) with the day's values."""
-    payloads = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()
-                 if k != "computed_at"} for rec in rows.to_dict("records")]
-    keys = [f"indicators:{r['code']}:{r['trading_date']}:{convention}" for r in payloads]
-    channels = [f"events:market:{r['code']}" for r in payloads]
-    return indicator_store.append_events(con, now, "stock.indicators.completed", channels, payloads, keys)
+    events = [
+        StockIndicatorsCompleted(
+            timestamp=now, code=rec["code"], trading_date=rec["trading_date"], convention=convention,
+            values={k: (None if not np.isfinite(v) else float(v)) for k, v in rec.items()
+                    if k not in ("code", "trading_date", "convention", "computed_at")})
+        for rec in rows.to_dict("records")]
+    return event_store.append(con, events)
 
 
 def _sessions_back(calendar: TradingCalendar, end: dt.date, count: int) -> list[dt.date]:

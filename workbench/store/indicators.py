@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 
 import duckdb
@@ -53,21 +52,6 @@ def write_daily_indicators(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -
                 f"SELECT {', '.join(ROW_COLUMNS)} FROM _indicators")
     con.unregister("_indicators")
     return len(rows)
-
-
-def append_events(con: duckdb.DuckDBPyConnection, ts: dt.datetime, event_type: str, channels: Sequence[str],
-                  payloads: Sequence[dict[str, object]], dedupe_keys: Sequence[str | None]) -> int:
-    """Many events of one type in one statement (one per stock), in the order given."""
-    if not payloads:
-        return 0
-    frame = pd.DataFrame({"n": np.arange(len(payloads)), "ts": ts, "event_type": event_type, "channel": list(channels),
-                          "dedupe_key": list(dedupe_keys), "payload": [json.dumps(p, default=str) for p in payloads]})
-    con.register("_events", frame)
-    row = con.execute("INSERT INTO events (ts, event_type, channel, dedupe_key, payload) "
-                      "SELECT ts, event_type, channel, dedupe_key, payload::JSON FROM _events ORDER BY n "
-                      "ON CONFLICT DO NOTHING").fetchone()
-    con.unregister("_events")
-    return int(row[0]) if row else 0
 
 
 def read_daily_indicators(con: duckdb.DuckDBPyConnection, trading_date: dt.date,

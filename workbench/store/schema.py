@@ -234,4 +234,11 @@ CREATE TABLE paper_orders (
 );
 """,
     ),
+    (
+        5,
+        "event log: wall time of each append, so followers can tell a hole still filling from a rolled-back one",
+        """
+ALTER TABLE events ADD COLUMN written_at TIMESTAMPTZ;
+""",
+    ),
 ]

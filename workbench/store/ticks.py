@@ -8,14 +8,15 @@ trigger's notification and event are written only when the trigger itself is new
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
 
+from workbench.events import TriggerFired
 from workbench.models import QUOTE_COLUMNS
 from workbench.monitor import BAR_COLUMNS, ORDER_COLUMNS, STATE_COLUMNS, TickResult
+from workbench.store import events as event_store
 from workbench.store.tasks import audit
 
 
@@ -130,27 +131,11 @@ def write_triggers(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame,
             "VALUES (?, 'in_app', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [row.trigger_id, int(row.task_id), row.title, row.message, now],
         )
-    for row in fresh.itertuples(index=False):
-        payload = {
-            "trigger_id": row.trigger_id, "task_id": int(row.task_id), "rule": row.rule, "code": row.code,
-            "price": float(row.price), "ts": pd.Timestamp(row.ts).isoformat(), "message": row.message,
-            "late": bool(row.late),
-        }
-        con.execute(
-            "INSERT INTO events (ts, event_type, channel, dedupe_key, payload) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            [row.ts, "trigger.fired", f"events:task:{int(row.task_id)}", row.trigger_id, json.dumps(payload)],
-        )
+    events = [TriggerFired(timestamp=pd.Timestamp(row.ts).to_pydatetime(), trigger_id=row.trigger_id,
+                           task_id=int(row.task_id), rule=row.rule, code=row.code, price=float(row.price),
+                           message=row.message, late=bool(row.late)) for row in fresh.itertuples(index=False)]
+    event_store.append(con, events, now)
     return len(fresh), len(notes), len(fresh)
-
-
-def append_event(con: duckdb.DuckDBPyConnection, ts: dt.datetime, event_type: str, channel: str,
-                 payload: dict[str, object], dedupe_key: str | None = None) -> None:
-    con.execute(
-        "INSERT INTO events (ts, event_type, channel, dedupe_key, payload) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
-        [ts, event_type, channel, dedupe_key, json.dumps(payload, default=str)],
-    )
 
 
 def last_tick(con: duckdb.DuckDBPyConnection, trading_date: dt.date) -> dt.datetime | None:

@@ -1,0 +1,180 @@
+"""Typed events: what happened, on which channel, in a shape readers can rely on (``event_type`` + ``version``).
+
+Events are appended to the event log (:mod:`workbench.store.events`) with a monotonic sequence; dashboards, notebooks
+and the CLI follow it with a cursor. Channels are hierarchical: ``events:tasks`` (jobs and all tasks) with
+``events:task:{id}`` under it, ``events:market`` with ``events:market:{code}`` under it, ``events:indicators``,
+``events:system``. Following a parent channel also yields its children.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+TASKS, MARKET, INDICATORS, SYSTEM = "events:tasks", "events:market", "events:indicators", "events:system"
+PARENTS = {TASKS: "events:task:", MARKET: "events:market:"}
+
+
+def task_channel(task_id: int) -> str:
+    return f"events:task:{task_id}"
+
+
+def market_channel(code: str) -> str:
+    return f"events:market:{code}"
+
+
+class Event(BaseModel):
+    """Base of every event. Subclasses set ``event_type`` (and bump ``version`` when their payload changes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_type: ClassVar[str] = "event"
+    version: ClassVar[int] = 1
+    timestamp: dt.datetime
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a time zone")
+        return value
+
+    @property
+    def channel(self) -> str:
+        return SYSTEM
+
+    @property
+    def dedupe_key(self) -> str | None:
+        """Set for events a re-run must not repeat (a trigger, a stock's indicators of a day)."""
+        return None
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"timestamp"})
+
+
+class JobProgress(Event):
+    """A long job's progress (backfill, daily indicators), throttled by :class:`workbench.progress.ProgressThrottle`."""
+
+    event_type: ClassVar[str] = "task.progress"
+    job: str
+    run_id: str
+    done: int
+    total: int
+    detail: dict[str, Any] = {}
+
+    @property
+    def channel(self) -> str:
+        return INDICATORS if self.job == "indicators" else TASKS
+
+
+class JobCompleted(Event):
+    event_type: ClassVar[str] = "task.completed"
+    job: str
+    run_id: str
+    summary: dict[str, Any] = {}
+
+    @property
+    def channel(self) -> str:
+        return INDICATORS if self.job == "indicators" else TASKS
+
+
+class StockIndicatorsCompleted(Event):
+    """One stock's indicators of one day are in the store (one event per stock, not per indicator)."""
+
+    event_type: ClassVar[str] = "stock.indicators.completed"
+    code: str
+    trading_date: dt.date
+    convention: str
+    values: dict[str, float | None] = {}
+
+    @property
+    def channel(self) -> str:
+        return market_channel(self.code)
+
+    @property
+    def dedupe_key(self) -> str | None:
+        return f"indicators|{self.code}|{self.trading_date}|{self.convention}"
+
+
+class TriggerFired(Event):
+    event_type: ClassVar[str] = "trigger.fired"
+    trigger_id: str
+    task_id: int
+    rule: str
+    code: str
+    price: float
+    message: str
+    late: bool = False
+
+    @property
+    def channel(self) -> str:
+        return task_channel(self.task_id)
+
+    @property
+    def dedupe_key(self) -> str | None:
+        return self.trigger_id
+
+
+class TaskStarted(Event):
+    event_type: ClassVar[str] = "task.started"
+    task_id: int
+    actor: str
+
+    @property
+    def channel(self) -> str:
+        return task_channel(self.task_id)
+
+
+class TaskStopped(TaskStarted):
+    event_type: ClassVar[str] = "task.stopped"
+    reason: str = ""
+
+
+class ServiceStarted(Event):
+    event_type: ClassVar[str] = "service.started"
+    trading_date: dt.date
+    flow_run_id: str | None = None
+
+
+class ServiceStopped(ServiceStarted):
+    event_type: ClassVar[str] = "service.stopped"
+    reason: str = ""
+
+
+class FeedStale(Event):
+    event_type: ClassVar[str] = "feed.stale"
+    feed: str
+    seconds: float
+
+    @property
+    def channel(self) -> str:
+        return MARKET
+
+
+class FeedRecovered(FeedStale):
+    event_type: ClassVar[str] = "feed.recovered"
+
+
+class CalendarWarning(Event):
+    event_type: ClassVar[str] = "calendar.warning"
+    message: str
+
+
+class Heartbeat(Event):
+    event_type: ClassVar[str] = "heartbeat"
+    ticks: int
+    lag_seconds: float
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.event_type: cls for cls in (JobProgress, JobCompleted, StockIndicatorsCompleted, TriggerFired, TaskStarted,
+                                    TaskStopped, ServiceStarted, ServiceStopped, FeedStale, FeedRecovered,
+                                    CalendarWarning, Heartbeat)
+}
+
+
+def event_from_row(event_type: str, timestamp: dt.datetime, payload: dict[str, Any]) -> Event | None:
+    """The typed event of a stored row; None for a type this version does not know (a newer writer's)."""
+    cls = EVENT_TYPES.get(event_type)
+    return None if cls is None else cls.model_validate({**payload, "timestamp": timestamp})
