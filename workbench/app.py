@@ -5,9 +5,10 @@ Flows, the CLI and notebooks call these functions; they hold no logic of their o
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -21,6 +22,10 @@ from workbench.instruments import load_universe
 from workbench.runner import ProgressHook, SessionSummary, run_session
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
+
+if TYPE_CHECKING:
+    from workbench.notify.dispatcher import Dispatcher
+    from workbench.notify.message import Channel
 
 
 def open_store(settings: Settings) -> Store:
@@ -109,7 +114,23 @@ def run_day(
     feed = make_feed(settings, universe, day, clock) if calendar.is_session(day) else None
     if feed is None:
         return summary_dict(SessionSummary(trading_date=day, holiday=True))
-    summary = run_session(
+    from workbench.notify.background import BackgroundDelivery
+
+    channels = make_channels(settings)  # delivery runs beside the loop, on its own thread and the real clock
+    delivery = BackgroundDelivery(make_dispatcher(settings, store, RealClock(), channels)) if channels else None
+    with delivery or contextlib.nullcontext():
+        summary = _run_session(settings, store, calendar, clock, feed, universe, day, speed, progress,
+                               sorted(channels))
+    out = summary_dict(summary)
+    if delivery is not None:
+        out["notifications_sent"] = delivery.stats.delivered
+    return out
+
+
+def _run_session(settings: Settings, store: Store, calendar: TradingCalendar, clock: Clock, feed: Feed,
+                 universe: pd.DataFrame, day: dt.date, speed: float | None, progress: ProgressHook | None,
+                 channels: list[str]) -> SessionSummary:
+    return run_session(
         store, calendar, clock, feed, universe, day,
         interval=settings.poll_interval,
         record=settings.record_quotes,
@@ -118,8 +139,9 @@ def run_day(
         progress=progress,
         late_after=settings.late_after,
         late_limit=settings.late_limit,
+        channels=channels,
+        dashboard_url=settings.dashboard_url,
     )
-    return summary_dict(summary)
 
 
 def summary_dict(summary: SessionSummary) -> dict[str, Any]:
@@ -140,3 +162,36 @@ def history_bars(settings: Settings, source: str, codes: list[str], start: dt.da
         with open_store(settings).read() as con:
             return read_bars(con, freq, start, end, wanted)
     return make_bar_source(source, settings).bars(wanted, start, end, freq)
+
+
+def make_channels(settings: Settings) -> dict[str, Channel]:
+    """The notification channels the settings configure, by name (webhook, email, apprise)."""
+    from workbench.notify.channels import build_channel
+
+    out: dict[str, Channel] = {}
+    if settings.notify_webhook_url:
+        secret = settings.notify_webhook_secret
+        out["webhook"] = build_channel("webhook", "webhook", url=settings.notify_webhook_url,
+                                       secret=None if secret is None else secret.get_secret_value(),
+                                       timeout=settings.http_timeout)
+    if settings.notify_email_host:
+        password = settings.notify_email_password
+        out["email"] = build_channel(
+            "email", "email", host=settings.notify_email_host, port=settings.notify_email_port,
+            sender=settings.notify_email_sender, recipients=settings.notify_email_recipients,
+            username=settings.notify_email_username,
+            password=None if password is None else password.get_secret_value(),
+            starttls=settings.notify_email_starttls, ssl=settings.notify_email_ssl)
+    if settings.notify_apprise_urls:
+        out["apprise"] = build_channel("apprise", "apprise",
+                                       urls=[u.get_secret_value() for u in settings.notify_apprise_urls])
+    return out
+
+
+def make_dispatcher(settings: Settings, store: Store, clock: Clock,
+                    channels: dict[str, Channel] | None = None) -> Dispatcher:
+    from workbench.notify.dispatcher import Dispatcher
+
+    return Dispatcher(store, channels if channels is not None else make_channels(settings), clock,
+                      rate_per_minute=settings.notify_rate_per_minute, digest_after=settings.notify_digest_after,
+                      digest_max=settings.notify_digest_max, max_attempts=settings.notify_max_attempts)

@@ -19,6 +19,8 @@ from workbench.config import Settings
 app = typer.Typer(help="A-share monitoring workbench.", no_args_is_help=True, add_completion=False)
 tasks_app = typer.Typer(help="Monitor tasks.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+notify_app = typer.Typer(help="Notification delivery.", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
 events_app = typer.Typer(help="The event log.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 rules_app = typer.Typer(help="The rule language: check a rule, backtest it over history.", no_args_is_help=True)
@@ -365,3 +367,68 @@ def events_prune(
         with open_store(settings).write() as con:
             removed = event_store.prune(con, cutoff)
     typer.echo(json.dumps({"removed": removed, "before": cutoff.isoformat()}))
+
+
+@notify_app.command("drain")
+def notify_drain(
+    loop: Annotated[bool, typer.Option("--loop", help="keep delivering until Ctrl-C")] = False,
+    poll: Annotated[float, typer.Option(help="seconds between rounds with --loop")] = 1.0,
+    db: DbOption = None,
+) -> None:
+    """Deliver due alerts through the configured channels (WORKBENCH_NOTIFY_*); prints what happened."""
+    from workbench.app import make_dispatcher, open_store
+    from workbench.calendar import RealClock
+
+    with _reported():
+        settings = _settings(db)
+        dispatcher = make_dispatcher(settings, open_store(settings), RealClock())
+        if not dispatcher.channels:
+            typer.echo("error: notify: no channel configured (set WORKBENCH_NOTIFY_WEBHOOK_URL, "
+                       "WORKBENCH_NOTIFY_EMAIL_HOST or WORKBENCH_NOTIFY_APPRISE_URLS)", err=True)
+            raise typer.Exit(2)
+        try:
+            while True:
+                stats = dispatcher.drain()
+                typer.echo(json.dumps(stats.__dict__))
+                if not loop:
+                    return
+                time.sleep(poll)
+        except KeyboardInterrupt:
+            return
+
+
+@app.command("notifications")
+def notifications(
+    unread: Annotated[bool, typer.Option("--unread", help="only unread")] = False,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    page_size: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    task: Annotated[int | None, typer.Option(help="only this task's")] = None,
+    mark_read: Annotated[bool, typer.Option("--mark-read", help="mark the listed ones read")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: DbOption = None,
+) -> None:
+    """The in-app notification history, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from workbench.app import open_store
+    from workbench.calendar import RealClock
+    from workbench.store import outbox as outbox_store
+
+    store = open_store(_settings(db))
+    with store.read() as con:
+        frame, total = outbox_store.history(con, page, page_size, task, unread=unread)
+    if mark_read and len(frame):
+        with store.write() as con:
+            outbox_store.mark_read(con, frame["notification_id"].astype(int).tolist(), RealClock().now())
+    if as_json:
+        rows = frame.assign(created_at=frame["created_at"].astype(str), read_at=frame["read_at"].astype(str))
+        typer.echo(json.dumps({"total": total, "page": page, "page_size": page_size,
+                               "items": rows.to_dict("records")}, default=str, ensure_ascii=False))
+        return
+    table = Table("id", "time", "task", "title", "read")
+    for r in frame.itertuples(index=False):
+        table.add_row(str(r.notification_id), f"{r.created_at:%Y-%m-%d %H:%M:%S}", str(r.task_id), r.title,
+                      "" if r.read_at is None or str(r.read_at) == "NaT" else "yes")
+    Console().print(table)
+    typer.echo(f"page {page} of {max(1, -(-total // page_size))} ({total} notifications)")

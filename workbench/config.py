@@ -9,7 +9,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +45,26 @@ class Settings(BaseSettings):
     late_after: float = Field(default=10.0, ge=0, description="seconds behind after which a replayed trigger is late")
     late_limit: float = Field(default=300.0, ge=0,
                               description="seconds behind after which a trigger replayed after a restart is dropped")
+    # Notification channels (secrets only from the environment or an env file, never from the database).
+    dashboard_url: str = Field(default="http://127.0.0.1:5006", description="base of the links in alerts")
+    notify_webhook_url: str | None = Field(default=None, description="POST alerts here as JSON")
+    notify_webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of the signature")
+    notify_email_host: str | None = Field(default=None, description="SMTP server")
+    notify_email_port: int = Field(default=25, ge=1, le=65535)
+    notify_email_sender: str | None = None
+    notify_email_recipients: list[str] = Field(default_factory=list)
+    notify_email_username: str | None = None
+    notify_email_password: SecretStr | None = None
+    notify_email_starttls: bool = False
+    notify_email_ssl: bool = False
+    notify_apprise_urls: list[SecretStr] = Field(default_factory=list,
+                                                 description="apprise URLs: dingtalk://, wecombot://, tgram:// ...")
+    notify_rate_per_minute: dict[str, float] = Field(
+        default_factory=lambda: {"webhook": 60.0, "email": 20.0, "apprise": 20.0},
+        description="messages a minute per channel (DingTalk robots allow 20)")
+    notify_digest_after: int = Field(default=5, ge=1, description="more pending alerts than this: one digest")
+    notify_digest_max: int = Field(default=200, ge=1, description="alerts in one digest message at most")
+    notify_max_attempts: int = Field(default=20, ge=1, description="attempts before an alert is marked failed")
     event_retention_days: int = Field(default=30, ge=1, description="days of events the retention job keeps")
     max_buffered_ticks: int = Field(default=2000, ge=1, description="ticks kept in memory while the file is locked")
     # Network (real feeds and kline sources).

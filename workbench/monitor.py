@@ -18,6 +18,7 @@ import pandas as pd
 
 from workbench.calendar import TZ, TradingCalendar
 from workbench.models import MonitorTask, empty_quotes
+from workbench.notify.policy import alert_payload, channels_for, hold_until
 from workbench.rules.engine import PER_BAR, PER_BAR_CLOSE, STATE_COLUMNS, Fired, RuleBook, trigger_id
 from workbench.rules.inputs import Bar, MarketInputs, needs_of
 from workbench.rules.model import StopLoss, TakeProfit
@@ -27,7 +28,7 @@ from workbench.rules.tasks import paper_order, specs_for
 RecordMode = Literal["watched", "all", "none"]
 BAR_COLUMNS = ["code", "freq", "ts", "open", "high", "low", "close", "volume", "amount"]
 TRIGGER_COLUMNS = ["trigger_id", "task_id", "rule", "code", "ts", "trading_date", "price", "message", "notify",
-                   "title", "bucket", "late"]
+                   "title", "bucket", "late", "alert", "channels", "hold_until"]
 ORDER_COLUMNS = ["trigger_id", "task_id", "code", "ts", "side", "price", "quantity"]
 __all__ = ["BAR_COLUMNS", "ORDER_COLUMNS", "STATE_COLUMNS", "TRIGGER_COLUMNS", "BarBuilder", "Monitor",
            "TickResult", "trigger_id"]
@@ -176,7 +177,8 @@ class Monitor:
     """
 
     def __init__(self, calendar: TradingCalendar, trading_date: dt.date, universe: pd.DataFrame,
-                 record: RecordMode = "watched", late_after: float = 10.0, late_limit: float = 300.0) -> None:
+                 record: RecordMode = "watched", late_after: float = 10.0, late_limit: float = 300.0,
+                 channels: Sequence[str] = (), dashboard_url: str = "http://127.0.0.1:5006") -> None:
         self.calendar = calendar
         self.trading_date = trading_date
         self.codes = universe["code"].to_numpy(dtype=object)
@@ -185,6 +187,8 @@ class Monitor:
         self.record = record
         self.late_after = late_after
         self.late_limit = late_limit
+        self.channels = list(channels)  # configured notification channels, by name
+        self.dashboard_url = dashboard_url
         self.bounds = calendar.session_bounds(trading_date)
         self._minute_ends = np.array([t.timestamp() for t in calendar.bar_ends(trading_date)])
         self.bars = BarBuilder(self.codes, calendar)
@@ -415,13 +419,19 @@ class Monitor:
                 tid = trigger_id(task_id, rule_name, code, key)
                 name = task.stock_name or self.names.get(code, "")
                 words = self._words(r, rule_name)
+                message = (f"{name} {code} {words}: price {price:.2f} at {ev.ts:%Y-%m-%d %H:%M:%S} "
+                           f"(Asia/Shanghai){' [late]' if late else ''}")
                 records.append({
                     "trigger_id": tid, "task_id": task_id, "rule": rule_name, "code": code, "ts": ev.ts,
-                    "trading_date": self.trading_date, "price": price,
-                    "message": f"{name} {code} {words}: price {price:.2f} at {ev.ts:%Y-%m-%d %H:%M:%S} "
-                               f"(Asia/Shanghai){' [late]' if late else ''}",
+                    "trading_date": self.trading_date, "price": price, "message": message,
                     "notify": task.notification_enabled, "title": f"{name} {code}: {words}", "bucket": key,
                     "late": late,
+                    "alert": alert_payload(trigger_id=tid, task_id=task_id, task_name=task.task_name, code=code,
+                                           name=name, rule=rule_name, condition=words, price=price, ts=ev.ts,
+                                           late=late, dashboard_url=self.dashboard_url),
+                    "channels": channels_for(task.alert, self.channels, message) if task.notification_enabled
+                    else [],
+                    "hold_until": hold_until(task.alert, ev.ts),
                 })
                 order = paper_order(task, rule_name, price)
                 if order is not None:

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +141,8 @@ def run_session(
     progress_every: int = 600,
     late_after: float = 10.0,
     late_limit: float = 300.0,
+    channels: Sequence[str] = (),
+    dashboard_url: str = "http://127.0.0.1:5006",
 ) -> SessionSummary:
     """Run the monitor over one trading day (or what is left of it) and return what it did.
 
@@ -157,7 +159,8 @@ def run_session(
         log.info("%s is not a trading day: nothing to do", trading_date)
         return summary
     bounds = calendar.session_bounds(trading_date)
-    monitor = Monitor(calendar, trading_date, universe, record=record, late_after=late_after, late_limit=late_limit)
+    monitor = Monitor(calendar, trading_date, universe, record=record, late_after=late_after, late_limit=late_limit,
+                      channels=channels, dashboard_url=dashboard_url)
     writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds)
     with store.read() as con:
         resume_after = tick_store.last_tick(con, trading_date)

@@ -248,6 +248,9 @@ class Alert(BaseModel):
     - ``cooldown_seconds`` after a fire, ``max_per_day`` fires per trading day, ``expires_at`` after which nothing
       fires, ``hysteresis``: a fraction of each level (0.002 = 0.2 %) the value must move back past before an edge
       re-arms or a cross changes side.
+    - Delivery: ``channels`` (names of configured channels; None = all), ``keywords`` (deliver to channels only when
+      one appears in the alert's text; the in-app history always gets it), ``quiet_hours`` (channel alerts fired
+      inside a window wait for its end).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -257,6 +260,10 @@ class Alert(BaseModel):
     max_per_day: int | None = Field(default=None, ge=1, le=10_000)
     expires_at: dt.datetime | None = None
     hysteresis: float = Field(default=0.0, ge=0, lt=0.5)
+    channels: tuple[str, ...] | None = Field(default=None, description="notification channels; None: all configured")
+    keywords: tuple[str, ...] = Field(default=(), description="send outside the app only if a keyword is in the text")
+    quiet_hours: tuple[tuple[dt.time, dt.time], ...] = Field(
+        default=(), description="(start, end) Asia/Shanghai times: channel alerts wait until the end")
 
     @field_validator("expires_at")
     @classmethod

@@ -241,4 +241,19 @@ CREATE TABLE paper_orders (
 ALTER TABLE events ADD COLUMN written_at TIMESTAMPTZ;
 """,
     ),
+    (
+        6,
+        "notification outbox: delivery state of each (trigger, channel) row; in-app rows are delivered on creation",
+        """
+ALTER TABLE notifications ADD COLUMN status VARCHAR DEFAULT 'delivered';  -- pending | sending | delivered | failed
+ALTER TABLE notifications ADD COLUMN attempts INTEGER DEFAULT 0;
+ALTER TABLE notifications ADD COLUMN next_attempt TIMESTAMPTZ;           -- due time; for 'sending', the lease end
+ALTER TABLE notifications ADD COLUMN last_error VARCHAR;
+ALTER TABLE notifications ADD COLUMN delivered_at TIMESTAMPTZ;
+ALTER TABLE notifications ADD COLUMN late BOOLEAN DEFAULT false;          -- delivered later than the alert's time
+ALTER TABLE notifications ADD COLUMN digest_key VARCHAR;                  -- the digest message that carried it
+ALTER TABLE notifications ADD COLUMN payload JSON;                        -- the alert, schema workbench.alert/1
+UPDATE notifications SET status = 'delivered', attempts = 0, late = false WHERE status IS NULL;
+""",
+    ),
 ]

@@ -17,6 +17,7 @@ from workbench.events import TriggerFired
 from workbench.models import QUOTE_COLUMNS
 from workbench.monitor import BAR_COLUMNS, ORDER_COLUMNS, STATE_COLUMNS, TickResult
 from workbench.store import events as event_store
+from workbench.store import outbox as outbox_store
 from workbench.store.tasks import audit
 
 
@@ -124,18 +125,12 @@ def write_triggers(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame,
     if not new_ids:
         return 0, 0, 0
     fresh = triggers[triggers["trigger_id"].isin(new_ids)]
-    notes = fresh[fresh["notify"].astype(bool)]
-    for row in notes.itertuples(index=False):
-        con.execute(
-            "INSERT INTO notifications (trigger_id, channel, task_id, title, body, created_at) "
-            "VALUES (?, 'in_app', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [row.trigger_id, int(row.task_id), row.title, row.message, now],
-        )
+    notes = outbox_store.enqueue(con, fresh[fresh["notify"].astype(bool)], now)
     events = [TriggerFired(timestamp=pd.Timestamp(row.ts).to_pydatetime(), trigger_id=row.trigger_id,
                            task_id=int(row.task_id), rule=row.rule, code=row.code, price=float(row.price),
                            message=row.message, late=bool(row.late)) for row in fresh.itertuples(index=False)]
     event_store.append(con, events, now)
-    return len(fresh), len(notes), len(fresh)
+    return len(fresh), notes, len(fresh)
 
 
 def last_tick(con: duckdb.DuckDBPyConnection, trading_date: dt.date) -> dt.datetime | None:

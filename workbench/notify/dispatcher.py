@@ -1,0 +1,180 @@
+"""Delivers the outbox: retries with exponential backoff, a rate limit per channel, digests for bursts.
+
+It runs beside the monitor (never inside a tick) and as ``workbench notify drain``. Each round claims due rows with a
+lease, sends outside any transaction, and records the outcome; a dispatcher killed mid-delivery leaves rows whose
+lease runs out and are sent again with the same idempotency key (at-least-once, deduplicated by the receiver's
+key). Per channel, alerts go out in the order they fired: after a failure the rest of that channel's rows wait.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from workbench.calendar import Clock
+from workbench.notify.message import Channel, DeliveryFailed, DeliveryRetry
+from workbench.notify.render import render
+from workbench.store import outbox as outbox_store
+from workbench.store.db import Store
+from workbench.store.outbox import OutboxRow
+
+log = logging.getLogger("workbench.notify")
+
+
+@dataclass
+class RateLimit:
+    """At most ``rate`` messages in any 60 seconds of the dispatcher's clock (a sliding window, stricter than a token
+    bucket, which lets a full bucket plus a minute's refill through within one minute: DingTalk would refuse)."""
+
+    rate: float
+    sent: deque[dt.datetime] = field(default_factory=deque)
+
+    def take(self, now: dt.datetime) -> bool:
+        self._expire(now)
+        if len(self.sent) < self.rate:
+            self.sent.append(now)
+            return True
+        return False
+
+    def next_token(self, now: dt.datetime) -> dt.datetime:
+        self._expire(now)
+        if len(self.sent) < self.rate:
+            return now
+        return self.sent[0] + _WINDOW
+
+    def _expire(self, now: dt.datetime) -> None:
+        while self.sent and self.sent[0] + _WINDOW <= now:
+            self.sent.popleft()
+
+
+_WINDOW = dt.timedelta(minutes=1)
+
+
+@dataclass
+class DispatchStats:
+    messages: int = 0
+    delivered: int = 0
+    digests: int = 0
+    retried: int = 0
+    failed: int = 0
+    rate_limited: int = 0
+    late: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def add(self, other: DispatchStats) -> None:
+        for name in ("messages", "delivered", "digests", "retried", "failed", "rate_limited", "late"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.update(other.errors)
+
+
+class Dispatcher:
+    """Sends due outbox rows through the configured channels."""
+
+    def __init__(self, store: Store, channels: Mapping[str, Channel], clock: Clock,
+                 rate_per_minute: Mapping[str, float] | None = None, digest_after: int = 5, digest_max: int = 200,
+                 max_attempts: int = 20, backoff: float = 2.0, max_backoff: float = 300.0, lease: float = 60.0,
+                 late_after: float = 60.0, batch: int = 2000) -> None:
+        self.store = store
+        self.channels = dict(channels)
+        self.clock = clock
+        rates = rate_per_minute or {}
+        self.limits = {name: RateLimit(rates.get(name, rates.get(ch.kind, 60.0)))
+                       for name, ch in self.channels.items()}
+        self.digest_after = digest_after
+        self.digest_max = digest_max
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.lease = lease
+        self.late_after = late_after
+        self.batch = batch
+
+    def run_once(self) -> DispatchStats:
+        """One round: claim what is due, send it, record the outcome."""
+        stats = DispatchStats()
+        if not self.channels:
+            return stats
+        now = self.clock.now()
+        with self.store.write() as con:
+            rows = outbox_store.claim(con, now, self.lease, self.batch, list(self.channels))
+        by_channel: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            by_channel.setdefault(row.channel, []).append(row)
+        for name, pending in by_channel.items():
+            stats.add(self._deliver(name, pending))
+        return stats
+
+    def drain(self, max_rounds: int = 1000) -> DispatchStats:
+        """Rounds until nothing is due now (rows waiting for a retry or a token stay for later)."""
+        total = DispatchStats()
+        for _ in range(max_rounds):
+            stats = self.run_once()
+            total.add(stats)
+            if stats.messages == 0:
+                break
+        return total
+
+    # -- one channel -------------------------------------------------------------------------------------------
+    def _deliver(self, name: str, rows: list[OutboxRow]) -> DispatchStats:
+        stats = DispatchStats()
+        channel, bucket = self.channels[name], self.limits[name]
+        size = self.digest_max if len(rows) > self.digest_after else 1
+        groups = [rows[i:i + size] for i in range(0, len(rows), size)]
+        for k, group in enumerate(groups):
+            now = self.clock.now()
+            if not bucket.take(now):
+                waiting = [r.notification_id for g in groups[k:] for r in g]
+                with self.store.write() as con:
+                    outbox_store.retry(con, waiting, bucket.next_token(now), "rate limited", counted=False)
+                stats.rate_limited += len(waiting)
+                break
+            message = render([r.payload for r in group], [r.key for r in group])
+            stats.messages += 1
+            try:
+                channel.send(message)
+            except DeliveryRetry as exc:
+                self._retry(name, groups[k:], str(exc), stats)
+                break
+            except DeliveryFailed as exc:
+                self._fail(group, str(exc), stats)
+                stats.errors[name] = str(exc)
+                continue
+            done = self.clock.now()
+            late = any((done - r.created_at).total_seconds() > self.late_after for r in group)
+            with self.store.write() as con:
+                outbox_store.delivered(con, [r.notification_id for r in group], done, late,
+                                       message.idempotency_key if len(group) > 1 else None)
+            stats.delivered += len(group)
+            stats.digests += int(len(group) > 1)
+            stats.late += len(group) if late else 0
+        return stats
+
+    def _retry(self, name: str, groups: list[list[OutboxRow]], error: str, stats: DispatchStats) -> None:
+        """The failed group backs off; the channel's later rows wait behind it, so order holds."""
+        now = self.clock.now()
+        first = groups[0]
+        attempts = max(r.attempts for r in first)
+        if attempts >= self.max_attempts:
+            self._fail(first, f"gave up after {attempts} attempts: {error}", stats)
+            groups = groups[1:]
+            if not groups:
+                return
+        delay = min(self.max_backoff, self.backoff * 2 ** (attempts - 1))
+        at = now + dt.timedelta(seconds=delay)
+        with self.store.write() as con:
+            outbox_store.retry(con, [r.notification_id for r in groups[0]], at, error)
+            rest = [r.notification_id for g in groups[1:] for r in g]
+            if rest:
+                outbox_store.retry(con, rest, at, "waiting behind an earlier alert", counted=False)
+        stats.retried += sum(len(g) for g in groups)
+        stats.errors[name] = error
+        log.warning("channel %s: %s; retry in %.0f s", name, error, delay)
+
+    def _fail(self, group: list[OutboxRow], error: str, stats: DispatchStats) -> None:
+        with self.store.write() as con:
+            outbox_store.failed(con, [r.notification_id for r in group], error)
+        stats.failed += len(group)
+        log.error("alert(s) %s not deliverable: %s", ", ".join(r.key for r in group), error)

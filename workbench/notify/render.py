@@ -1,0 +1,38 @@
+"""Alerts as messages: one alert, or a digest of a burst. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from collections.abc import Sequence
+from typing import Any
+
+from workbench.notify.message import Message
+from workbench.notify.policy import PAYLOAD_SCHEMA
+
+
+def _line(a: dict[str, Any]) -> str:
+    late = " [late]" if a.get("late") else ""
+    return (f"{a['name']} {a['code']} {a['condition']}: price {a['price']:.2f} at {a['ts'][:19].replace('T', ' ')} "
+            f"(Asia/Shanghai){late} - task {a['task_name']} - {a['url']}")
+
+
+def render(alerts: Sequence[dict[str, Any]], keys: Sequence[str]) -> Message:
+    """One message for one alert or a digest of several; the idempotency key names exactly the rows it carries."""
+    if len(alerts) == 1:
+        a = alerts[0]
+        key = keys[0]
+        title = f"{a['name']} {a['code']}: {a['condition']}"
+        kind = "alert"
+    else:
+        key = "digest:" + hashlib.sha256("|".join(keys).encode()).hexdigest()[:24]
+        title = f"{len(alerts)} alerts: " + ", ".join(sorted({f"{a['name']} {a['code']}" for a in alerts})[:5])
+        kind = "digest"
+    text = "\n".join(_line(a) for a in alerts)
+    items = "".join(
+        f"<li><b>{html.escape(a['name'])} {html.escape(a['code'])}</b> {html.escape(a['condition'])}: price "
+        f"{a['price']:.2f} at {html.escape(a['ts'][:19].replace('T', ' '))}{' [late]' if a.get('late') else ''} "
+        f"<a href=\"{html.escape(a['url'])}\">task {html.escape(str(a['task_name']))}</a></li>" for a in alerts)
+    body = f"<ul>{items}</ul>"
+    payload = {"schema": PAYLOAD_SCHEMA, "idempotency_key": key, "kind": kind, "alerts": list(alerts)}
+    return Message(idempotency_key=key, title=title, text=text, html=body, payload=payload)

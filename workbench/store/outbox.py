@@ -1,0 +1,121 @@
+"""The notification outbox and the in-app history: the only SQL on ``notifications``.
+
+A trigger's rows (one per channel, idempotency key = trigger id + channel) are written in the trigger's own
+transaction. The dispatcher claims due rows with a lease (a crashed dispatcher's rows come back when the lease
+ends), delivers outside any transaction, and records the outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+IN_APP = "in_app"
+
+
+def enqueue(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame, now: dt.datetime) -> int:
+    """In-app rows (delivered at once) and pending channel rows for new triggers; returns the in-app rows."""
+    rows = []
+    for t in triggers.itertuples(index=False):
+        payload = json.dumps(t.alert, ensure_ascii=False)
+        rows.append((t.trigger_id, IN_APP, int(t.task_id), t.title, t.message, now, "delivered", now, now, payload))
+        for channel in t.channels:
+            rows.append((t.trigger_id, channel, int(t.task_id), t.title, t.message, now, "pending",
+                         max(pd.Timestamp(t.hold_until).to_pydatetime(), now), None, payload))
+    if not rows:
+        return 0
+    frame = pd.DataFrame(rows, columns=["trigger_id", "channel", "task_id", "title", "body", "created_at", "status",
+                                        "next_attempt", "delivered_at", "payload"])
+    con.register("_outbox", frame)
+    con.execute("INSERT INTO notifications (trigger_id, channel, task_id, title, body, created_at, status, "
+                "next_attempt, delivered_at, payload, attempts, late) SELECT trigger_id, channel, task_id, title, "
+                "body, created_at, status, next_attempt, delivered_at, payload::JSON, 0, false FROM _outbox "
+                "ON CONFLICT DO NOTHING")
+    con.unregister("_outbox")
+    return int((frame["channel"] == IN_APP).sum())
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    notification_id: int
+    trigger_id: str
+    channel: str
+    attempts: int
+    created_at: dt.datetime
+    payload: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.trigger_id}:{self.channel}"
+
+
+def claim(con: duckdb.DuckDBPyConnection, now: dt.datetime, lease: float, limit: int,
+          channels: Sequence[str]) -> list[OutboxRow]:
+    """Take due rows (oldest first per channel) for ``lease`` seconds; rows of an expired lease are due again."""
+    rows = con.execute(
+        "UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt = ? "
+        "WHERE notification_id IN (SELECT notification_id FROM notifications "
+        "  WHERE status IN ('pending', 'sending') AND next_attempt <= ? AND list_contains(?, channel) "
+        "  ORDER BY created_at, notification_id LIMIT ?) "
+        "RETURNING notification_id, trigger_id, channel, attempts, created_at, payload",
+        [now + dt.timedelta(seconds=lease), now, list(channels), limit]).fetchall()
+    out = [OutboxRow(int(i), t, c, int(a), ca, json.loads(p)) for i, t, c, a, ca, p in rows]
+    return sorted(out, key=lambda r: (r.created_at, r.notification_id))
+
+
+def delivered(con: duckdb.DuckDBPyConnection, ids: Sequence[int], now: dt.datetime, late: bool,
+              digest_key: str | None) -> None:
+    con.execute("UPDATE notifications SET status = 'delivered', delivered_at = ?, late = ?, digest_key = ?, "
+                "last_error = NULL WHERE list_contains(?, notification_id)", [now, late, digest_key, list(ids)])
+
+
+def retry(con: duckdb.DuckDBPyConnection, ids: Sequence[int], at: dt.datetime, error: str,
+          counted: bool = True) -> None:
+    """Back to pending, due at ``at``; ``counted=False`` gives back the attempt (rate-limited, never tried)."""
+    con.execute("UPDATE notifications SET status = 'pending', next_attempt = ?, last_error = ?, "
+                f"attempts = attempts - {0 if counted else 1} WHERE list_contains(?, notification_id)",
+                [at, error, list(ids)])
+
+
+def failed(con: duckdb.DuckDBPyConnection, ids: Sequence[int], error: str) -> None:
+    con.execute("UPDATE notifications SET status = 'failed', last_error = ? WHERE list_contains(?, notification_id)",
+                [error, list(ids)])
+
+
+def status_counts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
+    rows = con.execute("SELECT channel, status, count(*) FROM notifications GROUP BY ALL").fetchall()
+    return {(c, s): int(n) for c, s, n in rows}
+
+
+def history(con: duckdb.DuckDBPyConnection, page: int = 1, page_size: int = 50, task_id: int | None = None,
+            channel: str = IN_APP, unread: bool = False) -> tuple[pd.DataFrame, int]:
+    """A page of a channel's notifications, newest first, and the total matching."""
+    where, params = ["channel = ?"], [channel]
+    if task_id is not None:
+        where.append("task_id = ?")
+        params.append(task_id)
+    if unread:
+        where.append("read_at IS NULL")
+    clause = " AND ".join(where)
+    total_row = con.execute(f"SELECT count(*) FROM notifications WHERE {clause}", params).fetchone()
+    frame = con.execute(
+        f"SELECT notification_id, trigger_id, task_id, channel, title, body, created_at, read_at, status, late "
+        f"FROM notifications WHERE {clause} ORDER BY created_at DESC, notification_id DESC LIMIT ? OFFSET ?",
+        [*params, page_size, (page - 1) * page_size]).fetchdf()
+    return frame, int(total_row[0]) if total_row else 0
+
+
+def mark_read(con: duckdb.DuckDBPyConnection, ids: Sequence[int] | None, now: dt.datetime) -> int:
+    """Mark in-app notifications read (all unread when ``ids`` is None); returns how many changed."""
+    sql = "UPDATE notifications SET read_at = ? WHERE channel = 'in_app' AND read_at IS NULL"
+    params: list[Any] = [now]
+    if ids is not None:
+        sql += " AND list_contains(?, notification_id)"
+        params.append(list(ids))
+    return len(con.execute(sql + " RETURNING notification_id", params).fetchall())
