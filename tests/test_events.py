@@ -67,10 +67,12 @@ def test_following_a_parent_channel_yields_its_children(store: Store, channels, 
 def test_events_with_a_dedupe_key_are_written_once_and_old_ones_are_pruned(store: Store):
     with store.write() as con:
         event_store.append(con, _samples())
-        assert event_store.append(con, _samples()) == len(_samples()) - 2  # the trigger and the stock's day
+        # the trigger, the stock's indicators of the day, the service's start and the calendar warning of the day
+        # carry dedupe keys
+        assert event_store.append(con, _samples()) == len(_samples()) - 4
         later = ev.Heartbeat(timestamp=at(DAY, "14:00:00"), ticks=1, lag_seconds=0.1)
         event_store.append(con, [later])
-        assert event_store.prune(con, at(DAY, "12:00:00")) == 2 * len(_samples()) - 2
+        assert event_store.prune(con, at(DAY, "12:00:00")) == 2 * len(_samples()) - 4
     with store.read() as con:
         got, _ = event_store.follow(con, None, 0, grace=0)
     assert [g.typed() for g in got] == [later]
@@ -107,7 +109,7 @@ def test_the_cursor_never_skips_or_repeats_under_concurrent_writers(tmp_path):
         while True:
             done = stop.is_set()
             with store.read() as con:
-                got, cursor = event_store.follow(con, ["events:system"], cursor, grace=0.3)
+                got, cursor = event_store.follow(con, ["events:system"], cursor, grace=2.0)
             seen.extend(g.seq for g in got)
             ticks.extend(g.payload["ticks"] for g in got)
             if done and not got:
@@ -121,7 +123,7 @@ def test_the_cursor_never_skips_or_repeats_under_concurrent_writers(tmp_path):
         t.start()
     for t in threads:
         t.join(timeout=60)
-    time.sleep(0.5)  # past the grace of the last holes
+    time.sleep(2.5)  # past the grace of the last holes
     stop.set()
     reader.join(timeout=30)
     assert not errors
@@ -170,3 +172,31 @@ def test_cli_prunes_by_the_retention_period_and_refuses_a_bad_one(tmp_path):
         assert [e.payload["ticks"] for e in event_store.follow(con, None, 0, grace=0)[0]] == [20, 1]
     bad = CliRunner().invoke(app, ["events", "prune", "--days", "0", "--db", str(db)])
     assert bad.exit_code == 2 and "event_retention_days" in bad.stderr
+
+
+def test_the_retention_flow_prunes_under_prefect(prefect_harness, tmp_path):
+    from flows.retention import prune_events_flow
+    from workbench.calendar import TZ
+
+    db = tmp_path / "flow.duckdb"
+    store = Store(db).open()
+    now = dt.datetime.now(TZ)
+    with store.write() as con:
+        event_store.append(con, [ev.Heartbeat(timestamp=now - dt.timedelta(days=d), ticks=d, lag_seconds=0)
+                                 for d in (9, 3)])
+    assert prune_events_flow(days=5, db_path=str(db))["removed"] == 1
+    with store.read() as con:
+        assert [e.payload["ticks"] for e in event_store.follow(con, None, 0, grace=0)[0]] == [3]
+
+
+def test_a_day_past_the_exchange_calendar_publishes_one_calendar_warning(tmp_path):
+    from workbench.app import run_day
+    from workbench.config import Settings
+
+    settings = Settings(db_path=tmp_path / "cal.duckdb", demo_symbols=5)
+    for _ in range(2):
+        assert run_day(settings, trading_date=dt.date(2027, 1, 2))["holiday"]  # a Saturday after the data ends
+    store = Store(settings.db_path)
+    with store.read() as con:
+        got, _ = event_store.follow(con, ["events:system"], 0, grace=0)
+    assert [e.event_type for e in got] == ["calendar.warning"] and "2026-12-31" in got[0].payload["message"]

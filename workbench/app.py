@@ -105,9 +105,11 @@ def run_day(
     clock_for_today = RealClock()
     day = trading_date or clock_for_today.now().date()
     warning = calendar.calendar_warning(day)
-    if warning and log is not None:
-        log.warning(warning)
     store = open_store(settings)
+    if warning:
+        if log is not None:
+            log.warning(warning)
+        publish_calendar_warning(store, warning, clock_for_today.now())
     universe = universe_for(settings)
     ensure_instruments(store, universe)
     clock = make_clock(calendar, day, speed)
@@ -195,3 +197,22 @@ def make_dispatcher(settings: Settings, store: Store, clock: Clock,
     return Dispatcher(store, channels if channels is not None else make_channels(settings), clock,
                       rate_per_minute=settings.notify_rate_per_minute, digest_after=settings.notify_digest_after,
                       digest_max=settings.notify_digest_max, max_attempts=settings.notify_max_attempts)
+
+
+def prune_events(settings: Settings, now: dt.datetime) -> dict[str, Any]:
+    """The retention job: delete events older than ``settings.event_retention_days``."""
+    from workbench.store import events as event_store
+
+    cutoff = now - dt.timedelta(days=settings.event_retention_days)
+    with open_store(settings).write() as con:
+        removed = event_store.prune(con, cutoff)
+    return {"removed": removed, "before": cutoff.isoformat()}
+
+
+def publish_calendar_warning(store: Store, message: str, now: dt.datetime) -> None:
+    """Once a day at most: the dashboard's health view and any follower of events:system see it."""
+    from workbench.events import CalendarWarning
+    from workbench.store import events as event_store
+
+    with store.write() as con:
+        event_store.append(con, [CalendarWarning(timestamp=now, message=message)])

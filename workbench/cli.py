@@ -357,17 +357,12 @@ def events_prune(
     db: DbOption = None,
 ) -> None:
     """Delete events older than the retention period; prints how many."""
-    from workbench.app import open_store
+    from workbench.app import prune_events
     from workbench.calendar import RealClock
-    from workbench.store import events as event_store
 
     with _reported():
-        settings = _settings(db, event_retention_days=days)
-        cutoff = RealClock().now() - dt.timedelta(days=settings.event_retention_days)
-        with open_store(settings).write() as con:
-            removed = event_store.prune(con, cutoff)
-    typer.echo(json.dumps({"removed": removed, "before": cutoff.isoformat()}))
-
+        result = prune_events(_settings(db, event_retention_days=days), RealClock().now())
+    typer.echo(json.dumps(result))
 
 @notify_app.command("drain")
 def notify_drain(

@@ -132,9 +132,17 @@ class TaskStopped(TaskStarted):
 
 
 class ServiceStarted(Event):
+    """The monitor loop started a trading day (or resumed it after ``resumed_after``)."""
+
     event_type: ClassVar[str] = "service.started"
     trading_date: dt.date
+    resumed_after: dt.datetime | None = None
     flow_run_id: str | None = None
+
+    @property
+    def dedupe_key(self) -> str | None:
+        """A rerun that starts from the same point is the same start: a finished day rerun adds nothing."""
+        return f"{self.event_type}|{self.trading_date}|{self.resumed_after}"
 
 
 class ServiceStopped(ServiceStarted):
@@ -157,11 +165,19 @@ class FeedRecovered(FeedStale):
 
 
 class CalendarWarning(Event):
+    """The exchange calendar does not cover the day (it ends 2026-12-31): sessions follow the weekday rule."""
+
     event_type: ClassVar[str] = "calendar.warning"
     message: str
 
+    @property
+    def dedupe_key(self) -> str | None:
+        return f"{self.event_type}|{self.timestamp.astimezone(dt.UTC).date()}|{self.message}"
+
 
 class Heartbeat(Event):
+    """The loop is alive: snapshots so far and how far the clock is past the tick's time."""
+
     event_type: ClassVar[str] = "heartbeat"
     ticks: int
     lag_seconds: float

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.calendar import TZ, TradingCalendar
+from workbench.events import Event
 from workbench.models import MonitorTask, empty_quotes
 from workbench.notify.policy import alert_payload, channels_for, hold_until
 from workbench.rules.engine import PER_BAR, PER_BAR_CLOSE, STATE_COLUMNS, Fired, RuleBook, trigger_id
@@ -166,7 +167,7 @@ class TickResult:
     orders: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ORDER_COLUMNS))
     stopped_tasks: list[int] = field(default_factory=list)
     suppressed: int = 0
-    events: list[dict[str, object]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)  # written with the tick (heartbeats)
 
 
 class Monitor:

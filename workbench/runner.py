@@ -19,9 +19,11 @@ import pandas as pd
 
 from workbench.calendar import TradingCalendar
 from workbench.errors import StoreBusy
+from workbench.events import Event, Heartbeat, ServiceStarted, ServiceStopped
 from workbench.feeds.base import Feed
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor, RecordMode, TickResult
+from workbench.store import events as event_store
 from workbench.store import history as history_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
@@ -141,6 +143,7 @@ def run_session(
     progress_every: int = 600,
     late_after: float = 10.0,
     late_limit: float = 300.0,
+    heartbeat_every: float = 60.0,
     channels: Sequence[str] = (),
     dashboard_url: str = "http://127.0.0.1:5006",
 ) -> SessionSummary:
@@ -162,18 +165,12 @@ def run_session(
     monitor = Monitor(calendar, trading_date, universe, record=record, late_after=late_after, late_limit=late_limit,
                       channels=channels, dashboard_url=dashboard_url)
     writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds)
-    with store.read() as con:
-        resume_after = tick_store.last_tick(con, trading_date)
-        stored_state = tick_store.load_rule_state(con)
-        version = tasks_version(con)
-        tasks = load_tasks(con)
-        monitor.set_tasks(tasks, stored_state)
-        monitor.warm(_warm_bars(con, monitor, bounds.open))
-    if resume_after is not None:
-        summary.resumed_after = resume_after
-        monitor.resume_after(resume_after)
-        log.info("resuming %s after the last committed tick %s", trading_date, resume_after)
+    version, resume_after = _prepare(store, monitor, trading_date, bounds.open)
+    summary.resumed_after = resume_after
     started = clock.now()
+    finished = resume_after is not None and resume_after >= bounds.close  # a rerun of a finished day: no service
+    _publish(store, None if finished else ServiceStarted(timestamp=started, trading_date=trading_date,
+                                                          resumed_after=resume_after))
 
     segments = ((bounds.open, bounds.break_start), (bounds.break_end, bounds.close))
     total = sum(1 for start, end in segments for _ in session_grid(start, end, interval))
@@ -187,6 +184,7 @@ def run_session(
             if result is None:
                 summary.missed += 1
                 continue
+            _heartbeat(result, summary.snapshots, bounds.open, heartbeat_every, clock)
             writer.submit(result)
             summary.snapshots += 1
             summary.suppressed += result.suppressed
@@ -196,6 +194,8 @@ def run_session(
                     version = _apply_control(monitor, control, version)
                     if control.stop_command is not None:
                         _stop(store, writer, control.stop_command, summary)
+                        _publish(store, ServiceStopped(timestamp=ts, trading_date=trading_date,
+                                                       resumed_after=resume_after, reason="stop command"))
                         return summary
             if progress is not None and summary.snapshots % progress_every == 0:
                 progress(summary, ts, (summary.snapshots + summary.replayed) / total)
@@ -204,7 +204,39 @@ def run_session(
             writer.submit(tail)
         writer.flush(version, force=True)
     _finish(writer, summary)
+    _publish(store, None if finished else ServiceStopped(timestamp=bounds.close, trading_date=trading_date,
+                                                          resumed_after=resume_after, reason="session closed"))
     return summary
+
+
+def _heartbeat(result: TickResult, snapshots: int, open_: dt.datetime, every: float, clock: Any) -> None:
+    """The first tick of every ``every`` seconds of market time (from the open) also carries a heartbeat: alive, and
+    how far behind the clock it runs. Keyed on market time, so a resumed day beats on the same ticks."""
+    if (result.ts - open_).total_seconds() % every < 1e-6:
+        lag = round((clock.now() - result.ts).total_seconds(), 3)
+        result.events.append(Heartbeat(timestamp=result.ts, ticks=snapshots, lag_seconds=lag))
+
+
+def _publish(store: Store, event: Event | None) -> None:
+    if event is None:
+        return
+    with store.write() as con:
+        event_store.append(con, [event])
+
+
+def _prepare(store: Store, monitor: Monitor, trading_date: dt.date,
+             open_: dt.datetime) -> tuple[tuple[int, Any], dt.datetime | None]:
+    """Load tasks and their stored rule state, warm indicators from stored bars; (tasks version, resume point)."""
+    with store.read() as con:
+        resume_after = tick_store.last_tick(con, trading_date)
+        stored_state = tick_store.load_rule_state(con)
+        version = tasks_version(con)
+        monitor.set_tasks(load_tasks(con), stored_state)
+        monitor.warm(_warm_bars(con, monitor, open_))
+    if resume_after is not None:
+        monitor.resume_after(resume_after)
+        log.info("resuming %s after the last committed tick %s", trading_date, resume_after)
+    return version, resume_after
 
 
 def _warm_bars(con: Any, monitor: Monitor, before: dt.datetime) -> pd.DataFrame:

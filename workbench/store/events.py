@@ -2,7 +2,8 @@
 
 The sequence is monotonic but transactions can commit out of sequence order (two writers in one process) or roll
 back (a hole that never fills). A follower therefore stops at the first hole younger than ``grace`` seconds of wall
-time and passes it once it is older: nothing is skipped while it may still fill, nothing is read twice.
+time and passes it once it is older: nothing is skipped while it may still fill, nothing is read twice. Writers keep
+appends in short transactions (a tick, a chunk), well inside the grace.
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ def _channel_filter(channels: Sequence[str] | None) -> tuple[str, list[Any]]:
 
 
 def follow(con: duckdb.DuckDBPyConnection, channels: Sequence[str] | None, after_seq: int, limit: int = 1000,
-           grace: float = 2.0, now: dt.datetime | None = None) -> tuple[list[StoredEvent], int]:
-    """Events on ``channels`` (children included) after ``after_seq``, and the cursor to pass next time."""
+           grace: float = 30.0, now: dt.datetime | None = None) -> tuple[list[StoredEvent], int]:
+    """Events on ``channels`` (children included) after ``after_seq``, and the cursor to pass next time.
+
+    ``grace`` bounds how long a transaction may hold an appended event uncommitted. It costs nothing while the
+    sequence has no holes; after a rolled-back append, followers wait that long once before passing the hole.
+    """
     now = now or dt.datetime.now(dt.UTC)
     seqs = con.execute("SELECT seq, written_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                        [after_seq, limit]).fetchall()

@@ -10,7 +10,9 @@ import duckdb
 import pandas as pd
 
 from workbench.errors import NotFound, ValidationError
+from workbench.events import TaskStarted, TaskStopped
 from workbench.models import MonitorTask
+from workbench.store import events as event_store
 
 JSON_COLUMNS = ("rule", "alert", "quant_config")
 TASK_COLUMNS = [
@@ -63,8 +65,10 @@ def set_status(con: duckdb.DuckDBPyConnection, task_ids: list[int] | None, statu
     changed = con.execute(
         f"UPDATE monitor_tasks SET status = ?, updated_at = ? WHERE {where} RETURNING task_id", params
     ).fetchall()
+    kind = TaskStarted if status == "running" else TaskStopped
     for (task_id,) in changed:
         audit(con, now, actor, "start" if status == "running" else "stop", int(task_id), None, "ok")
+    event_store.append(con, [kind(timestamp=now, task_id=int(t), actor=actor) for (t,) in changed])
     return len(changed)
 
 

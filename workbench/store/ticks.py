@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from workbench.events import TriggerFired
+from workbench.events import TaskStopped, TriggerFired
 from workbench.models import QUOTE_COLUMNS
 from workbench.monitor import BAR_COLUMNS, ORDER_COLUMNS, STATE_COLUMNS, TickResult
 from workbench.store import events as event_store
@@ -55,7 +55,9 @@ def write_tick(con: duckdb.DuckDBPyConnection, result: TickResult, written_at: d
     if len(result.orders):
         counts.orders = write_orders(con, result.orders)
     if result.stopped_tasks:
-        stop_fired_once(con, result.stopped_tasks, written_at)
+        stop_fired_once(con, result.stopped_tasks, result.ts, written_at)
+    if result.events:
+        counts.events += event_store.append(con, result.events, written_at)
     if len(result.quotes):
         quotes = result.quotes[QUOTE_COLUMNS]
         con.register("_quotes", quotes)
@@ -84,13 +86,16 @@ def write_orders(con: duckdb.DuckDBPyConnection, orders: pd.DataFrame) -> int:
     return len(rows)
 
 
-def stop_fired_once(con: duckdb.DuckDBPyConnection, task_ids: list[int], now: dt.datetime) -> None:
-    """Tasks whose frequency-once rule fired stop themselves, audited as the rule's doing."""
+def stop_fired_once(con: duckdb.DuckDBPyConnection, task_ids: list[int], ts: dt.datetime, now: dt.datetime) -> None:
+    """Tasks whose frequency-once rule fired stop themselves, audited and announced as the rule's doing."""
     stopped = con.execute(
         "UPDATE monitor_tasks SET status = 'stopped', updated_at = ? "
         "WHERE status = 'running' AND list_contains(?, task_id) RETURNING task_id", [now, task_ids]).fetchall()
+    reason = "a frequency-once rule fired"
     for (task_id,) in stopped:
-        audit(con, now, "rule", "stop", int(task_id), {"reason": "a frequency-once rule fired"}, "ok")
+        audit(con, now, "rule", "stop", int(task_id), {"reason": reason}, "ok")
+    event_store.append(con, [TaskStopped(timestamp=ts, task_id=int(t), actor="rule", reason=reason)
+                             for (t,) in stopped], now)
 
 
 def write_bars(con: duckdb.DuckDBPyConnection, bars: pd.DataFrame) -> int:
