@@ -24,11 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.app import ensure_instruments, make_dispatcher, open_store, run_day, universe_for  # noqa: E402
+from workbench.app import make_dispatcher, prepare_demo_day, run_day  # noqa: E402
 from workbench.calendar import RealClock, TradingCalendar  # noqa: E402
 from workbench.config import Settings  # noqa: E402
-from workbench.demo import seed_tasks  # noqa: E402
-from workbench.feeds.simulated import SimulatedMarket  # noqa: E402
 
 DAY = dt.date(2026, 11, 24)
 
@@ -59,14 +57,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(db_path=Path(tmp) / "notify.duckdb", demo_symbols=args.symbols,
                             notify_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/hook",
-                            notify_webhook_secret="bench-secret", notify_rate_per_minute={"webhook": args.rate})
-        store = open_store(settings)
-        universe = universe_for(settings)
-        ensure_instruments(store, universe)
-        calendar = TradingCalendar()
-        opening = SimulatedMarket(universe, DAY, seed=settings.demo_seed).snapshot_at(
-            calendar.session_bounds(DAY).open)
-        seed_tasks(store, opening, args.tasks, settings.demo_seed)
+                            notify_webhook_secret="bench-secret", notify_rate_per_minute={"webhook": args.rate},
+                            demo_tasks=args.tasks)
+        store, _, _ = prepare_demo_day(settings, TradingCalendar(), DAY)
         started = time.perf_counter()
         summary = run_day(settings, trading_date=DAY, speed=args.speed)
         wall = time.perf_counter() - started

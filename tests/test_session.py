@@ -14,11 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.app import ensure_instruments, make_clock, make_feed, open_store, universe_for
+from workbench.app import make_clock, make_feed, prepare_demo_day
 from workbench.calendar import TZ, TradingCalendar
 from workbench.config import Settings
-from workbench.demo import seed_tasks
-from workbench.feeds.simulated import SimulatedMarket
 from workbench.runner import run_session
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
@@ -29,13 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def prepared(tmp_path: Path, name: str, symbols: int = 120) -> tuple[Settings, Store, pd.DataFrame]:
     settings = Settings(db_path=tmp_path / name, demo_symbols=symbols, demo_tasks=20)
-    store = open_store(settings)
-    universe = universe_for(settings)
-    ensure_instruments(store, universe)
-    calendar = TradingCalendar()
-    opening = SimulatedMarket(universe, DAY, seed=settings.demo_seed).snapshot_at(
-        calendar.session_bounds(DAY).open)
-    seed_tasks(store, opening, settings.demo_tasks, settings.demo_seed)
+    store, universe, _ = prepare_demo_day(settings, TradingCalendar(), DAY)
     return settings, store, universe
 
 

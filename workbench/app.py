@@ -15,11 +15,13 @@ import pandas as pd
 from workbench.calendar import TZ, Clock, RealClock, SimulatedClock, TradingCalendar
 from workbench.config import Settings
 from workbench.errors import OperationalError, ValidationError
+from workbench.events import CalendarWarning
 from workbench.feeds.base import Feed
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.history import BarSource, SampleBars, SimulatedBars
 from workbench.instruments import load_universe
 from workbench.runner import ProgressHook, SessionSummary, run_session
+from workbench.store import events as event_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
 
@@ -85,6 +87,20 @@ def default_codes(source: BarSource, settings: Settings, freq: str) -> list[str]
     return load_universe(settings.universe_path)["code"].tolist()
 
 
+def prepare_demo_day(settings: Settings, calendar: TradingCalendar,
+                     day: dt.date) -> tuple[Store, pd.DataFrame, int]:
+    """The embedded default ready for ``day``: the store, the universe's instruments, and example tasks priced off
+    the day's opening snapshot when the database has none; (store, universe, tasks added)."""
+    from workbench.demo import seed_tasks
+
+    store = open_store(settings)
+    universe = universe_for(settings)
+    ensure_instruments(store, universe)
+    opening = SimulatedMarket(universe, day, seed=settings.demo_seed,
+                              interval=settings.poll_interval).snapshot_at(calendar.session_bounds(day).open)
+    return store, universe, seed_tasks(store, opening, settings.demo_tasks, settings.demo_seed)
+
+
 def make_clock(calendar: TradingCalendar, trading_date: dt.date, speed: float | None) -> Clock:
     """The real clock, or a simulated one that starts before the open of ``trading_date``."""
     if speed is None:
@@ -109,7 +125,7 @@ def run_day(
     if warning:
         if log is not None:
             log.warning(warning)
-        publish_calendar_warning(store, warning, clock_for_today.now())
+        event_store.publish(store, [CalendarWarning(timestamp=clock_for_today.now(), message=warning)])
     universe = universe_for(settings)
     ensure_instruments(store, universe)
     clock = make_clock(calendar, day, speed)
@@ -201,18 +217,8 @@ def make_dispatcher(settings: Settings, store: Store, clock: Clock,
 
 def prune_events(settings: Settings, now: dt.datetime) -> dict[str, Any]:
     """The retention job: delete events older than ``settings.event_retention_days``."""
-    from workbench.store import events as event_store
-
     cutoff = now - dt.timedelta(days=settings.event_retention_days)
     with open_store(settings).write() as con:
         removed = event_store.prune(con, cutoff)
     return {"removed": removed, "before": cutoff.isoformat()}
 
-
-def publish_calendar_warning(store: Store, message: str, now: dt.datetime) -> None:
-    """Once a day at most: the dashboard's health view and any follower of events:system see it."""
-    from workbench.events import CalendarWarning
-    from workbench.store import events as event_store
-
-    with store.write() as con:
-        event_store.append(con, [CalendarWarning(timestamp=now, message=message)])

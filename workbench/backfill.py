@@ -135,8 +135,7 @@ class BackfillReporter:
         return self.summary
 
     def _publish(self, event: Event) -> None:
-        with self.store.write() as con:
-            event_store.append(con, [event])
+        event_store.publish(self.store, [event])
 
 
 def backfill_bars(store: Store, source: BarSource, codes: Sequence[str], start: dt.date, end: dt.date,

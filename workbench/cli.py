@@ -72,10 +72,9 @@ def demo(
     """Simulate a whole trading day: seed example tasks, run the monitor flow, print a JSON summary last."""
     _quiet_prefect()
     from flows.monitor import monitor_session
-    from workbench.app import ensure_instruments, open_store, universe_for
+    from workbench.app import prepare_demo_day
     from workbench.calendar import RealClock, TradingCalendar
-    from workbench.demo import default_demo_date, demo_summary, seed_tasks
-    from workbench.feeds.simulated import SimulatedMarket
+    from workbench.demo import default_demo_date, demo_summary
 
     started = time.perf_counter()
     settings = _settings(db, demo_symbols=symbols)
@@ -88,13 +87,7 @@ def demo(
     if not headless:
         typer.echo("the dashboard is not part of this version yet: running headless", err=True)
     with _reported(exit_code=1):
-        store = open_store(settings)
-        universe = universe_for(settings)
-        ensure_instruments(store, universe)
-        bounds = calendar.session_bounds(day)
-        opening = SimulatedMarket(universe, day, seed=settings.demo_seed,
-                                  interval=settings.poll_interval).snapshot_at(bounds.open)
-        added = seed_tasks(store, opening, settings.demo_tasks, settings.demo_seed)
+        store, universe, added = prepare_demo_day(settings, calendar, day)
         if added:
             typer.echo(f"seeded {added} example tasks", err=True)
         monitor_session(trading_date=day, speed=speed, db_path=str(settings.db_path),

@@ -165,9 +165,8 @@ def run_daily_indicators(store: Store, calendar: TradingCalendar, trading_date: 
     timings["write"] = time.perf_counter() - started - timings["read"] - timings["compute"]
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.timings = {k: round(v, 3) for k, v in timings.items()}
-    with store.write() as con:
-        event_store.append(con, [JobCompleted(timestamp=clock.now(), job="indicators", run_id=run_id,
-                                              summary=json.loads(json.dumps(summary.__dict__, default=str)))])
+    event_store.publish(store, [JobCompleted(timestamp=clock.now(), job="indicators", run_id=run_id,
+                                             summary=json.loads(json.dumps(summary.__dict__, default=str)))])
     return summary
 
 

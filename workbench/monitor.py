@@ -20,6 +20,7 @@ from workbench.calendar import TZ, TradingCalendar
 from workbench.events import Event
 from workbench.models import MonitorTask, empty_quotes
 from workbench.notify.policy import alert_payload, channels_for, hold_until
+from workbench.rules.compile import Program
 from workbench.rules.engine import PER_BAR, PER_BAR_CLOSE, STATE_COLUMNS, Fired, RuleBook, trigger_id
 from workbench.rules.inputs import Bar, MarketInputs, needs_of
 from workbench.rules.model import StopLoss, TakeProfit
@@ -197,7 +198,7 @@ class Monitor:
         self.market.require({})
         self.book = RuleBook([])
         self.tasks: dict[int, MonitorTask] = {}
-        self._programs: dict[str, object] = {}
+        self._programs: dict[str, Program] = {}  # compiled shapes, kept across task changes
         self._day_started = False
         self._watched = np.zeros(len(self.codes), dtype=bool)
         self._watched_rows = np.zeros(0, dtype=np.int64)
@@ -234,7 +235,7 @@ class Monitor:
     def set_tasks(self, tasks: Sequence[MonitorTask], stored_state: pd.DataFrame | None = None) -> None:
         """Replace the running tasks, keeping the state of rules that stay and loading stored state for new ones."""
         running = [t for t in tasks if t.status == "running"]
-        book = RuleBook(specs_for(running, self.index), self._programs)  # type: ignore[arg-type]
+        book = RuleBook(specs_for(running, self.index), self._programs)
         if stored_state is not None:
             book.load_state(stored_state, self.trading_date)
         book.carry_from(self.book)
@@ -410,6 +411,9 @@ class Monitor:
         records: list[dict[str, object]] = []
         orders: list[dict[str, object]] = []
         book = self.book
+        if not any(len(ev.fired.rows) for ev in fired):
+            return self._no_triggers, self._no_orders
+        entry = book.entry()  # after this tick's entry fires: take-profit / stop-loss messages quote it
         for ev in fired:
             for r, price in zip(ev.fired.rows.tolist(), ev.fired.price.tolist(), strict=True):
                 task_id = int(book.task_id[r])
@@ -419,7 +423,7 @@ class Monitor:
                 key = pd.Timestamp(int(ev.bucket[r]), unit="s", tz=TZ).isoformat()
                 tid = trigger_id(task_id, rule_name, code, key)
                 name = task.stock_name or self.names.get(code, "")
-                words = self._words(r, rule_name)
+                words = self._words(r, entry)
                 message = (f"{name} {code} {words}: price {price:.2f} at {ev.ts:%Y-%m-%d %H:%M:%S} "
                            f"(Asia/Shanghai){' [late]' if late else ''}")
                 records.append({
@@ -438,18 +442,16 @@ class Monitor:
                 if order is not None:
                     orders.append({"trigger_id": tid, "task_id": task_id, "code": code, "ts": ev.ts,
                                    "side": order[0], "price": price, "quantity": order[1]})
-        if not records:
-            return self._no_triggers, self._no_orders
         triggers = pd.DataFrame.from_records(records, columns=TRIGGER_COLUMNS)
         return triggers, (pd.DataFrame.from_records(orders, columns=ORDER_COLUMNS) if orders else self._no_orders)
 
-    def _words(self, row: int, rule_name: str) -> str:
+    def _words(self, row: int, entry_prices: np.ndarray) -> str:
         """The condition in words; take-profit and stop-loss also say the entry price and the target."""
         spec = self.book.specs[row]
         words = describe(spec.rule)
         condition = spec.rule.condition
         if isinstance(condition, TakeProfit | StopLoss):
-            entry = float(self.book.entry()[row])
+            entry = float(entry_prices[row])
             up = isinstance(condition, TakeProfit)
             target = entry * (1 + condition.ratio) if up else entry * (1 - condition.ratio)
             words = words.replace("from entry", f"from entry {entry:.2f}", 1)

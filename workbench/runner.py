@@ -19,7 +19,7 @@ import pandas as pd
 
 from workbench.calendar import TradingCalendar
 from workbench.errors import StoreBusy
-from workbench.events import Event, Heartbeat, ServiceStarted, ServiceStopped
+from workbench.events import Heartbeat, ServiceStarted, ServiceStopped
 from workbench.feeds.base import Feed
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor, RecordMode, TickResult
@@ -169,8 +169,8 @@ def run_session(
     summary.resumed_after = resume_after
     started = clock.now()
     finished = resume_after is not None and resume_after >= bounds.close  # a rerun of a finished day: no service
-    _publish(store, None if finished else ServiceStarted(timestamp=started, trading_date=trading_date,
-                                                          resumed_after=resume_after))
+    event_store.publish(store, [] if finished else [
+        ServiceStarted(timestamp=started, trading_date=trading_date, resumed_after=resume_after)])
 
     segments = ((bounds.open, bounds.break_start), (bounds.break_end, bounds.close))
     total = sum(1 for start, end in segments for _ in session_grid(start, end, interval))
@@ -194,8 +194,9 @@ def run_session(
                     version = _apply_control(monitor, control, version)
                     if control.stop_command is not None:
                         _stop(store, writer, control.stop_command, summary)
-                        _publish(store, ServiceStopped(timestamp=ts, trading_date=trading_date,
-                                                       resumed_after=resume_after, reason="stop command"))
+                        event_store.publish(store, [ServiceStopped(timestamp=ts, trading_date=trading_date,
+                                                                   resumed_after=resume_after,
+                                                                   reason="stop command")])
                         return summary
             if progress is not None and summary.snapshots % progress_every == 0:
                 progress(summary, ts, (summary.snapshots + summary.replayed) / total)
@@ -204,8 +205,9 @@ def run_session(
             writer.submit(tail)
         writer.flush(version, force=True)
     _finish(writer, summary)
-    _publish(store, None if finished else ServiceStopped(timestamp=bounds.close, trading_date=trading_date,
-                                                          resumed_after=resume_after, reason="session closed"))
+    event_store.publish(store, [] if finished else [
+        ServiceStopped(timestamp=bounds.close, trading_date=trading_date, resumed_after=resume_after,
+                       reason="session closed")])
     return summary
 
 
@@ -215,13 +217,6 @@ def _heartbeat(result: TickResult, snapshots: int, open_: dt.datetime, every: fl
     if (result.ts - open_).total_seconds() % every < 1e-6:
         lag = round((clock.now() - result.ts).total_seconds(), 3)
         result.events.append(Heartbeat(timestamp=result.ts, ticks=snapshots, lag_seconds=lag))
-
-
-def _publish(store: Store, event: Event | None) -> None:
-    if event is None:
-        return
-    with store.write() as con:
-        event_store.append(con, [event])
 
 
 def _prepare(store: Store, monitor: Monitor, trading_date: dt.date,

@@ -140,8 +140,8 @@ class RuleBook:
     def timeframes(self) -> set[str]:
         return {g.program.timeframe for g in self.groups}
 
-    def programs(self, timeframe: str | None = None) -> list[Program]:
-        return [g.program for g in self.groups if timeframe is None or g.program.timeframe == timeframe]
+    def programs(self) -> list[Program]:
+        return [g.program for g in self.groups]
 
     def entry(self) -> npt.NDArray[np.float64]:
         """Entry price per row: the task's own, else the one learnt when its entry rule fired."""

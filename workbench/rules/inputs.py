@@ -48,26 +48,23 @@ class Resampler:
         self.open, self.high, self.low, self.close, self.volume = (_nan(self.n) for _ in range(5))
 
     def fold(self, bar: Bar) -> None:
-        o, h, lo, c, v = bar
-        has = np.isfinite(c)
-        self.open = np.where(has & np.isnan(self.open), o, self.open)
-        self.high = np.where(has, np.fmax(self.high, h), self.high)
-        self.low = np.where(has, np.fmin(self.low, lo), self.low)
-        self.close = np.where(has, c, self.close)
-        self.volume = np.where(has, np.nan_to_num(self.volume) + v, self.volume)
+        self.open, self.high, self.low, self.close, self.volume = _merged(self.bar(), bar)
 
     def bar(self) -> Bar:
         return self.open, self.high, self.low, self.close, self.volume
 
     def with_forming(self, bar: Bar | None) -> Bar:
         """The N-minute bar so far, including the forming minute."""
-        if bar is None:
-            return self.bar()
-        keep = self.bar()
-        self.fold(bar)
-        out = self.bar()
-        self.open, self.high, self.low, self.close, self.volume = keep
-        return out
+        return self.bar() if bar is None else _merged(self.bar(), bar)
+
+
+def _merged(so_far: Bar, bar: Bar) -> Bar:
+    """A bar extended by a later one (NaN close: the later one had no trade and changes nothing)."""
+    o0, h0, l0, c0, v0 = so_far
+    o, h, lo, c, v = bar
+    has = np.isfinite(c)
+    return (np.where(has & np.isnan(o0), o, o0), np.where(has, np.fmax(h0, h), h0), np.where(has, np.fmin(l0, lo), l0),
+            np.where(has, c, c0), np.where(has, np.nan_to_num(v0) + v, v0))
 
 
 def minutes_of(timeframe: str) -> int:
@@ -227,7 +224,6 @@ class View:
         self.preview = preview
         self.bar = bar
         self.rows = rows
-        self._terms: dict[Term, Array] = {}
         self._series_cache: dict[str, dict[Term, Array]] = {}
 
     def field(self, name: str) -> Array:

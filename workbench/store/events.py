@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.events import PARENTS, Event, event_from_row
+from workbench.store.db import Store
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,14 @@ def _channel_filter(channels: Sequence[str] | None) -> tuple[str, list[Any]]:
             parts.append("starts_with(channel, ?)")
             params.append(PARENTS[channel])
     return "(" + " OR ".join(parts) + ")", params
+
+
+def publish(store: Store, events: Sequence[Event]) -> int:
+    """Append events in a transaction of their own (a job's progress, a service start); none: no connection."""
+    if not events:
+        return 0
+    with store.write() as con:
+        return append(con, events)
 
 
 def follow(con: duckdb.DuckDBPyConnection, channels: Sequence[str] | None, after_seq: int, limit: int = 1000,

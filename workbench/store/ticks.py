@@ -120,10 +120,10 @@ def write_bars(con: duckdb.DuckDBPyConnection, bars: pd.DataFrame) -> int:
 def write_triggers(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame,
                    now: dt.datetime) -> tuple[int, int, int]:
     """Insert new triggers; for each one that is new, its in-app notification and its event."""
-    con.register("_triggers", triggers)
+    columns = ["trigger_id", "task_id", "rule", "code", "ts", "trading_date", "price", "message", "late", "bucket"]
+    con.register("_triggers", triggers[columns])  # not the alert dicts and channel lists: the outbox takes those
     new_ids = [r[0] for r in con.execute(
-        "INSERT OR IGNORE INTO triggers (trigger_id, task_id, rule, code, ts, trading_date, price, message, late, "
-        "bucket) SELECT trigger_id, task_id, rule, code, ts, trading_date, price, message, late, bucket FROM _triggers "
+        f"INSERT OR IGNORE INTO triggers ({', '.join(columns)}) SELECT {', '.join(columns)} FROM _triggers "
         "RETURNING trigger_id"
     ).fetchall()]
     con.unregister("_triggers")
