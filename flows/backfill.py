@@ -41,13 +41,15 @@ def backfill_bars_flow(
     chunk_size: int = 500,
     db_path: str | None = None,
     show_progress: bool = False,
+    lookback_days: int = 365,
 ) -> dict[str, Any]:
-    """Backfill ``codes`` (default: every stock of the source) from ``start`` to ``end`` (default: the last year)."""
+    """Backfill ``codes`` (default: every stock of the source) from ``start`` to ``end`` (default: today), ``start``
+    defaulting to ``lookback_days`` before ``end`` (the scheduled run after the close tops up the last days)."""
     logger = get_run_logger()
     overrides: dict[str, Any] = {} if db_path is None else {"db_path": db_path}
     settings = Settings(**overrides)
     end = end or RealClock().now().date()
-    start = start or end - dt.timedelta(days=365)
+    start = start or end - dt.timedelta(days=lookback_days)
     store = open_store(settings)
     bar_source = make_bar_source(source, settings)
     job = BackfillJob.plan(bar_source, codes or default_codes(bar_source, settings, freq), start, end, freq,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import uuid
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.runtime import deployment, flow_run
 from tqdm import tqdm
 
 from workbench.app import run_day
 from workbench.config import Settings
-from workbench.runner import SessionSummary
+from workbench.runner import RunInfo, SessionSummary
+from workbench.service import Service
 
 
 @flow(name="monitor_session", description="Monitor every running task through one A-share trading day.")
@@ -22,10 +25,13 @@ def monitor_session(
     db_path: str | None = None,
     symbols: int | None = None,
     show_progress: bool = False,
+    service_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Run the loop for ``trading_date`` (default: today in Asia/Shanghai); exits at once on a holiday.
 
     ``speed`` None runs on the real clock; 0 replays the day as fast as the work allows; N runs N times faster.
+    ``service_run_id`` is the control plane's run this loop reports to; without one (a schedule) the loop makes
+    its own, and exits at once when another run is live.
     """
     logger = get_run_logger()
     overrides: dict[str, Any] = {}
@@ -34,6 +40,13 @@ def monitor_session(
     if symbols is not None:
         overrides["demo_symbols"] = symbols
     settings = Settings(**overrides)
+    if service_run_id is None:
+        live = Service(settings, actor="schedule").active_run()
+        if live is not None:
+            logger.info("the monitor already runs (run %s): nothing to do", live.run_id)
+            return {"skipped": "already running", "run_id": live.run_id}
+    run = RunInfo(run_id=service_run_id or uuid.uuid4().hex, mode="prefect" if deployment.id else "inline",
+                  actor="schedule", flow_run_id=None if flow_run.id is None else str(flow_run.id), speed=speed)
     artifact_id = create_progress_artifact(progress=0.0, description="share of the trading day's snapshots")
 
     bar = tqdm(total=100, unit="%", desc="trading day", disable=not show_progress, file=sys.stderr)
@@ -44,7 +57,7 @@ def monitor_session(
         logger.info("%s: %d snapshots, %d triggers so far", ts.strftime("%H:%M:%S"), summary.snapshots,
                     summary.triggers)
 
-    summary = run_day(settings, trading_date=trading_date, speed=speed, progress=progress, log=logger)
+    summary = run_day(settings, trading_date=trading_date, speed=speed, progress=progress, log=logger, run=run)
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
     bar.update(100 - bar.n)
     bar.close()

@@ -66,3 +66,39 @@ def test_bench_runs_a_named_benchmark_and_refuses_an_unknown_one():
     assert "ratio ours / TA-Lib loop" in done.stdout and "incremental update" in done.stdout
     unknown = runner.invoke(app, ["bench", "nope"])
     assert unknown.exit_code == 2 and "indicators" in unknown.stderr and "tick" in unknown.stderr
+
+
+def test_task_commands_give_exit_codes_scripts_can_rely_on(tmp_path):
+    db = tmp_path / "codes.duckdb"
+    base = ["--db", str(db)]
+    added = runner.invoke(app, ["tasks", "add", "600519", "--name", "dip", "--entry-min", "1400", *base])
+    task_id = json.loads(added.stdout)["task_id"]
+    bad_edit = runner.invoke(app, ["tasks", "edit", str(task_id), "--entry-min", "1500", "--entry-max", "1450", *base])
+    assert bad_edit.exit_code == 2 and "entry_min" in bad_edit.stderr
+    nothing = runner.invoke(app, ["tasks", "edit", str(task_id), *base])
+    assert nothing.exit_code == 2 and "nothing to change" in nothing.stderr
+    assert runner.invoke(app, ["tasks", "rm", "999", *base]).exit_code == 3
+    assert runner.invoke(app, ["tasks", "start", "1,x", *base]).exit_code == 2
+    edited = runner.invoke(app, ["tasks", "edit", str(task_id), "--entry-max", "1450", "--clear", "entry_min", *base])
+    assert edited.exit_code == 0 and json.loads(edited.stdout)["entry_min"] is None
+    started = json.loads(runner.invoke(app, ["tasks", "start-all", "--name", "DIP", *base]).stdout)
+    assert started == {"action": "start_all", "matched": 1, "changed": 1, "task_ids": [task_id]}
+    listed = json.loads(runner.invoke(app, ["tasks", "list", "--status", "running", "--json", *base]).stdout)
+    assert [(t["task_id"], t["fires_today"], t["last_trigger"]) for t in listed] == [(task_id, 0, None)]
+    paused = json.loads(runner.invoke(app, ["tasks", "pause-all", *base]).stdout)
+    assert paused["changed"] == 1
+    audit = json.loads(runner.invoke(app, ["tasks", "audit", "--json", *base]).stdout)
+    assert [a["action"] for a in audit][:3] == ["stop", "start", "update"]
+    assert {a["result"] for a in audit if a["action"] == "update"} == {"ok", "error"}
+    assert runner.invoke(app, ["tasks", "rm", str(task_id), *base]).exit_code == 0
+    assert count_tasks(db) == 0
+
+
+def test_service_status_of_a_database_that_never_ran_the_monitor(tmp_path):
+    db = tmp_path / "idle.duckdb"
+    Store(db).open()
+    status = runner.invoke(app, ["service", "status", "--json", "--db", str(db)])
+    assert status.exit_code == 4  # not running
+    assert json.loads(status.stdout)["state"] == "never started"
+    stop = runner.invoke(app, ["service", "stop", "--json", "--db", str(db)])
+    assert stop.exit_code == 0 and json.loads(stop.stdout) == {"state": "not running"}

@@ -18,6 +18,7 @@ from workbench.app import make_clock, make_feed, prepare_demo_day
 from workbench.calendar import TZ, TradingCalendar
 from workbench.config import Settings
 from workbench.runner import run_session
+from workbench.store import service as service_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
 
@@ -104,7 +105,7 @@ class StopAt:
         self.inner.sleep(seconds)
         if self.sent_at is None and self.inner.now() >= self.when:
             with self.store.write() as con:
-                tick_store.request_stop(con, self.inner.now(), "test")
+                service_store.request_stop(con, self.inner.now(), "test")
             self.sent_at = self.inner.now()
 
 
@@ -135,7 +136,7 @@ def test_task_changes_are_picked_up_within_one_tick(tmp_path, calendar):
                 self.sent_at = now
             elif self.sent_at is not None and not self.stop_sent and now >= self.when + dt.timedelta(minutes=30):
                 with self.store.write() as con:
-                    tick_store.request_stop(con, now, "test")
+                    service_store.request_stop(con, now, "test")
                 self.stop_sent = True
 
     clock = StopTasksAt(make_clock(calendar, DAY, 0.0), store,

@@ -59,8 +59,8 @@ def test_task_round_trip_and_audit(store: Store):
                                   "rule": "close crosses_above sma(20)",
                                   "alert": {"frequency": "once_per_bar_close", "max_per_day": 3}})
         stored = task_store.insert_task(con, task, at(DAY, "09:00:00"), "test")
-        assert task_store.set_status(con, [stored.task_id], "running", at(DAY, "09:01:00"), "test") == 1
-        assert task_store.set_status(con, [stored.task_id], "running", at(DAY, "09:02:00"), "test") == 0
+        assert task_store.set_status(con, [stored.task_id], "running", at(DAY, "09:01:00"), "test") == [stored.task_id]
+        assert task_store.set_status(con, [stored.task_id], "running", at(DAY, "09:02:00"), "test") == []
     with store.read() as con:
         [loaded] = task_store.load_tasks(con, status="running")
         actions = [r[0] for r in con.execute("SELECT action FROM task_audit ORDER BY audit_id").fetchall()]

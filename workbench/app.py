@@ -20,7 +20,7 @@ from workbench.feeds.base import Feed
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.history import BarSource, SampleBars, SimulatedBars
 from workbench.instruments import load_universe
-from workbench.runner import ProgressHook, SessionSummary, run_session
+from workbench.runner import ProgressHook, RunInfo, SessionSummary, run_session
 from workbench.store import events as event_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
@@ -102,10 +102,13 @@ def prepare_demo_day(settings: Settings, calendar: TradingCalendar,
 
 
 def make_clock(calendar: TradingCalendar, trading_date: dt.date, speed: float | None) -> Clock:
-    """The real clock, or a simulated one that starts before the open of ``trading_date``."""
+    """The real clock, or a simulated one that starts a minute before the open of ``trading_date`` (the loop does
+    not tick the call auction, so a compressed day need not wait through it)."""
     if speed is None:
         return RealClock()
-    start = dt.datetime.combine(trading_date, dt.time(9, 15), tzinfo=TZ)
+    open_ = (calendar.session_bounds(trading_date).open if calendar.is_session(trading_date)
+             else dt.datetime.combine(trading_date, dt.time(9, 30), tzinfo=TZ))
+    start = open_ - dt.timedelta(minutes=1)
     return SimulatedClock(start, speed=speed)
 
 
@@ -115,8 +118,11 @@ def run_day(
     speed: float | None = None,
     progress: ProgressHook | None = None,
     log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    run: RunInfo | None = None,
 ) -> dict[str, Any]:
-    """Monitor one trading day against the configured feed and database; return the loop's summary."""
+    """Monitor one trading day against the configured feed and database; return the loop's summary.
+
+    ``run`` names the service run the loop reports to (the control plane's, or a schedule's)."""
     calendar = TradingCalendar(settings.extra_holidays)
     clock_for_today = RealClock()
     day = trading_date or clock_for_today.now().date()
@@ -129,16 +135,17 @@ def run_day(
     universe = universe_for(settings)
     ensure_instruments(store, universe)
     clock = make_clock(calendar, day, speed)
+    run = run or RunInfo(speed=speed)
     feed = make_feed(settings, universe, day, clock) if calendar.is_session(day) else None
     if feed is None:
-        return summary_dict(SessionSummary(trading_date=day, holiday=True))
+        return summary_dict(run_session(store, calendar, clock, None, universe, day, run=run))
     from workbench.notify.background import BackgroundDelivery
 
     channels = make_channels(settings)  # delivery runs beside the loop, on its own thread and the real clock
     delivery = BackgroundDelivery(make_dispatcher(settings, store, RealClock(), channels)) if channels else None
     with delivery or contextlib.nullcontext():
         summary = _run_session(settings, store, calendar, clock, feed, universe, day, speed, progress,
-                               sorted(channels))
+                               sorted(channels), run)
     out = summary_dict(summary)
     if delivery is not None:
         out["notifications_sent"] = delivery.stats.delivered
@@ -147,19 +154,26 @@ def run_day(
 
 def _run_session(settings: Settings, store: Store, calendar: TradingCalendar, clock: Clock, feed: Feed,
                  universe: pd.DataFrame, day: dt.date, speed: float | None, progress: ProgressHook | None,
-                 channels: list[str]) -> SessionSummary:
+                 channels: list[str], run: RunInfo) -> SessionSummary:
     return run_session(
         store, calendar, clock, feed, universe, day,
         interval=settings.poll_interval,
         record=settings.record_quotes,
-        flush_seconds=0.0 if speed is None else 0.25,
+        flush_seconds=_flush_seconds(speed),
         max_buffered=settings.max_buffered_ticks,
         progress=progress,
         late_after=settings.late_after,
         late_limit=settings.late_limit,
         channels=channels,
         dashboard_url=settings.dashboard_url,
+        run=run,
     )
+
+
+def _flush_seconds(speed: float | None) -> float:
+    """Write every tick (a stop command or a task change lands within one tick) unless the day runs as fast as the
+    work allows: then ticks share a connection for a quarter second of wall time."""
+    return 0.25 if speed == 0 else 0.0
 
 
 def summary_dict(summary: SessionSummary) -> dict[str, Any]:
@@ -216,9 +230,15 @@ def make_dispatcher(settings: Settings, store: Store, clock: Clock,
 
 
 def prune_events(settings: Settings, now: dt.datetime) -> dict[str, Any]:
-    """The retention job: delete events older than ``settings.event_retention_days``."""
+    """The retention job: delete events older than ``settings.event_retention_days`` and delivered (or failed)
+    notifications older than ``settings.notification_retention_days``."""
+    from workbench.store import outbox as outbox_store
+
     cutoff = now - dt.timedelta(days=settings.event_retention_days)
+    notes_cutoff = now - dt.timedelta(days=settings.notification_retention_days)
     with open_store(settings).write() as con:
         removed = event_store.prune(con, cutoff)
-    return {"removed": removed, "before": cutoff.isoformat()}
+        notes = outbox_store.prune(con, notes_cutoff)
+    return {"removed": removed, "before": cutoff.isoformat(), "notifications_removed": notes,
+            "notifications_before": notes_cutoff.isoformat()}
 

@@ -25,6 +25,8 @@ events_app = typer.Typer(help="The event log.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 rules_app = typer.Typer(help="The rule language: check a rule, backtest it over history.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+service_app = typer.Typer(help="The monitor service: start, stop, status.", no_args_is_help=True)
+app.add_typer(service_app, name="service")
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: WORKBENCH_DB_PATH)")]
 
@@ -43,16 +45,22 @@ def _settings(db: Path | None, **overrides: Any) -> Settings:
         raise validation_error_from(exc) from None
 
 
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_NOT_RUNNING = 0, 1, 2, 3, 4
+
+
 @contextmanager
-def _reported(exit_code: int = 2) -> Iterator[None]:
-    """A WorkbenchError becomes one ``error: field: problem`` line on stderr and an exit code, not a traceback."""
-    from workbench.errors import WorkbenchError
+def _reported(exit_code: int = EXIT_FAILED) -> Iterator[None]:
+    """A WorkbenchError becomes one ``error: field: problem`` line on stderr and an exit code scripts can rely on:
+    2 bad input, 3 no such task or run, ``exit_code`` (1) for anything else (a locked file, a failed start)."""
+    from workbench.errors import NotFound, ValidationError, WorkbenchError
 
     try:
         yield
     except WorkbenchError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exit_code) from None
+        code = EXIT_INVALID if isinstance(exc, ValidationError) else EXIT_NOT_FOUND if isinstance(exc, NotFound) \
+            else exit_code
+        raise typer.Exit(code) from None
 
 
 def _quiet_prefect() -> None:
@@ -83,7 +91,7 @@ def demo(
         day = _date_option("--date", date) or default_demo_date(calendar, RealClock().now().date())
     if not calendar.is_session(day):
         typer.echo(f"--date: {day} is not a trading day", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_INVALID)
     if not headless:
         typer.echo("the dashboard is not part of this version yet: running headless", err=True)
     with _reported(exit_code=1):
@@ -99,16 +107,29 @@ def demo(
 def monitor(
     date: Annotated[str | None, typer.Option("--date", help="trading day (default: today)")] = None,
     speed: Annotated[float | None, typer.Option(help="simulated clock N times faster (default: real clock)")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="the service run to report to (set by "
+                                                                "`workbench service start`)")] = None,
+    no_prefect: Annotated[bool, typer.Option("--no-prefect", help="run the loop directly, not as a Prefect flow "
+                                                                 "(what a local service run does)")] = False,
     db: DbOption = None,
 ) -> None:
-    """Run the monitor for one trading day with the configured feed; exits at once on a holiday."""
+    """Run the monitor for one trading day in the foreground; exits at once on a holiday (see also `service`)."""
     _quiet_prefect()
-    from flows.monitor import monitor_session
-
     with _reported():
         day = _date_option("--date", date)
+        if no_prefect:
+            import uuid
+
+            from workbench.app import run_day
+            from workbench.runner import RunInfo
+
+            run = RunInfo(run_id=run_id or uuid.uuid4().hex, mode="local", actor="cli", speed=speed)
+            typer.echo(json.dumps(run_day(_settings(db), trading_date=day, speed=speed, run=run), default=str))
+            return
+    from flows.monitor import monitor_session
+
     result = monitor_session(trading_date=day, speed=speed, db_path=None if db is None else str(db),
-                             show_progress=sys.stderr.isatty())
+                             show_progress=sys.stderr.isatty(), service_run_id=run_id)
     typer.echo(json.dumps(result, default=str))
 
 
@@ -184,74 +205,330 @@ def _date_option(name: str, value: str | None) -> dt.date | None:
         raise ValidationError(name, f"{value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
+def _service(db: Path | None, **overrides: Any) -> Any:
+    from workbench.service import Service
+
+    return Service(_settings(db, **overrides), actor="cli")
+
+
+def _filter(status: str | None, code: str | None, name: str | None, ids: str | None) -> Any:
+    from workbench.store.tasks import TaskFilter
+
+    return TaskFilter(status=status, codes=tuple(c for c in (code or "").split(",") if c.strip()), name=name,
+                      task_ids=tuple(_ids(ids)) if ids else ())
+
+
+def _ids(text: str | list[str]) -> list[int]:
+    from workbench.errors import ValidationError
+
+    parts = [p for chunk in ([text] if isinstance(text, str) else text) for p in chunk.split(",") if p.strip()]
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise ValidationError("task_id", f"expected task ids (numbers), got {' '.join(parts)!r}") from None
+
+
+StatusOption = Annotated[str | None, typer.Option("--status", help="running | stopped")]
+CodeOption = Annotated[str | None, typer.Option("--code", help="comma-separated stock codes")]
+NameOption = Annotated[str | None, typer.Option("--name", help="part of the task name")]
+IdsOption = Annotated[str | None, typer.Option("--ids", help="comma-separated task ids")]
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON output")]
+
+
 @tasks_app.command("list")
 def tasks_list(
+    status: StatusOption = None,
+    code: CodeOption = None,
+    name: NameOption = None,
     db: DbOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """List monitor tasks."""
+    """List monitor tasks with what the monitor did with them (last evaluated, last trigger, fires today)."""
     from rich.console import Console
     from rich.table import Table
 
-    from workbench.app import open_store
     from workbench.rules.parse import to_text
-    from workbench.store.tasks import load_tasks
+    from workbench.store.tasks import task_from_row
 
-    store = open_store(_settings(db))
-    with store.read() as con:
-        tasks = load_tasks(con)
+    with _reported():
+        frame = _service(db).list_tasks(_filter(status, code, name, None))
+    rows = frame.to_dict("records")
+    tasks = [task_from_row({k: r[k] for k in r if k not in ("last_evaluated", "last_trigger", "fires_today")})
+             for r in rows]
     if as_json:
-        typer.echo(json.dumps([t.model_dump(mode="json") for t in tasks]))
+        typer.echo(json.dumps([{**t.model_dump(mode="json"), "last_evaluated": _iso(r["last_evaluated"]),
+                                "last_trigger": _iso(r["last_trigger"]), "fires_today": int(r["fires_today"])}
+                               for t, r in zip(tasks, rows, strict=True)], ensure_ascii=False))
         return
-    table = Table("id", "name", "stock", "status", "entry", "tp", "sl", "rule")
-    for t in tasks:
+    table = Table("id", "name", "stock", "status", "entry", "tp", "sl", "rule", "last trigger", "today")
+    for t, r in zip(tasks, rows, strict=True):
         entry = "" if not t.has_entry_range else f"{t.entry_min or ''}..{t.entry_max or ''}"
         table.add_row(str(t.task_id), t.task_name, f"{t.stock_code} {t.stock_name}", t.status, entry,
                       "" if t.take_profit is None else f"{t.take_profit:.1%}",
                       "" if t.stop_loss is None else f"{t.stop_loss:.1%}",
-                      "" if t.rule is None else to_text(t.rule))
+                      "" if t.rule is None else to_text(t.rule),
+                      _iso(r["last_trigger"]) or "", str(int(r["fires_today"])))
     Console().print(table)
+
+
+def _iso(value: Any) -> str | None:
+    import pandas as pd
+
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
+
+
+def _task_spec(name: str | None, stock: str | None, entry_min: float | None, entry_max: float | None,
+               take_profit: float | None, stop_loss: float | None, rule: str | None,
+               frequency: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"task_name": name, "stock_code": stock, "entry_min": entry_min, "entry_max": entry_max,
+                            "take_profit": take_profit, "stop_loss": stop_loss, "rule": rule}
+    spec = {k: v for k, v in spec.items() if v is not None}
+    if frequency is not None:
+        spec["alert"] = {"frequency": frequency}
+    return spec
+
+
+EntryMin = Annotated[float | None, typer.Option(help="entry range low (yuan)")]
+EntryMax = Annotated[float | None, typer.Option(help="entry range high (yuan)")]
+TakeProfit = Annotated[float | None, typer.Option(help="ratio, 0.05 = +5%")]
+StopLoss = Annotated[float | None, typer.Option(help="ratio, 0.03 = -3%")]
+RuleOption = Annotated[str | None, typer.Option(help='rule text, e.g. "close crosses_above sma(20)"')]
+FrequencyOption = Annotated[str | None, typer.Option(help="once | once_per_bar | once_per_bar_close | "
+                                                          "once_per_minute")]
 
 
 @tasks_app.command("add")
 def tasks_add(
     stock: Annotated[str, typer.Argument(help="stock code, e.g. 600000 or sh600000")],
     name: Annotated[str, typer.Option(help="task name")],
-    entry_min: Annotated[float | None, typer.Option()] = None,
-    entry_max: Annotated[float | None, typer.Option()] = None,
-    take_profit: Annotated[float | None, typer.Option(help="ratio, 0.05 = +5%")] = None,
-    stop_loss: Annotated[float | None, typer.Option(help="ratio, 0.03 = -3%")] = None,
-    rule: Annotated[str | None, typer.Option(help='rule text, e.g. "close crosses_above sma(20)"')] = None,
-    frequency: Annotated[str | None, typer.Option(help="once | once_per_bar | once_per_bar_close | once_per_minute")]
-    = None,
+    entry_min: EntryMin = None,
+    entry_max: EntryMax = None,
+    take_profit: TakeProfit = None,
+    stop_loss: StopLoss = None,
+    rule: RuleOption = None,
+    frequency: FrequencyOption = None,
     start: Annotated[bool, typer.Option(help="start it at once")] = False,
     db: DbOption = None,
 ) -> None:
     """Create a monitor task; a bad field is reported by name and nothing is written."""
-    from workbench.app import ensure_instruments, open_store, universe_for
-    from workbench.calendar import RealClock
-    from workbench.models import MonitorTask
-    from workbench.store.tasks import insert_task
+    from workbench.app import ensure_instruments, universe_for
 
-    spec: dict[str, Any] = {"task_name": name, "stock_code": stock, "entry_min": entry_min, "entry_max": entry_max,
-                            "take_profit": take_profit, "stop_loss": stop_loss,
-                            "status": "running" if start else "stopped"}
-    if rule is not None:
-        spec["rule"] = rule
-    if frequency is not None:
-        spec["alert"] = {"frequency": frequency}
     with _reported():
-        task = MonitorTask.parse(spec)
+        spec = _task_spec(name, stock, entry_min, entry_max, take_profit, stop_loss, rule, frequency)
+        service = _service(db)
+        ensure_instruments(service.store, universe_for(service.settings))
+        stored = service.create_task(spec, start=start)
+    typer.echo(json.dumps(stored.model_dump(mode="json"), ensure_ascii=False))
+
+
+@tasks_app.command("edit")
+def tasks_edit(
+    task_id: Annotated[int, typer.Argument(help="task id")],
+    name: Annotated[str | None, typer.Option(help="task name")] = None,
+    stock: Annotated[str | None, typer.Option(help="stock code")] = None,
+    entry_min: EntryMin = None,
+    entry_max: EntryMax = None,
+    take_profit: TakeProfit = None,
+    stop_loss: StopLoss = None,
+    rule: RuleOption = None,
+    frequency: FrequencyOption = None,
+    clear: Annotated[list[str] | None, typer.Option(help="unset a field: entry_min, entry_max, take_profit, "
+                                                        "stop_loss, rule (repeatable)")] = None,
+    restart: Annotated[bool, typer.Option(help="start it again when it was running")] = False,
+    db: DbOption = None,
+) -> None:
+    """Change a task. A running task is stopped first and stays stopped unless --restart; bad values change
+    nothing."""
+    from workbench.errors import ValidationError
+
+    with _reported():
+        changes = _task_spec(name, stock, entry_min, entry_max, take_profit, stop_loss, rule, frequency)
+        for field in clear or []:
+            if field not in ("entry_min", "entry_max", "take_profit", "stop_loss", "rule"):
+                raise ValidationError("clear", f"{field!r} cannot be cleared")
+            changes[field] = None
+        if not changes:
+            raise ValidationError("changes", "nothing to change: give at least one option")
+        stored = _service(db).update_task(task_id, changes, restart=restart)
+    typer.echo(json.dumps(stored.model_dump(mode="json"), ensure_ascii=False))
+
+
+@tasks_app.command("rm")
+def tasks_rm(
+    task_id: Annotated[int, typer.Argument(help="task id")],
+    db: DbOption = None,
+) -> None:
+    """Delete a task (stopped first when running); its triggers and notifications stay in the history."""
+    with _reported():
+        task = _service(db).delete_task(task_id)
+    typer.echo(json.dumps({"deleted": task.task_id, "task_name": task.task_name}, ensure_ascii=False))
+
+
+@tasks_app.command("start")
+def tasks_start(
+    task_ids: Annotated[list[str], typer.Argument(help="task ids")],
+    db: DbOption = None,
+) -> None:
+    """Start tasks (all or none: an unknown id changes nothing); the monitor picks them up within one tick."""
+    with _reported():
+        changed = _service(db).start_tasks(_ids(task_ids))
+    typer.echo(json.dumps({"action": "start", "changed": changed}))
+
+
+@tasks_app.command("stop")
+def tasks_stop(
+    task_ids: Annotated[list[str], typer.Argument(help="task ids")],
+    db: DbOption = None,
+) -> None:
+    """Stop tasks (all or none)."""
+    with _reported():
+        changed = _service(db).stop_tasks(_ids(task_ids))
+    typer.echo(json.dumps({"action": "stop", "changed": changed}))
+
+
+@tasks_app.command("start-all")
+def tasks_start_all(
+    code: CodeOption = None,
+    name: NameOption = None,
+    ids: IdsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Start every task the filter matches (all tasks without one), in one transaction."""
+    with _reported():
+        result = _service(db).start_all(_filter(None, code, name, ids))
+    typer.echo(json.dumps(result.to_json()))
+
+
+@tasks_app.command("pause-all")
+def tasks_pause_all(
+    code: CodeOption = None,
+    name: NameOption = None,
+    ids: IdsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Stop every task the filter matches (all tasks without one), in one transaction."""
+    with _reported():
+        result = _service(db).pause_all(_filter(None, code, name, ids))
+    typer.echo(json.dumps(result.to_json()))
+
+
+@tasks_app.command("audit")
+def tasks_audit(
+    task: Annotated[int | None, typer.Option(help="only this task's entries")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """The audit log of commands, newest first: who, when, what, result."""
+    from rich.console import Console
+    from rich.table import Table
+
+    with _reported():
+        frame = _service(db).audit_log(limit, task)
+    rows = [{**r, "ts": _iso(r["ts"]), "task_id": None if _iso_missing(r["task_id"]) else int(r["task_id"]),
+             "detail": None if _iso_missing(r["detail"]) else json.loads(r["detail"])} for r in frame.to_dict("records")]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, default=str))
+        return
+    table = Table("id", "time", "actor", "action", "task", "result", "error")
+    for r in rows:
+        table.add_row(str(r["audit_id"]), r["ts"] or "", r["actor"], r["action"],
+                      "" if r["task_id"] is None else str(r["task_id"]), r["result"], r["error"] or "")
+    Console().print(table)
+
+
+def _iso_missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))
+
+
+@service_app.command("start")
+def service_start(
+    date: Annotated[str | None, typer.Option("--date", help="trading day (default: today)")] = None,
+    speed: Annotated[float | None, typer.Option(help="simulated clock N times faster (default: real clock)")] = None,
+    mode: Annotated[str | None, typer.Option(help="auto | prefect | local (default: WORKBENCH_SERVICE_MODE)")]
+    = None,
+    wait: Annotated[float | None, typer.Option(help="seconds to wait for the loop to report")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Start the monitor service (the Prefect deployment when `workbench serve` runs, else a local process).
+    Idempotent: a running service is left as it is."""
+    _quiet_prefect()
+    from rich.console import Console
+
+    with _reported():
+        day = _date_option("--date", date)
+        service = _service(db)
+        with Console(stderr=True).status("starting the monitor ..."):
+            run = service.start_service(trading_date=day, speed=speed, wait=wait, mode=mode)
+    _print_run(run, as_json)
+    if run.state in ("failed", "cancelled"):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@service_app.command("stop")
+def service_stop(
+    timeout: Annotated[float | None, typer.Option(help="seconds to wait before cancelling the run")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Stop the monitor service within one tick (cancel it if it does not answer). Idempotent."""
+    _quiet_prefect()
+    with _reported():
+        run = _service(db).stop_service(timeout=timeout)
+    if run is None:
+        typer.echo(json.dumps({"state": "not running"}) if as_json else "the monitor is not running")
+        return
+    _print_run(run, as_json)
+
+
+def _print_run(run: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(run.to_json(), default=str))
+        return
+    where = f"flow run {run.flow_run_id}" if run.flow_run_id else f"process {run.pid}" if run.pid else run.mode
+    typer.echo(f"monitor run {run.run_id}: {run.state} ({run.mode}, {where})")
+
+
+@service_app.command("status")
+def service_status(
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Service state, run, last tick and lag, ticks today, feed and database health, calendar validity.
+    Exit code 0 running and healthy, 1 unhealthy or failed, 4 not running."""
+    _quiet_prefect()
+    from rich.console import Console
+    from rich.table import Table
+
+    with _reported():
+        status = _service(db).status()
+    if as_json:
+        typer.echo(json.dumps(status, default=str, ensure_ascii=False))
+    else:
+        table = Table("", "", show_header=False)
+        for key, value in status.items():
+            table.add_row(key, json.dumps(value, default=str, ensure_ascii=False) if isinstance(value, dict | list)
+                          else str(value))
+        Console().print(table)
+    if not status["healthy"]:
+        raise typer.Exit(EXIT_FAILED)
+    if status["state"] not in ("starting", "running", "stopping"):
+        raise typer.Exit(EXIT_NOT_RUNNING)
+
+
+@app.command()
+def serve(db: DbOption = None) -> None:
+    """Serve the Prefect deployments (monitor before the open, backfill and indicators after the close, retention
+    at night) until Ctrl-C; start `prefect server start` first to see them in the UI at http://127.0.0.1:4200."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.deploy import serve_deployments
+
+    with _reported():
         settings = _settings(db)
-        store = open_store(settings)
-        ensure_instruments(store, universe_for(settings))
-        with store.write() as con:
-            stored = insert_task(con, task, RealClock().now(), "cli")
-    typer.echo(json.dumps(stored.model_dump(mode="json")))
-
-
-if __name__ == "__main__":
-    app()
+    serve_deployments(settings)
 
 
 @rules_app.command("check")
@@ -420,3 +697,7 @@ def notifications(
                       "" if r.read_at is None or str(r.read_at) == "NaT" else "yes")
     Console().print(table)
     typer.echo(f"page {page} of {max(1, -(-total // page_size))} ({total} notifications)")
+
+
+if __name__ == "__main__":
+    app()

@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(default=20, ge=1, description="attempts before an alert is marked failed")
     event_retention_days: int = Field(default=30, ge=1, description="days of events the retention job keeps")
     max_buffered_ticks: int = Field(default=2000, ge=1, description="ticks kept in memory while the file is locked")
+    # Control plane.
+    service_mode: Literal["auto", "prefect", "local"] = Field(
+        default="auto", description="how `service start` runs the monitor: through the Prefect deployment (auto: "
+        "when a Prefect server is configured and serves it) or as a local process")
+    monitor_deployment: str = Field(default="monitor_session/monitor",
+                                    description="the Prefect deployment `service start` runs")
+    service_start_wait: float = Field(default=90.0, ge=0, description="seconds `service start` waits for the loop")
+    service_stop_timeout: float = Field(default=30.0, gt=0,
+                                        description="seconds `service stop` waits for the loop before cancelling")
+    notification_retention_days: int = Field(default=180, ge=1,
+                                             description="days of delivered notifications the retention job keeps")
     # Network (real feeds and kline sources).
     eastmoney_kline_url: str = Field(default="https://push2his.eastmoney.com/api/qt/stock/kline/get",
                                      description="Eastmoney kline endpoint (point it at a recording to replay)")

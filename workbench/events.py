@@ -138,6 +138,7 @@ class ServiceStarted(Event):
     trading_date: dt.date
     resumed_after: dt.datetime | None = None
     flow_run_id: str | None = None
+    run_id: str | None = None
 
     @property
     def dedupe_key(self) -> str | None:
@@ -148,6 +149,21 @@ class ServiceStarted(Event):
 class ServiceStopped(ServiceStarted):
     event_type: ClassVar[str] = "service.stopped"
     reason: str = ""
+
+
+class ServiceUnhealthy(Event):
+    """The monitor is running but something is wrong: it falls behind, the database stays locked, the feed is
+    stale, the calendar ran out, or it stopped reporting. ``problems`` says what, in words."""
+
+    event_type: ClassVar[str] = "service.unhealthy"
+    run_id: str
+    problems: list[str]
+
+
+class ServiceHealthy(ServiceUnhealthy):
+    """The problems of the last ``service.unhealthy`` are gone."""
+
+    event_type: ClassVar[str] = "service.healthy"
 
 
 class FeedStale(Event):
@@ -185,8 +201,8 @@ class Heartbeat(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_type: cls for cls in (JobProgress, JobCompleted, StockIndicatorsCompleted, TriggerFired, TaskStarted,
-                                    TaskStopped, ServiceStarted, ServiceStopped, FeedStale, FeedRecovered,
-                                    CalendarWarning, Heartbeat)
+                                    TaskStopped, ServiceStarted, ServiceStopped, ServiceUnhealthy, ServiceHealthy,
+                                    FeedStale, FeedRecovered, CalendarWarning, Heartbeat)
 }
 
 

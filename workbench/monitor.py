@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -169,6 +169,12 @@ class TickResult:
     stopped_tasks: list[int] = field(default_factory=list)
     suppressed: int = 0
     events: list[Event] = field(default_factory=list)  # written with the tick (heartbeats)
+    lag_seconds: float | None = None  # how far behind the clock the tick was done (set by the loop)
+
+
+def _definition(task: MonitorTask) -> dict[str, Any]:
+    """What a task asks for, without its status and times: an edit changes it, a start or stop does not."""
+    return task.model_dump(exclude={"status", "created_at", "updated_at"})
 
 
 class Monitor:
@@ -238,7 +244,8 @@ class Monitor:
         book = RuleBook(specs_for(running, self.index), self._programs)
         if stored_state is not None:
             book.load_state(stored_state, self.trading_date)
-        book.carry_from(self.book)
+        book.carry_from(self.book, [t.task_id for t in running if t.task_id in self.tasks
+                                    and _definition(t) != _definition(self.tasks[t.task_id])])
         self.market.require(needs_of(book.programs()))
         self.book = book
         self.tasks = {t.task_id: t for t in running if t.task_id is not None}

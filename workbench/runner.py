@@ -6,9 +6,12 @@ It owns only the loop. The work of a tick is :meth:`workbench.monitor.Monitor.ti
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import os
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,13 +21,15 @@ import numpy as np
 import pandas as pd
 
 from workbench.calendar import TradingCalendar
-from workbench.errors import StoreBusy
-from workbench.events import Heartbeat, ServiceStarted, ServiceStopped
+from workbench.errors import OperationalError, StoreBusy
+from workbench.events import Event, Heartbeat, ServiceHealthy, ServiceStarted, ServiceStopped, ServiceUnhealthy
 from workbench.feeds.base import Feed
+from workbench.health import loop_problems
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor, RecordMode, TickResult
 from workbench.store import events as event_store
 from workbench.store import history as history_store
+from workbench.store import service as service_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
 from workbench.store.tasks import load_tasks, tasks_version
@@ -49,6 +54,88 @@ class SessionSummary:
     missed: int = 0
     suppressed: int = 0
     orders: int = 0
+    run_id: str = ""
+
+
+@dataclass
+class RunInfo:
+    """Who runs this loop: the service run row it reports to (the starter's, or a new one for a schedule)."""
+
+    run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    mode: str = "inline"
+    actor: str = "schedule"
+    flow_run_id: str | None = None
+    speed: float | None = None
+
+
+class StopRequested(Exception):  # noqa: N818 - a signal, not an error
+    """A stop command arrived while the loop waited (before the open, over lunch)."""
+
+    def __init__(self, command_id: int) -> None:
+        super().__init__(command_id)
+        self.command_id = command_id
+
+
+class RunReporter:
+    """The loop's health report at every flush, and a system event when it turns unhealthy or healthy again."""
+
+    def __init__(self, run: RunInfo, store: Store, feed: Feed, interval: float, calendar_warning: str | None,
+                 clock: Any) -> None:
+        self.run = run
+        self.clock = clock
+        self.feed_stale = False  # set by the stale-feed detector
+        self.store = store
+        self.feed = feed
+        self.interval = interval
+        self.calendar_warning = calendar_warning
+        self.last: TickResult | None = None
+        self.ticks = 0
+        self.problems: dict[str, str] = {}
+
+    def observe(self, result: TickResult, ticks: int) -> None:
+        self.last, self.ticks = result, ticks
+
+    def health(self, buffered: int, busy: int) -> dict[str, Any]:
+        last = self.last
+        stats = self.store.stats
+        return {
+            "last_tick": None if last is None else last.ts.isoformat(),
+            "tick_lag_seconds": None if last is None else last.lag_seconds,
+            "ticks": self.ticks,
+            "tasks_evaluated": None if last is None else last.tasks_evaluated,
+            "buffered_ticks": buffered,
+            "busy_flushes": busy,
+            "lock_retries": stats.lock_retries,
+            "lock_wait_seconds": round(stats.lock_wait_seconds, 3),
+            "feed": {**feed_health(self.feed, self.clock.now()), "stale": self.feed_stale},
+            "calendar_warning": self.calendar_warning,
+            "poll_interval": self.interval,
+            "speed": self.run.speed,
+        }
+
+    def __call__(self, con: Any, buffered: int, busy: int) -> None:
+        health = self.health(buffered, busy)
+        now = dt.datetime.now(dt.UTC)
+        service_store.report(con, self.run.run_id, health, now)
+        problems = loop_problems(health, self.interval)
+        if problems.keys() != self.problems.keys():  # a change of kind, not of the numbers in the words
+            stamp = self.last.ts if self.last is not None else now
+            kind = ServiceUnhealthy if problems else ServiceHealthy
+            words = list((problems or self.problems).values())
+            event: Event = kind(timestamp=stamp, run_id=self.run.run_id, problems=words)
+            event_store.append(con, [event], now)
+            self.problems = problems
+
+
+def feed_health(feed: Feed, now: dt.datetime) -> dict[str, Any]:
+    """The feed's health as JSON-ready values (feeds without a health report give their name only)."""
+    health = getattr(feed, "health", None)
+    out: dict[str, Any] = {"name": getattr(feed, "name", type(feed).__name__)}
+    if health is None:
+        return out
+    values = health.as_dict(now)
+    out.update({k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in values.items()})
+    return out
 
 
 @dataclass
@@ -68,8 +155,11 @@ class TickWriter:
     ``max_buffered``; past that the loop waits for the store rather than drop a tick) and flush later.
     """
 
-    def __init__(self, store: Store, max_buffered: int = 2000, flush_seconds: float = 0.0) -> None:
+    def __init__(self, store: Store, max_buffered: int = 2000, flush_seconds: float = 0.0,
+                 run_id: str | None = None, reporter: RunReporter | None = None) -> None:
         self.store = store
+        self.run_id = run_id
+        self.reporter = reporter
         self.max_buffered = max_buffered
         self.flush_seconds = flush_seconds
         self.pending: deque[TickResult] = deque()
@@ -109,7 +199,10 @@ class TickWriter:
                     raise
                 self.pending.popleft()
                 self.counts.add(counts)
-            control = Control(version=tasks_version(con), stop_command=tick_store.pending_stop(con))
+            if self.reporter is not None:
+                self.reporter(con, len(self.pending), self.busy)
+            control = Control(version=tasks_version(con),
+                              stop_command=service_store.pending_stop(con, self.run_id))
             if control.version != known_version:
                 control.tasks = load_tasks(con)
         self._last_flush = time.monotonic()
@@ -132,7 +225,7 @@ def run_session(
     store: Store,
     calendar: TradingCalendar,
     clock: Any,
-    feed: Feed,
+    feed: Feed | None,
     universe: pd.DataFrame,
     trading_date: dt.date,
     interval: float = 3.0,
@@ -146,6 +239,7 @@ def run_session(
     heartbeat_every: float = 60.0,
     channels: Sequence[str] = (),
     dashboard_url: str = "http://127.0.0.1:5006",
+    run: RunInfo | None = None,
 ) -> SessionSummary:
     """Run the monitor over one trading day (or what is left of it) and return what it did.
 
@@ -153,53 +247,99 @@ def run_session(
     database resumes after the last committed tick: it replays the earlier snapshots into bars and indicator series
     only, and reloads rule state from the store. Snapshot times that passed while the loop was down are replayed
     from the feed's history when it has one (triggers marked late, dropped past ``late_limit``), else skipped.
-    The stop command (a row in ``service_commands``) is honoured at the next flush, i.e. within one tick
-    in real time.
+    The loop reports to its service run (``run``; a new inline run when None) at every flush. A stop command
+    (a row in ``service_commands``) is honoured at the next flush, and while waiting for the open or over lunch
+    within one poll interval.
     """
-    summary = SessionSummary(trading_date=trading_date)
+    run = run or RunInfo()
+    summary = SessionSummary(trading_date=trading_date, run_id=run.run_id)
+    _begin_run(store, run, trading_date)
     if not calendar.is_session(trading_date):
         summary.holiday = True
         log.info("%s is not a trading day: nothing to do", trading_date)
+        _end_run(store, run, "completed", "not a trading day")
         return summary
+    if feed is None:
+        raise OperationalError(f"{trading_date} is a trading day: the loop needs a feed")
+    reporter = RunReporter(run, store, feed, interval, calendar.calendar_warning(trading_date), clock)
+    writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds, run_id=run.run_id,
+                        reporter=reporter)
+    try:
+        _run_day(store, calendar, clock, feed, universe, trading_date, summary, writer, reporter,
+                 _Options(interval, record, progress, progress_every, late_after, late_limit, heartbeat_every,
+                          tuple(channels), dashboard_url))
+    except BaseException as exc:
+        _end_run(store, run, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    _end_run(store, run, "stopped" if summary.stopped else "completed",
+             "stop command" if summary.stopped else "session closed")
+    return summary
+
+
+@dataclass(frozen=True)
+class _Options:
+    interval: float
+    record: RecordMode
+    progress: ProgressHook | None
+    progress_every: int
+    late_after: float
+    late_limit: float
+    heartbeat_every: float
+    channels: tuple[str, ...]
+    dashboard_url: str
+
+
+def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, universe: pd.DataFrame,
+             trading_date: dt.date, summary: SessionSummary, writer: TickWriter, reporter: RunReporter,
+             opts: _Options) -> None:
     bounds = calendar.session_bounds(trading_date)
-    monitor = Monitor(calendar, trading_date, universe, record=record, late_after=late_after, late_limit=late_limit,
-                      channels=channels, dashboard_url=dashboard_url)
-    writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds)
+    monitor = Monitor(calendar, trading_date, universe, record=opts.record, late_after=opts.late_after,
+                      late_limit=opts.late_limit, channels=opts.channels, dashboard_url=opts.dashboard_url)
     version, resume_after = _prepare(store, monitor, trading_date, bounds.open)
     summary.resumed_after = resume_after
     started = clock.now()
     finished = resume_after is not None and resume_after >= bounds.close  # a rerun of a finished day: no service
     event_store.publish(store, [] if finished else [
-        ServiceStarted(timestamp=started, trading_date=trading_date, resumed_after=resume_after)])
+        ServiceStarted(timestamp=started, trading_date=trading_date, resumed_after=resume_after,
+                       flow_run_id=reporter.run.flow_run_id, run_id=reporter.run.run_id)])
 
+    def stopped(ts: dt.datetime, command_id: int) -> None:
+        _stop(store, writer, command_id, summary)
+        event_store.publish(store, [ServiceStopped(timestamp=ts, trading_date=trading_date, resumed_after=resume_after,
+                                                   run_id=reporter.run.run_id, reason="stop command")])
+
+    waiter = _Waiter(store, clock, opts.interval, writer.run_id)
     segments = ((bounds.open, bounds.break_start), (bounds.break_end, bounds.close))
-    total = sum(1 for start, end in segments for _ in session_grid(start, end, interval))
+    total = sum(1 for start, end in segments for _ in session_grid(start, end, opts.interval))
     for start, end in segments:
-        for ts in session_grid(start, end, interval):
-            if resume_after is not None and ts <= resume_after:
-                _replay(monitor, feed, clock, ts)
-                summary.replayed += 1
-                continue
-            result = _tick_at(monitor, feed, clock, ts, started, interval)
+        for ts in session_grid(start, end, opts.interval):
+            try:
+                if resume_after is not None and ts <= resume_after:
+                    _replay(monitor, feed, waiter, ts)
+                    summary.replayed += 1
+                    continue
+                result = _tick_at(monitor, feed, waiter, ts, started, opts.interval)
+            except StopRequested as stop:
+                stopped(clock.now(), stop.command_id)
+                return
             if result is None:
                 summary.missed += 1
                 continue
-            _heartbeat(result, summary.snapshots, bounds.open, heartbeat_every, clock)
+            result.lag_seconds = round((clock.now() - ts).total_seconds(), 3)
+            _heartbeat(result, summary.snapshots, bounds.open, opts.heartbeat_every, clock)
             writer.submit(result)
             summary.snapshots += 1
             summary.suppressed += result.suppressed
+            reporter.observe(result, summary.snapshots)
             if writer.due():
                 control = writer.flush(version)
                 if control is not None:
                     version = _apply_control(monitor, control, version)
                     if control.stop_command is not None:
-                        _stop(store, writer, control.stop_command, summary)
-                        event_store.publish(store, [ServiceStopped(timestamp=ts, trading_date=trading_date,
-                                                                   resumed_after=resume_after,
-                                                                   reason="stop command")])
-                        return summary
-            if progress is not None and summary.snapshots % progress_every == 0:
-                progress(summary, ts, (summary.snapshots + summary.replayed) / total)
+                        stopped(ts, control.stop_command)
+                        return
+            if opts.progress is not None and summary.snapshots % opts.progress_every == 0:
+                opts.progress(summary, ts, (summary.snapshots + summary.replayed) / total)
         tail = monitor.close_due(end)
         if tail is not None:
             writer.submit(tail)
@@ -207,8 +347,52 @@ def run_session(
     _finish(writer, summary)
     event_store.publish(store, [] if finished else [
         ServiceStopped(timestamp=bounds.close, trading_date=trading_date, resumed_after=resume_after,
-                       reason="session closed")])
-    return summary
+                       run_id=reporter.run.run_id, reason="session closed")])
+
+
+def _begin_run(store: Store, run: RunInfo, trading_date: dt.date) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with store.write() as con:
+        service_store.begin_run(con, service_store.ServiceRun(
+            run_id=run.run_id, mode=run.mode, state="running", actor=run.actor, requested_at=now,
+            flow_run_id=run.flow_run_id, pid=os.getpid(), trading_date=trading_date, speed=run.speed,
+            started_at=now, last_seen=now))
+
+
+def _end_run(store: Store, run: RunInfo, state: str, detail: str) -> None:
+    with store.write() as con:
+        service_store.end_run(con, run.run_id, state, dt.datetime.now(dt.UTC), detail)
+
+
+class _Waiter:
+    """Sleeps until a tick's time; a long wait (before the open, over lunch) looks for a stop command every poll
+    interval, so a stop is honoured within one tick even while nothing trades."""
+
+    def __init__(self, store: Store, clock: Any, interval: float, run_id: str | None) -> None:
+        self.store, self.clock, self.interval, self.run_id = store, clock, interval, run_id
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    CHECK_EVERY = 0.2  # wall seconds: a compressed clock crosses lunch in a moment and need not look each step
+
+    def until(self, ts: dt.datetime) -> None:
+        wait = (ts - self.clock.now()).total_seconds()
+        checked = time.monotonic()
+        while wait > self.interval:
+            self.clock.sleep(self.interval)
+            if time.monotonic() - checked >= self.CHECK_EVERY:
+                self._check()
+                checked = time.monotonic()
+            wait = (ts - self.clock.now()).total_seconds()
+        if wait > 0:
+            self.clock.sleep(wait)
+
+    def _check(self) -> None:
+        with self.store.read() as con:
+            command = service_store.pending_stop(con, self.run_id)
+        if command is not None:
+            raise StopRequested(command)
 
 
 def _heartbeat(result: TickResult, snapshots: int, open_: dt.datetime, every: float, clock: Any) -> None:
@@ -242,7 +426,7 @@ def _warm_bars(con: Any, monitor: Monitor, before: dt.datetime) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if any(len(f) for f in frames) else frames[0]
 
 
-def _tick_at(monitor: Monitor, feed: Feed, clock: Any, ts: dt.datetime, started: dt.datetime,
+def _tick_at(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime, started: dt.datetime,
              interval: float) -> TickResult | None:
     """The tick at grid time ``ts``. A time that had passed when the loop (re)started comes from the feed's history
     (its triggers late); without history, one more than an interval old is missed rather than stamped with a
@@ -253,11 +437,11 @@ def _tick_at(monitor: Monitor, feed: Feed, clock: Any, ts: dt.datetime, started:
             return monitor.tick(history(ts), ts, as_of=started)
         if (started - ts).total_seconds() > interval:
             return None
-    _sleep_until(clock, ts)
+    waiter.until(ts)
     return monitor.tick(feed.snapshot(), ts)
 
 
-def _replay(monitor: Monitor, feed: Feed, clock: Any, ts: dt.datetime) -> None:
+def _replay(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime) -> None:
     """Rebuild bars and indicator series from a snapshot that was already committed, without evaluating rules.
 
     A feed with history answers for ``ts`` itself; a live feed can only be read at its time.
@@ -266,14 +450,8 @@ def _replay(monitor: Monitor, feed: Feed, clock: Any, ts: dt.datetime) -> None:
     if history is not None:
         monitor.replay(history(ts), ts)
         return
-    _sleep_until(clock, ts)
+    waiter.until(ts)
     monitor.replay(feed.snapshot(), ts)
-
-
-def _sleep_until(clock: Any, ts: dt.datetime) -> None:
-    wait = (ts - clock.now()).total_seconds()
-    if wait > 0:
-        clock.sleep(wait)
 
 
 def _apply_control(monitor: Monitor, control: Control, version: tuple[int, Any] | None) -> tuple[int, Any] | None:
@@ -286,7 +464,7 @@ def _apply_control(monitor: Monitor, control: Control, version: tuple[int, Any] 
 def _stop(store: Store, writer: TickWriter, command_id: int, summary: SessionSummary) -> None:
     writer.flush(None, force=True)
     with store.write() as con:
-        tick_store.consume_command(con, command_id, dt.datetime.now(dt.UTC))
+        service_store.consume_command(con, command_id, dt.datetime.now(dt.UTC))
     summary.stopped = True
     _finish(writer, summary)
     log.info("stopped by command %d", command_id)

@@ -267,12 +267,14 @@ class RuleBook:
             if len(values) == group.state.shape[1]:
                 group.state[self._pos_in_group[row]] = [np.nan if v is None else v for v in values]
 
-    def carry_from(self, old: RuleBook) -> None:
-        """Keep the in-memory state of rows that stay when the running tasks change."""
+    def carry_from(self, old: RuleBook, changed: Sequence[int] = ()) -> None:
+        """Keep the in-memory state of rows that stay when the running tasks change; ``changed`` tasks (edited
+        while the loop ran) start afresh."""
         if len(old) == 0 or len(self) == 0:
             return
         old_keys = pd.MultiIndex.from_arrays([old.task_id, old.names])
         at = old_keys.get_indexer(pd.MultiIndex.from_arrays([self.task_id, self.names]))
+        at[np.isin(self.task_id, np.asarray(changed, dtype=np.int64))] = -1
         keep = np.flatnonzero(at >= 0)
         src = at[keep]
         for name in ("armed", "active", "last_value", "last_check", "last_fire", "last_bucket", "fires", "done",

@@ -119,3 +119,10 @@ def mark_read(con: duckdb.DuckDBPyConnection, ids: Sequence[int] | None, now: dt
         sql += " AND list_contains(?, notification_id)"
         params.append(list(ids))
     return len(con.execute(sql + " RETURNING notification_id", params).fetchall())
+
+
+def prune(con: duckdb.DuckDBPyConnection, before: dt.datetime) -> int:
+    """Delete delivered or failed notifications created before ``before``; pending ones are never pruned."""
+    rows = con.execute("DELETE FROM notifications WHERE created_at < ? AND status IN ('delivered', 'failed') "
+                       "RETURNING notification_id", [before]).fetchall()
+    return len(rows)

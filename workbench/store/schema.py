@@ -256,4 +256,31 @@ ALTER TABLE notifications ADD COLUMN payload JSON;                        -- the
 UPDATE notifications SET status = 'delivered', attempts = 0, late = false WHERE status IS NULL;
 """,
     ),
+    (
+        8,
+        "control plane: service runs (who started the monitor, where it runs, its last health report), "
+        "commands addressed to a run, and each tick's lag behind the clock",
+        """
+-- One row per start of the monitor service: requested by a command or a schedule, reported on by the loop.
+CREATE TABLE service_runs (
+    run_id VARCHAR PRIMARY KEY,
+    mode VARCHAR NOT NULL,             -- prefect (a deployment's flow run) | local (a process of ours) | inline
+    flow_run_id VARCHAR,
+    pid INTEGER,
+    trading_date DATE,
+    speed DOUBLE,                      -- simulated-clock speed; NULL on the real clock
+    actor VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,            -- starting | running | stopping | stopped | completed | failed | cancelled
+    requested_at TIMESTAMPTZ NOT NULL,
+    started_at TIMESTAMPTZ,
+    ended_at TIMESTAMPTZ,
+    last_seen TIMESTAMPTZ,             -- wall time of the loop's last report
+    health JSON,                       -- the loop's last report: tick, lag, feed, store, calendar
+    detail VARCHAR
+);
+ALTER TABLE service_commands ADD COLUMN run_id VARCHAR;    -- the run a command is for (NULL: whichever runs)
+ALTER TABLE service_commands ADD COLUMN result VARCHAR;    -- honoured | superseded
+ALTER TABLE monitor_ticks ADD COLUMN lag_seconds DOUBLE;   -- clock seconds the loop was behind the tick's time
+""",
+    ),
 ]

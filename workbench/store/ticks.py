@@ -40,9 +40,10 @@ def write_tick(con: duckdb.DuckDBPyConnection, result: TickResult, written_at: d
     """Write one tick's results; the caller owns the transaction."""
     counts = WriteCounts()
     new_tick = con.execute(
-        "INSERT INTO monitor_ticks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING ts",
+        "INSERT INTO monitor_ticks (ts, trading_date, snapshot_rows, tasks_evaluated, triggers, written_at, "
+        "lag_seconds) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING ts",
         [result.ts, result.trading_date, result.snapshot_rows, result.tasks_evaluated, len(result.triggers),
-         written_at],
+         written_at, result.lag_seconds],
     ).fetchall()
     counts.bars = write_bars(con, result.bars)
     if not new_tick:
@@ -146,22 +147,6 @@ def last_tick(con: duckdb.DuckDBPyConnection, trading_date: dt.date) -> dt.datet
 
 def load_rule_state(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(f"SELECT {', '.join(STATE_COLUMNS)} FROM rule_state").fetchdf()
-
-
-def pending_stop(con: duckdb.DuckDBPyConnection) -> int | None:
-    """The id of an unconsumed stop command, if any."""
-    row = con.execute(
-        "SELECT min(command_id) FROM service_commands WHERE command = 'stop' AND consumed_at IS NULL"
-    ).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def request_stop(con: duckdb.DuckDBPyConnection, now: dt.datetime, actor: str) -> None:
-    con.execute("INSERT INTO service_commands (ts, command, actor) VALUES (?, 'stop', ?)", [now, actor])
-
-
-def consume_command(con: duckdb.DuckDBPyConnection, command_id: int, now: dt.datetime) -> None:
-    con.execute("UPDATE service_commands SET consumed_at = ? WHERE command_id = ?", [now, command_id])
 
 
 def upsert_instruments(con: duckdb.DuckDBPyConnection, universe: pd.DataFrame) -> None:
