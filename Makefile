@@ -25,6 +25,7 @@ bench: venv
 	$(PY) bench/bench_tick.py
 	$(PY) bench/bench_backtest.py
 	$(PY) bench/bench_indicators.py
+	$(PY) bench/bench_parse.py
 
 lint: venv
 	$(VENV)/bin/ruff check workbench flows tests bench

@@ -56,10 +56,79 @@ def latest_session(calendar: TradingCalendar, today: dt.date) -> dt.date:
 
 
 def make_feed(settings: Settings, universe: pd.DataFrame, trading_date: dt.date, clock: Clock) -> Feed:
+    """The configured quote source (``settings.feed``) over ``universe``, reporting health.
+
+    A live source is a failover of one or more providers (tencent, sina, eastmoney, xtquant), so every live feed
+    falls over and back the same way. When every provider fails, ``snapshot`` raises a TransientError: the loop
+    misses that tick and the stale detector raises ``feed.stale`` when it lasts.
+    """
+    from workbench.feeds.base import Tracked
+
     if settings.feed == "simulated":
         market = SimulatedMarket(universe, trading_date, seed=settings.demo_seed, interval=settings.poll_interval)
-        return SimulatedFeed(market, clock)
-    raise OperationalError(f"feed {settings.feed!r} is not available; use WORKBENCH_FEED=simulated")
+        return Tracked(SimulatedFeed(market, clock), clock)
+    if settings.feed == "replay":
+        return _replay_feed(settings, universe, trading_date, clock)
+    from workbench.feeds.failover import FailoverFeed
+
+    order = settings.feed_order if settings.feed == "failover" else [settings.feed]
+    providers = [_live_feed(name, settings, universe, clock) for name in dict.fromkeys(order)]
+    if not providers:
+        raise OperationalError("feed 'failover' needs providers: set WORKBENCH_FEED_ORDER, e.g. "
+                               '\'["tencent", "sina"]\', or WORKBENCH_FEED=tencent,sina')
+    return FailoverFeed(providers, clock, settings.feed_failback_seconds)
+
+
+def _live_feed(name: str, settings: Settings, universe: pd.DataFrame, clock: Clock) -> Feed:
+    from workbench.net import HttpClient
+
+    codes = universe["code"].tolist()
+
+    def client(headers: dict[str, str] | None = None) -> HttpClient:
+        return HttpClient(timeout=settings.feed_timeout, retries=settings.feed_retries, backoff=0.25, headers=headers)
+
+    if name == "tencent":
+        from workbench.feeds.tencent import TencentFeed
+
+        return TencentFeed(client(), clock, codes, settings.tencent_url, settings.feed_batch_size,
+                           settings.feed_concurrency)
+    if name == "sina":
+        from workbench.feeds.sina import SinaFeed
+
+        return SinaFeed(client({"Referer": settings.sina_referer}), clock, codes, settings.sina_url,
+                        settings.feed_batch_size, settings.feed_concurrency)
+    if name == "eastmoney":
+        from workbench.feeds.eastmoney import EastmoneyFeed
+
+        return EastmoneyFeed(client(), clock, codes, settings.eastmoney_quote_url, settings.eastmoney_page_size,
+                             settings.feed_concurrency)
+    if name == "xtquant":
+        from workbench.feeds.xtquant import XtQuantFeed
+
+        feed = XtQuantFeed(clock, codes, dict(zip(universe["code"], universe["name"], strict=True)))
+        feed.xt()  # fail at start, not at the first tick, when xtquant is not installed
+        return feed
+    raise OperationalError(f"feed {name!r} is not a live provider (expected tencent, sina, eastmoney or xtquant)")
+
+
+def _replay_feed(settings: Settings, universe: pd.DataFrame, trading_date: dt.date, clock: Clock) -> Feed:
+    """The replay feed over the configured tape: stored quotes or recordings, stored bars, or the 5-minute sample."""
+    from workbench.feeds.replay import ReplayFeed, StoreTape, sample_tape, store_bars_tape
+
+    day = settings.replay_date or trading_date
+    if settings.replay_source == "sample":
+        return ReplayFeed(sample_tape(day), clock, settings.replay_speed)
+    source = Store(settings.replay_db_path or settings.db_path, lock_timeout=settings.lock_timeout)
+    codes = universe["code"].tolist()
+    if settings.replay_source == "bars":
+        names = dict(zip(universe["code"], universe["name"], strict=True))
+        return ReplayFeed(store_bars_tape(source, day, settings.replay_bar_freq, codes, names), clock,
+                          settings.replay_speed)
+    tape = StoreTape(source, day, settings.replay_source, settings.replay_feed, codes)
+    if tape.span() is None:
+        raise OperationalError(f"nothing to replay: {source.path} has no {settings.replay_source} on {day} "
+                               "(record a day with WORKBENCH_RECORD_QUOTES=all, or set WORKBENCH_REPLAY_DATE)")
+    return ReplayFeed(tape, clock, settings.replay_speed)
 
 
 BAR_SOURCES = ("simulated", "samples", "eastmoney")
@@ -143,7 +212,8 @@ def run_day(
 
     channels = make_channels(settings)  # delivery runs beside the loop, on its own thread and the real clock
     delivery = BackgroundDelivery(make_dispatcher(settings, store, RealClock(), channels)) if channels else None
-    with delivery or contextlib.nullcontext():
+    with delivery or contextlib.nullcontext(), contextlib.closing(feed) if hasattr(feed, "close") \
+            else contextlib.nullcontext():
         summary = _run_session(settings, store, calendar, clock, feed, universe, day, speed, progress,
                                sorted(channels), run)
     out = summary_dict(summary)
@@ -167,6 +237,8 @@ def _run_session(settings: Settings, store: Store, calendar: TradingCalendar, cl
         channels=channels,
         dashboard_url=settings.dashboard_url,
         run=run,
+        stale_after=settings.feed_stale_seconds,
+        record_ticks=settings.record_ticks,
     )
 
 

@@ -27,6 +27,8 @@ rules_app = typer.Typer(help="The rule language: check a rule, backtest it over 
 app.add_typer(rules_app, name="rules")
 service_app = typer.Typer(help="The monitor service: start, stop, status.", no_args_is_help=True)
 app.add_typer(service_app, name="service")
+record_app = typer.Typer(help="The tick recorder (WORKBENCH_RECORD_TICKS=true).", no_args_is_help=True)
+app.add_typer(record_app, name="record")
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: WORKBENCH_DB_PATH)")]
 
@@ -425,8 +427,9 @@ def tasks_audit(
 
     with _reported():
         frame = _service(db).audit_log(limit, task)
-    rows = [{**r, "ts": _iso(r["ts"]), "task_id": None if _iso_missing(r["task_id"]) else int(r["task_id"]),
-             "detail": None if _iso_missing(r["detail"]) else json.loads(r["detail"])} for r in frame.to_dict("records")]
+    rows = [{**r, "ts": _iso(r["ts"]), "task_id": None if _missing(r["task_id"]) else int(r["task_id"]),
+             "detail": None if _missing(r["detail"]) else json.loads(r["detail"])}
+            for r in frame.to_dict("records")]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, default=str))
         return
@@ -437,7 +440,7 @@ def tasks_audit(
     Console().print(table)
 
 
-def _iso_missing(value: Any) -> bool:
+def _missing(value: Any) -> bool:
     import pandas as pd
 
     return value is None or bool(pd.isna(value))
@@ -517,6 +520,29 @@ def service_status(
         raise typer.Exit(EXIT_FAILED)
     if status["state"] not in ("starting", "running", "stopping"):
         raise typer.Exit(EXIT_NOT_RUNNING)
+
+
+@record_app.command("export")
+def record_export(
+    date: Annotated[str, typer.Option("--date", help="trading day YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option("--out", help="directory; the day goes to OUT/trading_date=YYYY-MM-DD/")],
+    source: Annotated[str, typer.Option(help="recordings (the tick recorder) | quotes (the monitor's)")]
+    = "recordings",
+    db: DbOption = None,
+) -> None:
+    """Export one day of recorded ticks to Parquet, partitioned by date (exporting again replaces the day)."""
+    from workbench.app import open_store
+    from workbench.errors import ValidationError
+    from workbench.store.recordings import export_day_parquet
+
+    with _reported():
+        day = _date_option("--date", date)
+        assert day is not None
+        if source not in ("recordings", "quotes"):
+            raise ValidationError("source", f"must be recordings or quotes, got {source!r}")
+        with open_store(_settings(db)).read() as con:
+            rows = export_day_parquet(con, day, out, source)  # type: ignore[arg-type]
+    typer.echo(json.dumps({"date": day.isoformat(), "rows": rows, "path": str(out / f"trading_date={day}")}))
 
 
 @app.command()

@@ -9,7 +9,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WORKBENCH_", env_file=None, extra="ignore")
 
     db_path: Path = Field(default=Path("data/workbench.duckdb"), description="DuckDB file of the workbench")
-    feed: Literal["simulated"] = Field(default="simulated", description="quote source of the monitor")
+    feed: Literal["simulated", "replay", "tencent", "sina", "eastmoney", "xtquant", "failover"] = Field(
+        default="simulated",
+        description="quote source of the monitor; 'failover' (or a list such as 'tencent,sina') uses feed_order")
     poll_interval: float = Field(default=3.0, gt=0, description="seconds of market time between snapshots")
     universe_path: Path = Field(default=DEFAULT_UNIVERSE, description="CSV of code,name,exchange,listing_date")
     extra_holidays: list[dt.date] = Field(
@@ -42,6 +44,8 @@ class Settings(BaseSettings):
         default="watched",
         description="which snapshot rows go to the quotes table: codes of tasks, the whole market, or none",
     )
+    record_ticks: bool = Field(default=False, description="tick recorder: keep every snapshot row the feed answers "
+                               "(quote_recordings; export a day with `workbench record export`)")
     late_after: float = Field(default=10.0, ge=0, description="seconds behind after which a replayed trigger is late")
     late_limit: float = Field(default=300.0, ge=0,
                               description="seconds behind after which a trigger replayed after a restart is dropped")
@@ -83,3 +87,38 @@ class Settings(BaseSettings):
                                      description="Eastmoney kline endpoint (point it at a recording to replay)")
     http_timeout: float = Field(default=10.0, gt=0, description="seconds before an HTTP request gives up")
     http_retries: int = Field(default=3, ge=0, description="retries of a failed HTTP request (backoff 0.5 s, x2)")
+    # Feeds.
+    feed_order: list[Literal["tencent", "sina", "eastmoney", "xtquant"]] = Field(
+        default_factory=lambda: ["tencent", "sina", "eastmoney"],
+        description="providers of the failover feed, preferred first")
+    feed_timeout: float = Field(default=2.0, gt=0, description="seconds before a quote request gives up")
+    feed_retries: int = Field(default=1, ge=0, description="retries of a failed quote request (backoff 0.25 s, x2)")
+    feed_batch_size: int = Field(default=60, ge=1, le=800,
+                                 description="codes per Tencent/Sina request (Tencent takes at most 60)")
+    feed_concurrency: int = Field(default=4, ge=1, le=16, description="quote requests in flight at once")
+    feed_stale_seconds: float = Field(default=30.0, gt=0,
+                                      description="seconds in session without fresh quotes before feed.stale")
+    feed_failback_seconds: float = Field(default=60.0, ge=0,
+                                         description="seconds on a fallback provider before retrying the preferred")
+    tencent_url: str = Field(default="http://qt.gtimg.cn/q=", description="Tencent quote endpoint (codes appended)")
+    sina_url: str = Field(default="https://hq.sinajs.cn/list=", description="Sina quote endpoint (codes appended)")
+    sina_referer: str = Field(default="https://finance.sina.com.cn/", description="Referer Sina requires")
+    eastmoney_quote_url: str = Field(default="https://82.push2.eastmoney.com/api/qt/clist/get",
+                                     description="Eastmoney whole-market list endpoint")
+    eastmoney_page_size: int = Field(default=100, ge=1, le=5000, description="stocks per Eastmoney page (pz)")
+    replay_source: Literal["quotes", "recordings", "bars", "sample"] = Field(
+        default="quotes", description="what the replay feed plays: stored quotes, tick recordings, bars, the sample")
+    replay_db_path: Path | None = Field(default=None, description="DuckDB file to replay from (default: db_path)")
+    replay_date: dt.date | None = Field(default=None, description="recorded day to replay (default: the monitored day)")
+    replay_speed: float = Field(default=0.0, ge=0, description="0 follows the monitor's clock; N plays N x faster")
+    replay_feed: str | None = Field(default=None, description="with replay_source=recordings: whose recordings")
+    replay_bar_freq: str = Field(default="1m", description="with replay_source=bars: which stored bars")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _feed_list(cls, data: object) -> object:
+        """``WORKBENCH_FEED=tencent,sina`` is shorthand for feed=failover with that provider order."""
+        if isinstance(data, dict) and isinstance(data.get("feed"), str) and "," in data["feed"]:
+            order = [p.strip() for p in data["feed"].split(",") if p.strip()]
+            data = {**data, "feed": "failover", "feed_order": order}
+        return data

@@ -104,3 +104,58 @@ def limit_prices(prev_close: np.ndarray | float, ratio: np.ndarray | float) -> t
     prev = np.asarray(prev_close, dtype=np.float64)
     r = np.asarray(ratio, dtype=np.float64)
     return round_price(prev * (1.0 + r)), round_price(prev * (1.0 - r))
+
+
+_VENDOR_EXCHANGES = {"SH": "SH", "SZ": "SZ", "BJ": "BJ", "1": "SH", "0": "0", "": ""}
+
+
+def codes_from_parts(code6: np.ndarray, exchange: np.ndarray | None = None) -> np.ndarray:
+    """Vectorised :func:`normalize_code` for whole snapshots: canonical codes, ``None`` where a row is not a code.
+
+    ``code6`` holds the six digits; ``exchange`` the vendor's market per row (``SH``/``SZ``/``BJ`` in any case,
+    Eastmoney's ``1``/``0``, or ``""`` to infer it from the prefix). The rules are :func:`normalize_code`'s
+    (prefix decides the exchange, a contradicting market is refused, ``0`` is Shenzhen or Beijing), applied with
+    numpy string operations so a 5,000-row payload costs no Python loop; a test holds the two to the same answers.
+    """
+    digits = np.asarray(code6, dtype=str)
+    inferred = np.full(digits.shape, "", dtype="<U2")
+    for prefixes, name in ((("60", "68", "90"), "SH"), (("00", "30", "20"), "SZ"), (("8", "4", "92"), "BJ")):
+        hit = np.zeros(digits.shape, dtype=bool)
+        for prefix in prefixes:
+            hit |= np.strings.startswith(digits, prefix)
+        inferred = np.where(hit & (inferred == ""), name, inferred)
+    ok = (np.strings.str_len(digits) == 6) & np.strings.isdigit(digits) & (inferred != "")
+    if exchange is not None:
+        given = np.strings.upper(np.asarray(exchange, dtype=str))
+        known = np.isin(given, list(_VENDOR_EXCHANGES))
+        ok &= known & ((given == inferred) | (given == "") | ((given == "1") & (inferred == "SH"))
+                       | ((given == "0") & (inferred != "SH")))
+    out = np.full(digits.shape, None, dtype=object)
+    out[ok] = np.strings.add(np.strings.add(digits[ok], "."), inferred[ok]).astype(object)
+    return out
+
+
+def normalize_codes(raw: np.ndarray | list[str]) -> np.ndarray:
+    """Vectorised :func:`normalize_code` over vendor spellings (``sh600000``, ``600000.SH``, ``600000``, ``1.600000``);
+    ``None`` where a value is not a stock code. Rare spellings fall back to :func:`normalize_code` one by one."""
+    text = np.strings.strip(np.asarray(raw, dtype=str))
+    length = np.strings.str_len(text)
+    prefixed = (length == 8) & ~np.strings.isdigit(np.strings.slice(text, 0, 2))
+    suffixed = (length == 9) & (np.strings.slice(text, 6, 7) == ".") & np.isin(
+        np.strings.upper(np.strings.slice(text, 7, 9)), ["SH", "SZ", "BJ"])
+    eastmoney = (length == 8) & np.isin(np.strings.slice(text, 0, 2), ["1.", "0."])
+    prefixed &= ~eastmoney
+    plain = length == 6
+    code6 = np.where(prefixed | eastmoney, np.strings.slice(text, 2, 8),
+                     np.where(suffixed | plain, np.strings.slice(text, 0, 6), ""))
+    exchange = np.where(prefixed, np.strings.slice(text, 0, 2),
+                        np.where(suffixed, np.strings.slice(text, 7, 9),
+                                 np.where(eastmoney, np.strings.slice(text, 0, 1), "")))
+    out = codes_from_parts(code6, exchange)
+    rare = ~(prefixed | suffixed | eastmoney | plain)
+    for i in np.flatnonzero(rare):
+        try:
+            out[i] = normalize_code(str(text[i]))
+        except ValidationError:
+            out[i] = None
+    return out

@@ -170,6 +170,8 @@ class TickResult:
     suppressed: int = 0
     events: list[Event] = field(default_factory=list)  # written with the tick (heartbeats)
     lag_seconds: float | None = None  # how far behind the clock the tick was done (set by the loop)
+    recording: pd.DataFrame | None = None  # the feed's whole snapshot, when ticks are recorded (set by the loop)
+    recording_feed: str = ""
 
 
 def _definition(task: MonitorTask) -> dict[str, Any]:

@@ -21,14 +21,25 @@ import numpy as np
 import pandas as pd
 
 from workbench.calendar import TradingCalendar
-from workbench.errors import OperationalError, StoreBusy
-from workbench.events import Event, Heartbeat, ServiceHealthy, ServiceStarted, ServiceStopped, ServiceUnhealthy
+from workbench.errors import OperationalError, StoreBusy, TransientError
+from workbench.events import (
+    Event,
+    FeedRecovered,
+    FeedStale,
+    Heartbeat,
+    ServiceHealthy,
+    ServiceStarted,
+    ServiceStopped,
+    ServiceUnhealthy,
+)
 from workbench.feeds.base import Feed
+from workbench.feeds.health import StaleDetector
 from workbench.health import loop_problems
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor, RecordMode, TickResult
 from workbench.store import events as event_store
 from workbench.store import history as history_store
+from workbench.store import outbox as outbox_store
 from workbench.store import service as service_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
@@ -138,6 +149,44 @@ def feed_health(feed: Feed, now: dt.datetime) -> dict[str, Any]:
     return out
 
 
+class FeedWatch:
+    """The stale-feed detector wired to the loop: ``feed.stale`` / ``feed.recovered`` as an event and a system
+    notification on every configured channel, and the feed's state in the loop's health report."""
+
+    def __init__(self, detector: StaleDetector, feed: Feed, store: Store, reporter: RunReporter,
+                 channels: tuple[str, ...], dashboard_url: str) -> None:
+        self.detector, self.feed, self.store, self.reporter = detector, feed, store, reporter
+        self.channels, self.dashboard_url = channels, dashboard_url
+
+    def check(self, now: dt.datetime) -> None:
+        health = getattr(self.feed, "health", None)
+        if health is None:
+            return
+        event = self.detector.check(health, now)
+        if event is None:
+            return
+        self.reporter.feed_stale = isinstance(event, FeedStale) and not isinstance(event, FeedRecovered)
+        log.warning("feed %s %s after %.0f s", event.feed, "stale" if self.reporter.feed_stale else "recovered",
+                    event.seconds)
+        with self.store.write() as con:
+            event_store.append(con, [event])
+            outbox_store.enqueue(con, _system_alert(event, self.channels, self.dashboard_url), now)
+
+
+def _system_alert(event: FeedStale, channels: tuple[str, ...], dashboard_url: str) -> pd.DataFrame:
+    from workbench.notify.policy import system_alert
+
+    recovered = isinstance(event, FeedRecovered)
+    condition = (f"quotes back after {event.seconds:.0f} s" if recovered
+                 else f"no fresh quotes for {event.seconds:.0f} s during the session")
+    key = f"{event.event_type}:{event.feed}:{event.timestamp.isoformat()}"
+    alert = system_alert(key=key, kind=event.event_type, subject=f"feed {event.feed}", condition=condition,
+                         ts=event.timestamp, dashboard_url=dashboard_url)
+    return pd.DataFrame([{"trigger_id": key, "task_id": 0, "title": f"feed {event.feed}: {condition}",
+                          "message": condition, "alert": alert, "channels": list(channels),
+                          "hold_until": event.timestamp}])
+
+
 @dataclass
 class Control:
     """What the loop learns from the database each time it flushes: running tasks and a stop command."""
@@ -240,6 +289,8 @@ def run_session(
     channels: Sequence[str] = (),
     dashboard_url: str = "http://127.0.0.1:5006",
     run: RunInfo | None = None,
+    stale_after: float = 30.0,
+    record_ticks: bool = False,
 ) -> SessionSummary:
     """Run the monitor over one trading day (or what is left of it) and return what it did.
 
@@ -262,12 +313,13 @@ def run_session(
     if feed is None:
         raise OperationalError(f"{trading_date} is a trading day: the loop needs a feed")
     reporter = RunReporter(run, store, feed, interval, calendar.calendar_warning(trading_date), clock)
+    watch = FeedWatch(StaleDetector(calendar, stale_after), feed, store, reporter, tuple(channels), dashboard_url)
     writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds, run_id=run.run_id,
                         reporter=reporter)
     try:
-        _run_day(store, calendar, clock, feed, universe, trading_date, summary, writer, reporter,
+        _run_day(store, calendar, clock, feed, universe, trading_date, summary, writer, reporter, watch,
                  _Options(interval, record, progress, progress_every, late_after, late_limit, heartbeat_every,
-                          tuple(channels), dashboard_url))
+                          tuple(channels), dashboard_url, record_ticks))
     except BaseException as exc:
         _end_run(store, run, "failed", f"{type(exc).__name__}: {exc}")
         raise
@@ -287,11 +339,12 @@ class _Options:
     heartbeat_every: float
     channels: tuple[str, ...]
     dashboard_url: str
+    record_ticks: bool
 
 
 def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, universe: pd.DataFrame,
              trading_date: dt.date, summary: SessionSummary, writer: TickWriter, reporter: RunReporter,
-             opts: _Options) -> None:
+             watch: FeedWatch, opts: _Options) -> None:
     bounds = calendar.session_bounds(trading_date)
     monitor = Monitor(calendar, trading_date, universe, record=opts.record, late_after=opts.late_after,
                       late_limit=opts.late_limit, channels=opts.channels, dashboard_url=opts.dashboard_url)
@@ -318,10 +371,11 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
                     _replay(monitor, feed, waiter, ts)
                     summary.replayed += 1
                     continue
-                result = _tick_at(monitor, feed, waiter, ts, started, opts.interval)
+                result = _tick_at(monitor, feed, waiter, ts, started, opts.interval, opts.record_ticks)
             except StopRequested as stop:
                 stopped(clock.now(), stop.command_id)
                 return
+            watch.check(clock.now())
             if result is None:
                 summary.missed += 1
                 continue
@@ -427,7 +481,7 @@ def _warm_bars(con: Any, monitor: Monitor, before: dt.datetime) -> pd.DataFrame:
 
 
 def _tick_at(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime, started: dt.datetime,
-             interval: float) -> TickResult | None:
+             interval: float, record_ticks: bool = False) -> TickResult | None:
     """The tick at grid time ``ts``. A time that had passed when the loop (re)started comes from the feed's history
     (its triggers late); without history, one more than an interval old is missed rather than stamped with a
     later snapshot."""
@@ -438,7 +492,23 @@ def _tick_at(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime, sta
         if (started - ts).total_seconds() > interval:
             return None
     waiter.until(ts)
-    return monitor.tick(feed.snapshot(), ts)
+    snapshot = _live_snapshot(feed, ts)
+    if snapshot is None:
+        return None
+    result = monitor.tick(snapshot, ts)
+    if record_ticks:  # the tick recorder: the whole snapshot as the feed answered it
+        result.recording, result.recording_feed = snapshot, feed.name
+    return result
+
+
+def _live_snapshot(feed: Feed, ts: dt.datetime) -> pd.DataFrame | None:
+    """The feed's snapshot, or None when the source cannot answer: the tick is missed (counted, in the feed's
+    health, and raised as feed.stale when it lasts), never a crash of the loop nor a repeat of old quotes."""
+    try:
+        return feed.snapshot()
+    except TransientError as exc:
+        log.warning("no snapshot at %s: %s", ts.strftime("%H:%M:%S"), exc)
+        return None
 
 
 def _replay(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime) -> None:
@@ -451,7 +521,9 @@ def _replay(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime) -> N
         monitor.replay(history(ts), ts)
         return
     waiter.until(ts)
-    monitor.replay(feed.snapshot(), ts)
+    snapshot = _live_snapshot(feed, ts)
+    if snapshot is not None:
+        monitor.replay(snapshot, ts)
 
 
 def _apply_control(monitor: Monitor, control: Control, version: tuple[int, Any] | None) -> tuple[int, Any] | None:

@@ -1,4 +1,6 @@
-"""Eastmoney (东方财富) klines: request building and a pure parser, plus a bar source for backfill.
+"""Eastmoney (东方财富): klines for backfill, and whole-market quote snapshots for the monitor.
+
+Klines: request building and a pure parser, plus a bar source for backfill.
 
 ``GET push2his.eastmoney.com/api/qt/stock/kline/get?secid=1.600000&klt=101&fqt=0&beg=YYYYMMDD&end=YYYYMMDD
 &fields1=f1,f2,f3,f4,f5,f6&fields2=f51,...,f61`` answers
@@ -12,15 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from workbench.calendar import TZ
+from workbench.calendar import TZ, Clock
 from workbench.errors import ValidationError
+from workbench.feeds.base import FeedHealth, assemble_quotes, empty_snapshot, to_floats
 from workbench.history import canonical_codes, check_request, conform, empty_bars, in_range
-from workbench.market import BOARD_LOT, exchange_of, normalize_code
+from workbench.market import BOARD_LOT, codes_from_parts, exchange_of, normalize_code, normalize_codes
 from workbench.net import FeedUnavailable, HttpClient
 
 KLT = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "60m": 60, "1d": 101}
@@ -105,3 +112,135 @@ class EastmoneyKlines:
         if not frames:
             return empty_bars()
         return conform(in_range(pd.concat(frames, ignore_index=True), canonical_codes(codes), start, end))
+
+
+# --- whole-market quotes -------------------------------------------------------------------------------------------
+
+CLIST_URL = "https://82.push2.eastmoney.com/api/qt/clist/get"
+CLIST_MARKETS = "m:0 t:6,m:0 t:80,m:1 t:2,m:1 t:23,m:0 t:81 s:2048"
+CLIST_FIELDS = "f2,f3,f4,f5,f6,f7,f8,f9,f10,f12,f13,f14,f15,f16,f17,f18,f124"
+_NUMERIC = {"last": "f2", "volume": "f5", "amount": "f6", "high": "f15", "low": "f16", "open": "f17",
+            "prev_close": "f18", "time": "f124", "market": "f13"}
+
+
+def clist_params(page: int, page_size: int) -> dict[str, str]:
+    return {"pn": str(page), "pz": str(page_size), "po": "1", "np": "1", "fltt": "2", "invt": "2", "fid": "f12",
+            "fs": CLIST_MARKETS, "fields": CLIST_FIELDS}
+
+
+@dataclass(frozen=True)
+class ClistPage:
+    """One parsed page: its quotes, rows rejected, the market total the server reports, and whether the answer was
+    readable at all (a truncated or non-JSON body is not)."""
+
+    frame: pd.DataFrame
+    rejected: int
+    total: int | None
+    entries: int
+    readable: bool
+
+
+def _diff_entries(doc: Any) -> tuple[list[dict[str, Any]], int, int | None]:
+    """The page's stock entries (dicts), entries that were not dicts, and the reported total."""
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict):
+        return [], 0, None
+    diff = data.get("diff")
+    if isinstance(diff, dict):  # np=0 answers {"0": {...}, "1": {...}}
+        diff = list(diff.values())
+    if not isinstance(diff, list):
+        return [], 0, None
+    entries = [d for d in diff if isinstance(d, dict)]
+    total = data.get("total")
+    ok_total = isinstance(total, int) and not isinstance(total, bool) and total >= 0
+    return entries, len(diff) - len(entries), total if ok_total else None
+
+
+def _text(values: list[Any]) -> np.ndarray:
+    return np.array([v if isinstance(v, str) else "" for v in values], dtype=object)
+
+
+def parse_clist_page(body: bytes) -> ClistPage:
+    """A page of Eastmoney's whole-market list. Pure; never raises (an unreadable body gives ``readable=False``)."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return ClistPage(empty_snapshot(), 0, None, 0, readable=False)
+    entries, odd, total = _diff_entries(doc)
+    if not entries:
+        return ClistPage(empty_snapshot(), odd, total, odd, readable=isinstance(doc, dict))
+    raw = {k: to_floats([d.get(f) for d in entries]) for k, f in _NUMERIC.items()}
+    market_id = raw.pop("market")
+    market = np.where(market_id == 1, "1", np.where(market_id == 0, "0", "?"))
+    cols: dict[str, np.ndarray] = dict(raw)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cols["volume"] = raw["volume"] * BOARD_LOT
+    cols["code"] = codes_from_parts(_text([d.get("f12") for d in entries]), market)
+    cols["name"] = _text([d.get("f14") for d in entries])
+    with np.errstate(invalid="ignore"):
+        seconds = np.where(np.isfinite(raw["time"]) & (raw["time"] > 0) & (raw["time"] < 4e9), raw["time"], np.nan)
+    ts = pd.to_datetime(seconds, unit="s", utc=True).tz_convert(TZ.key)
+    frame, rejected = assemble_quotes(cols, ts)
+    return ClistPage(frame, rejected + odd, total, len(entries) + odd, readable=True)
+
+
+def parse_eastmoney(body: bytes) -> tuple[pd.DataFrame, int]:
+    """Canonical quotes from one clist page, and how many entries were rejected. Pure; never raises."""
+    page = parse_clist_page(body)
+    return page.frame, page.rejected + (0 if page.readable else 1)
+
+
+class EastmoneyFeed:
+    """Eastmoney's whole-market list, fetched page by page (pages after the first concurrently, bounded)."""
+
+    name = "eastmoney"
+
+    def __init__(self, client: HttpClient, clock: Clock, codes: Sequence[str] | None = None, url: str = CLIST_URL,
+                 page_size: int = 100, concurrency: int = 4) -> None:
+        self.client = client
+        self.clock = clock
+        self.codes = None if codes is None else [str(c) for c in normalize_codes(list(codes)) if c is not None]
+        self.url = url
+        self.page_size = max(1, page_size)
+        self.concurrency = max(1, concurrency)
+        self.health = FeedHealth(self.name)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.client.close()
+
+    def _page(self, page: int) -> ClistPage:
+        parsed = parse_clist_page(self.client.get(self.url, clist_params(page, self.page_size)))
+        if not parsed.readable:
+            raise FeedUnavailable(f"page {page} of {self.url} is not readable JSON (truncated or not Eastmoney)")
+        return parsed
+
+    def _pages(self) -> list[ClistPage]:
+        first = self._page(1)
+        served = max(first.entries, 1)  # the server may cap pz below what was asked
+        pages = math.ceil((first.total or 0) / served)
+        if pages <= 1:
+            return [first]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="feed-eastmoney")
+        return [first, *self._pool.map(self._page, range(2, pages + 1))]
+
+    def snapshot(self, codes: Sequence[str] | None = None) -> pd.DataFrame:
+        try:
+            pages = self._pages()
+        except FeedUnavailable as exc:
+            error = FeedUnavailable(f"{self.name}: {exc}")
+            self.health.record_error(self.clock.now(), error)
+            raise error from exc
+        frames = [p.frame for p in pages if len(p.frame)]
+        frame = pd.concat(frames, ignore_index=True) if frames else empty_snapshot()
+        frame = frame.drop_duplicates("code", keep="last")
+        wanted = self.codes if codes is None else [str(c) for c in normalize_codes(list(codes)) if c is not None]
+        if wanted is not None:
+            frame = frame[frame["code"].isin(wanted)]
+        frame = frame.reset_index(drop=True)
+        self.health.record_success(self.clock.now(), frame, sum(p.rejected for p in pages))
+        return frame

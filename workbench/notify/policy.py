@@ -39,3 +39,13 @@ def alert_payload(*, trigger_id: str, task_id: int, task_name: str, code: str, n
         "rule": rule, "condition": condition, "price": round(price, 4), "ts": ts.astimezone(TZ).isoformat(),
         "late": late, "url": f"{dashboard_url.rstrip('/')}/dashboard?task={task_id}",
     }
+
+
+def system_alert(*, key: str, kind: str, subject: str, condition: str, ts: dt.datetime,
+                 dashboard_url: str) -> dict[str, Any]:
+    """An alert about the workbench itself (a stale feed), in the same schema: no task, no stock, no price."""
+    return {
+        "trigger_id": key, "task_id": 0, "task_name": "system", "code": "", "name": subject, "rule": kind,
+        "condition": condition, "price": None, "ts": ts.astimezone(TZ).isoformat(), "late": False,
+        "url": f"{dashboard_url.rstrip('/')}/dashboard?view=health",
+    }

@@ -13,8 +13,13 @@ from workbench.notify.policy import PAYLOAD_SCHEMA
 
 def _line(a: dict[str, Any]) -> str:
     late = " [late]" if a.get("late") else ""
-    return (f"{a['name']} {a['code']} {a['condition']}: price {a['price']:.2f} at {a['ts'][:19].replace('T', ' ')} "
+    return (f"{a['name']} {a['code']} {a['condition']}{_price(a)} at {a['ts'][:19].replace('T', ' ')} "
             f"(Asia/Shanghai){late} - task {a['task_name']} - {a['url']}")
+
+
+def _price(a: dict[str, Any]) -> str:
+    """': price 12.34', or nothing for a system alert, which has no price."""
+    return "" if a.get("price") is None else f": price {a['price']:.2f}"
 
 
 def render(alerts: Sequence[dict[str, Any]], keys: Sequence[str]) -> Message:
@@ -30,8 +35,8 @@ def render(alerts: Sequence[dict[str, Any]], keys: Sequence[str]) -> Message:
         kind = "digest"
     text = "\n".join(_line(a) for a in alerts)
     items = "".join(
-        f"<li><b>{html.escape(a['name'])} {html.escape(a['code'])}</b> {html.escape(a['condition'])}: price "
-        f"{a['price']:.2f} at {html.escape(a['ts'][:19].replace('T', ' '))}{' [late]' if a.get('late') else ''} "
+        f"<li><b>{html.escape(a['name'])} {html.escape(a['code'])}</b> {html.escape(a['condition'])}{_price(a)} "
+        f"at {html.escape(a['ts'][:19].replace('T', ' '))}{' [late]' if a.get('late') else ''} "
         f"<a href=\"{html.escape(a['url'])}\">task {html.escape(str(a['task_name']))}</a></li>" for a in alerts)
     body = f"<ul>{items}</ul>"
     payload = {"schema": PAYLOAD_SCHEMA, "idempotency_key": key, "kind": kind, "alerts": list(alerts)}

@@ -257,6 +257,27 @@ UPDATE notifications SET status = 'delivered', attempts = 0, late = false WHERE 
 """,
     ),
     (
+        7,
+        "tick recordings: every snapshot row a feed answered, by feed, for replay and Parquet export",
+        f"""
+-- One row per stock per distinct quote time per feed (a row repeating the stock's previous quote time is not
+-- stored again). No index: writes filter on (feed, code, ts) inside the batch's time range.
+CREATE TABLE quote_recordings (
+    feed VARCHAR NOT NULL,             -- tencent, sina, eastmoney, xtquant, simulated ...
+    received_at TIMESTAMPTZ NOT NULL,  -- clock time of the snapshot that carried the row
+    code VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,           -- the vendor's quote time
+    name VARCHAR,
+    last DOUBLE, open DOUBLE, high DOUBLE, low DOUBLE, prev_close DOUBLE,
+    volume BIGINT,                     -- shares, cumulative for the day
+    amount DOUBLE,                     -- yuan, cumulative for the day
+    {_BOOK_SQL},
+    limit_up DOUBLE, limit_down DOUBLE,
+    suspended BOOLEAN NOT NULL
+);
+""",
+    ),
+    (
         8,
         "control plane: service runs (who started the monitor, where it runs, its last health report), "
         "commands addressed to a run, and each tick's lag behind the clock",

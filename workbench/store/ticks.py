@@ -18,6 +18,7 @@ from workbench.models import QUOTE_COLUMNS
 from workbench.monitor import BAR_COLUMNS, ORDER_COLUMNS, STATE_COLUMNS, TickResult
 from workbench.store import events as event_store
 from workbench.store import outbox as outbox_store
+from workbench.store import recordings
 from workbench.store.tasks import audit
 
 
@@ -59,6 +60,8 @@ def write_tick(con: duckdb.DuckDBPyConnection, result: TickResult, written_at: d
         stop_fired_once(con, result.stopped_tasks, result.ts, written_at)
     if result.events:
         counts.events += event_store.append(con, result.events, written_at)
+    if result.recording is not None:
+        recordings.record_snapshot(con, result.recording_feed, result.recording, written_at)
     if len(result.quotes):
         quotes = result.quotes[QUOTE_COLUMNS]
         con.register("_quotes", quotes)
