@@ -93,3 +93,24 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+class StopAt:
+    """A clock wrapper that writes a service stop command once market time passes ``when`` (the time it did so is
+    ``sent_at``): how tests end a simulated day at a chosen moment, the way an operator would."""
+
+    def __init__(self, inner, store: Store, when: dt.datetime) -> None:
+        self.inner, self.store, self.when = inner, store, when
+        self.sent_at: dt.datetime | None = None
+
+    def now(self) -> dt.datetime:
+        return self.inner.now()
+
+    def sleep(self, seconds: float) -> None:
+        from workbench.store import service as service_store
+
+        self.inner.sleep(seconds)
+        if self.sent_at is None and self.inner.now() >= self.when:
+            with self.store.write() as con:
+                service_store.request_stop(con, self.inner.now(), "test")
+            self.sent_at = self.inner.now()

@@ -11,13 +11,13 @@ import duckdb
 import pandas as pd
 from typer.testing import CliRunner
 
+from tests.conftest import StopAt
 from workbench.app import make_clock, make_feed, prepare_demo_day
 from workbench.calendar import TZ
 from workbench.cli import app
 from workbench.config import Settings
 from workbench.net import FeedUnavailable
 from workbench.runner import run_session
-from workbench.store import service as service_store
 from workbench.store.db import Store
 
 DAY = dt.date(2026, 11, 24)
@@ -42,21 +42,6 @@ class Outage:
             self.health.record_error(self.clock.now(), "503 from every provider")
             raise FeedUnavailable("GET http://127.0.0.1/q= answered HTTP 503")
         return self.inner.snapshot(codes)
-
-
-class StopAt:
-    def __init__(self, inner, store: Store, when: dt.datetime) -> None:
-        self.inner, self.store, self.when, self.sent = inner, store, when, False
-
-    def now(self) -> dt.datetime:
-        return self.inner.now()
-
-    def sleep(self, seconds: float) -> None:
-        self.inner.sleep(seconds)
-        if not self.sent and self.inner.now() >= self.when:
-            with self.store.write() as con:
-                service_store.request_stop(con, self.inner.now(), "test")
-            self.sent = True
 
 
 def table(store: Store, sql: str) -> pd.DataFrame:

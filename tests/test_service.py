@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import StopAt
 from workbench.app import make_clock, make_feed, prepare_demo_day, universe_for
 from workbench.calendar import TZ, SimulatedClock, TradingCalendar
 from workbench.config import Settings
@@ -136,7 +137,7 @@ def test_the_task_listing_shows_what_the_monitor_did(service, calendar):
     settings = service.settings
     clock = make_clock(calendar, DAY, 0.0)
     universe = universe_for(settings)
-    stopper = _StopAt(clock, service.store, dt.datetime.combine(DAY, dt.time(10, 30), tzinfo=TZ))
+    stopper = StopAt(clock, service.store, dt.datetime.combine(DAY, dt.time(10, 30), tzinfo=TZ))
     run_session(service.store, calendar, stopper, make_feed(settings, universe, DAY, clock), universe, DAY,
                 interval=15.0, flush_seconds=0.25)
     service.clock = SimulatedClock(dt.datetime.combine(DAY, dt.time(15, 0), tzinfo=TZ))
@@ -151,28 +152,11 @@ def test_the_task_listing_shows_what_the_monitor_did(service, calendar):
     assert len(evaluated) == len(listing) and evaluated.max() <= last_tick
 
 
-class _StopAt:
-    """A simulated clock that writes a service stop command once market time passes ``when``."""
-
-    def __init__(self, inner, store: Store, when: dt.datetime) -> None:
-        self.inner, self.store, self.when, self.sent_at = inner, store, when, None
-
-    def now(self) -> dt.datetime:
-        return self.inner.now()
-
-    def sleep(self, seconds: float) -> None:
-        self.inner.sleep(seconds)
-        if self.sent_at is None and self.inner.now() >= self.when:
-            with self.store.write() as con:
-                service_store.request_stop(con, self.inner.now(), "test")
-            self.sent_at = self.inner.now()
-
-
 def test_a_stop_during_the_lunch_break_is_honoured_without_waiting_for_the_afternoon(tmp_path, calendar):
     settings = Settings(db_path=tmp_path / "lunch.duckdb", demo_symbols=20, demo_tasks=5)
     store, universe, _ = prepare_demo_day(settings, calendar, DAY)
 
-    class LunchClock(_StopAt):
+    class LunchClock(StopAt):
         def sleep(self, seconds: float) -> None:
             super().sleep(seconds)
             if self.sent_at is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import StopAt
 from workbench.app import make_clock, make_feed, prepare_demo_day
 from workbench.calendar import TZ, TradingCalendar
 from workbench.config import Settings
@@ -90,23 +91,6 @@ def test_a_holiday_exits_at_once(tmp_path):
                           dt.date(2026, 10, 1))
     assert summary.holiday and summary.snapshots == 0
     assert time.perf_counter() - started < 5
-
-
-class StopAt:
-    """A simulated clock wrapper that writes a stop command once market time passes ``when``."""
-
-    def __init__(self, inner, store: Store, when: dt.datetime) -> None:
-        self.inner, self.store, self.when, self.sent_at = inner, store, when, None
-
-    def now(self) -> dt.datetime:
-        return self.inner.now()
-
-    def sleep(self, seconds: float) -> None:
-        self.inner.sleep(seconds)
-        if self.sent_at is None and self.inner.now() >= self.when:
-            with self.store.write() as con:
-                service_store.request_stop(con, self.inner.now(), "test")
-            self.sent_at = self.inner.now()
 
 
 def test_a_stop_command_ends_the_loop_within_one_tick(tmp_path, calendar):

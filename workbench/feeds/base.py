@@ -15,6 +15,7 @@ Contract of every feed (the shared behavioural suite in ``tests/test_feeds_suite
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.calendar import TZ, Clock
-from workbench.market import limit_prices, limit_ratio
+from workbench.market import limit_prices, limit_ratio, normalize_codes
 from workbench.models import BOOK_COLUMNS, BOOK_LEVELS, QUOTE_COLUMNS, QUOTE_DTYPES
 
 QuoteCallback = Callable[[pd.DataFrame], None]
@@ -328,3 +329,28 @@ def empty_snapshot() -> pd.DataFrame:
     cols = {c: (pd.DatetimeIndex([], dtype=t) if c == "ts" else np.empty(0, dtype=object if t == "object" else t))
             for c, t in QUOTE_DTYPES.items()}
     return pd.DataFrame(cols, copy=False)
+
+
+def parse_keyed_lines(body: bytes, line: re.Pattern[str], sep: str, min_fields: int,
+                      columns: Callable[[np.ndarray], dict[str, np.ndarray]],
+                      time_format: str) -> tuple[pd.DataFrame, int]:
+    """The line-per-stock formats (Tencent ``v_sh600000="..."``, Sina ``var hq_str_sh600000="..."``): GBK text,
+    one regex pass for (vendor key, payload), payloads of the same field count split together, vendor columns
+    mapped by ``columns``. Returns the canonical quotes and the lines rejected. Pure; never raises."""
+    text = body.decode("gbk", errors="replace")
+    lines = sum(1 for row in text.split("\n") if row.strip())
+    found = line.findall(text)
+    if not found:
+        return empty_snapshot(), lines
+    keys = [k for k, _ in found]
+    payloads = [p for _, p in found]
+    groups = [(rows, columns(fields)) for k, (rows, fields) in split_by_field_count(payloads, sep).items()
+              if k >= min_fields]
+    if not groups:
+        return empty_snapshot(), max(lines, len(found))
+    cols = stack_groups(groups, len(found))
+    short = np.array([v is None for v in cols["name"]])
+    cols["code"] = np.where(short, None, normalize_codes(keys))
+    ts = pd.to_datetime(pd.Series(cols["time"], dtype=object), format=time_format, errors="coerce")
+    frame, rejected = assemble_quotes(cols, pd.DatetimeIndex(ts).tz_localize("Asia/Shanghai"))
+    return frame, rejected + max(lines - len(found), 0)

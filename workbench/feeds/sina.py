@@ -17,15 +17,11 @@ import pandas as pd
 
 from workbench.calendar import Clock
 from workbench.feeds.base import (
-    assemble_quotes,
     book_indices,
-    empty_snapshot,
-    split_by_field_count,
-    stack_groups,
+    parse_keyed_lines,
     to_floats,
 )
 from workbench.feeds.tencent import BatchedHttpFeed
-from workbench.market import normalize_codes
 from workbench.net import HttpClient
 
 SINA_URL = "https://hq.sinajs.cn/list="
@@ -55,23 +51,7 @@ def _columns(fields: np.ndarray) -> dict[str, np.ndarray]:
 def parse_sina(body: bytes) -> tuple[pd.DataFrame, int]:
     """Canonical quotes from one Sina answer, and how many lines were rejected (empty ``""`` strings of unknown
     codes included). Pure; never raises."""
-    text = body.decode("gbk", errors="replace")
-    lines = sum(1 for line in text.split("\n") if line.strip())
-    found = _LINE.findall(text)
-    if not found:
-        return empty_snapshot(), lines
-    keys = [k for k, _ in found]
-    payloads = [p for _, p in found]
-    groups = [(rows, _columns(fields)) for k, (rows, fields) in split_by_field_count(payloads, ",").items()
-              if k >= MIN_FIELDS]
-    if not groups:
-        return empty_snapshot(), max(lines, len(found))
-    cols = stack_groups(groups, len(found))
-    short = np.array([v is None for v in cols["name"]])
-    cols["code"] = np.where(short, None, normalize_codes(keys))
-    ts = pd.to_datetime(pd.Series(cols["time"], dtype=object), format="%Y-%m-%d %H:%M:%S", errors="coerce")
-    frame, rejected = assemble_quotes(cols, pd.DatetimeIndex(ts).tz_localize("Asia/Shanghai"))
-    return frame, rejected + max(lines - len(found), 0)
+    return parse_keyed_lines(body, _LINE, ",", MIN_FIELDS, _columns, "%Y-%m-%d %H:%M:%S")
 
 
 class SinaFeed(BatchedHttpFeed):

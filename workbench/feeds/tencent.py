@@ -19,11 +19,9 @@ import pandas as pd
 from workbench.calendar import Clock
 from workbench.feeds.base import (
     FeedHealth,
-    assemble_quotes,
     book_indices,
     empty_snapshot,
-    split_by_field_count,
-    stack_groups,
+    parse_keyed_lines,
     to_floats,
 )
 from workbench.market import BOARD_LOT, normalize_codes
@@ -77,23 +75,7 @@ def parse_tencent(body: bytes) -> tuple[pd.DataFrame, int]:
     Rejected: lines that do not parse (truncated, garbage), too few fields, the rules of
     :func:`workbench.feeds.base.assemble_quotes`. ``v_pv_none_match`` (unknown code) lines are rejected too.
     """
-    text = body.decode("gbk", errors="replace")
-    lines = sum(1 for line in text.split("\n") if line.strip())
-    found = _LINE.findall(text)
-    if not found:
-        return empty_snapshot(), lines
-    keys = [k for k, _ in found]
-    payloads = [p for _, p in found]
-    groups = [(rows, _columns(fields)) for k, (rows, fields) in split_by_field_count(payloads, "~").items()
-              if k >= MIN_FIELDS]
-    if not groups:
-        return empty_snapshot(), max(lines, len(found))
-    cols = stack_groups(groups, len(found))
-    short = np.array([v is None for v in cols["name"]])
-    cols["code"] = np.where(short, None, normalize_codes(keys))
-    ts = pd.to_datetime(pd.Series(cols["time"], dtype=object), format="%Y%m%d%H%M%S", errors="coerce")
-    frame, rejected = assemble_quotes(cols, pd.DatetimeIndex(ts).tz_localize("Asia/Shanghai"))
-    return frame, rejected + max(lines - len(found), 0)
+    return parse_keyed_lines(body, _LINE, "~", MIN_FIELDS, _columns, "%Y%m%d%H%M%S")
 
 
 class BatchedHttpFeed:
