@@ -15,8 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# The dashboard at http://127.0.0.1:5006 over a simulated day at 30x (Ctrl-C stops both); `make demo ARGS=--headless`
+# simulates the whole day at once and prints its JSON summary; ARGS="--speed 60 --symbols 500" and so on.
 demo: venv
-	$(VENV)/bin/workbench demo --headless
+	$(VENV)/bin/workbench demo $(ARGS)
 
 test: venv
 	$(PY) -m pytest -q

@@ -76,33 +76,89 @@ def demo(
     headless: Annotated[bool, typer.Option("--headless", help="no dashboard; print a JSON summary")] = False,
     symbols: Annotated[int | None, typer.Option(help="simulate N stocks (default: the whole universe)")] = None,
     date: Annotated[str | None, typer.Option("--date", help="trading day YYYY-MM-DD (default: the last one)")] = None,
-    speed: Annotated[float, typer.Option(help="simulated-clock speed; 0 = as fast as possible")] = 0.0,
+    speed: Annotated[float | None, typer.Option(help="simulated-clock speed; 0 = as fast as possible (default: 0 "
+                                                     "headless, WORKBENCH_DASHBOARD_DEMO_SPEED (30) live)")] = None,
+    port: Annotated[int | None, typer.Option(help="dashboard port (default: WORKBENCH_DASHBOARD_PORT, 5006)")] = None,
     db: DbOption = None,
 ) -> None:
-    """Simulate a whole trading day: seed example tasks, run the monitor flow, print a JSON summary last."""
+    """Simulate a trading day: seed example tasks, run the monitor and serve the dashboard at
+    http://127.0.0.1:5006 until Ctrl-C; with --headless run the whole day at once and print a JSON summary last."""
     _quiet_prefect()
-    from flows.monitor import monitor_session
     from workbench.app import prepare_demo_day
     from workbench.calendar import RealClock, TradingCalendar
-    from workbench.demo import default_demo_date, demo_summary
+    from workbench.demo import default_demo_date
 
     started = time.perf_counter()
-    settings = _settings(db, demo_symbols=symbols)
+    settings = _settings(db, demo_symbols=symbols, dashboard_port=port)
     calendar = TradingCalendar(settings.extra_holidays)
     with _reported():
         day = _date_option("--date", date) or default_demo_date(calendar, RealClock().now().date())
     if not calendar.is_session(day):
         typer.echo(f"--date: {day} is not a trading day", err=True)
         raise typer.Exit(EXIT_INVALID)
-    if not headless:
-        typer.echo("the dashboard is not part of this version yet: running headless", err=True)
     with _reported(exit_code=1):
         store, universe, added = prepare_demo_day(settings, calendar, day)
         if added:
             typer.echo(f"seeded {added} example tasks", err=True)
-        monitor_session(trading_date=day, speed=speed, db_path=str(settings.db_path),
-                        symbols=settings.demo_symbols, show_progress=sys.stderr.isatty())
-    typer.echo(json.dumps(demo_summary(store, day, len(universe), time.perf_counter() - started)))
+        if headless:
+            _headless_day(settings, store, day, len(universe), 0.0 if speed is None else speed, started)
+        else:
+            _live_day(settings, day, settings.dashboard_demo_speed if speed is None else speed)
+
+
+def _headless_day(settings: Settings, store: Any, day: dt.date, symbols: int, speed: float, started: float) -> None:
+    """The whole day through the monitor flow in the foreground, then the one-line JSON summary."""
+    from flows.monitor import monitor_session
+    from workbench.demo import demo_summary
+
+    monitor_session(trading_date=day, speed=speed, db_path=str(settings.db_path),
+                    symbols=settings.demo_symbols, show_progress=sys.stderr.isatty())
+    typer.echo(json.dumps(demo_summary(store, day, symbols, time.perf_counter() - started)))
+
+
+def _live_day(settings: Settings, day: dt.date, speed: float) -> None:
+    """The monitor as a service run of its own process on a compressed day, and the dashboard in this process;
+    Ctrl-C (or SIGTERM) stops the monitor through the control plane, then the server."""
+    import signal
+
+    from workbench.dashboard import serve_dashboard
+    from workbench.service import Service
+
+    service = Service(settings, actor="cli")
+    run = service.start_service(trading_date=day, speed=speed, mode="local", wait=0)
+    typer.echo(f"monitor: {day} at {speed:g}x (service run {run.run_id}, {run.state})", err=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        typer.echo(f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}  (Ctrl-C stops)")
+        serve_dashboard(settings)
+    except KeyboardInterrupt:
+        typer.echo("stopping ...", err=True)
+    finally:
+        stopped = service.stop_service()
+        typer.echo(f"monitor stopped ({'nothing running' if stopped is None else stopped.state})", err=True)
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int | None, typer.Option(help="port (default: WORKBENCH_DASHBOARD_PORT, 5006)")] = None,
+    address: Annotated[str | None, typer.Option(help="bind address (default: WORKBENCH_DASHBOARD_HOST, "
+                                                     "127.0.0.1)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Serve the dashboard (the app of notebooks/dashboard.ipynb) until Ctrl-C; a fresh database works too."""
+    _quiet_prefect()
+    import signal
+
+    from workbench.dashboard import serve_dashboard
+
+    with _reported():
+        settings = _settings(db, dashboard_port=port, dashboard_host=address)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    typer.echo(f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}  (Ctrl-C stops)")
+    try:
+        serve_dashboard(settings)
+    except KeyboardInterrupt:
+        typer.echo("stopped", err=True)
 
 
 @app.command()

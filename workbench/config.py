@@ -82,6 +82,17 @@ class Settings(BaseSettings):
                                         description="seconds `service stop` waits for the loop before cancelling")
     notification_retention_days: int = Field(default=180, ge=1,
                                              description="days of delivered notifications the retention job keeps")
+    # Dashboard.
+    dashboard_host: str = Field(default="127.0.0.1", description="address the dashboard binds to (loopback only "
+                                "by default; set 0.0.0.0 to share it, with dashboard_basic_auth)")
+    dashboard_port: int = Field(default=5006, ge=1, le=65535, description="port of the dashboard")
+    dashboard_demo_speed: float = Field(default=30.0, ge=0, description="simulated-clock speed of `make demo`'s "
+                                        "live day and the dashboard's service start (30: a trading day in 8 minutes)")
+    dashboard_refresh_ms: int = Field(default=1000, ge=200, description="milliseconds between dashboard refreshes")
+    dashboard_basic_auth: SecretStr | None = Field(
+        default=None, description="Panel's basic auth: one password for every user, or a JSON file of user: password")
+    dashboard_cookie_secret: SecretStr | None = Field(default=None,
+                                                      description="signs Panel's auth cookie (needed with basic auth)")
     # Network (real feeds and kline sources).
     eastmoney_kline_url: str = Field(default="https://push2his.eastmoney.com/api/qt/stock/kline/get",
                                      description="Eastmoney kline endpoint (point it at a recording to replay)")

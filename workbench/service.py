@@ -151,9 +151,12 @@ class LocalLauncher:
             command += ["--speed", str(run.speed)]
         logs = Path(settings.db_path).resolve().parent / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)  # the child reads its settings from the environment: pass on the universe's size
+        if settings.demo_symbols is not None:
+            env["WORKBENCH_DEMO_SYMBOLS"] = str(settings.demo_symbols)
         with open(logs / f"monitor-{run.run_id}.log", "ab") as out:
             child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603 - our own CLI
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         self.children[child.pid] = child
         return {"pid": child.pid}
 
@@ -315,10 +318,12 @@ class Service:
             return task_store.get_task(con, task_id)
 
     def list_tasks(self, flt: TaskFilter | None = None) -> pd.DataFrame:
-        """Tasks with their status: last evaluated, last trigger and fires today (a trading day in Shanghai)."""
+        """Tasks with their status: last evaluated, last trigger and fires "today": the trading day the monitor
+        runs (or last ran; a simulated day is in the past), else today in Shanghai."""
         with self.store.read() as con:
-            frame = task_store.task_overview(con, self.clock.now().date(), flt)
-        return frame
+            run = service_store.latest_run(con)
+            day = run.trading_date if run is not None and run.trading_date is not None else self.clock.now().date()
+            return task_store.task_overview(con, day, flt)
 
     # -- the service --------------------------------------------------------------------------------------------
     def start_service(self, trading_date: dt.date | None = None, speed: float | None = None,

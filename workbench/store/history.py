@@ -61,3 +61,23 @@ def recent_bars(con: duckdb.DuckDBPyConnection, freq: str, before: dt.datetime, 
         """,
         [freq, before, list(codes), per_code],
     ).fetchdf()
+
+
+def day_bars_after(con: duckdb.DuckDBPyConnection, code: str, freq: str, after: dt.datetime | None,
+                   trading_date: dt.date | None = None) -> pd.DataFrame:
+    """One stock's bars of one day ending after ``after``, oldest first: what a live chart streams each refresh.
+
+    Without ``after`` the whole day is returned; without ``trading_date`` the latest day that has bars of the stock
+    (a chart opened after the close, or on a simulated day, still shows that day).
+    """
+    if trading_date is None:
+        row = con.execute("SELECT max(ts) FROM bars WHERE code = ? AND freq = ?", [code, freq]).fetchone()
+        if row is None or row[0] is None:
+            return con.execute(f"SELECT {', '.join(BAR_COLUMNS)} FROM bars WHERE false").fetchdf()
+        trading_date = pd.Timestamp(row[0]).tz_convert(TZ).date()
+    lo = dt.datetime.combine(trading_date, dt.time(0, 0), tzinfo=TZ)
+    hi = lo + dt.timedelta(days=1)
+    if after is not None:
+        lo = max(lo, after + dt.timedelta(microseconds=1))
+    return con.execute(f"SELECT {', '.join(BAR_COLUMNS)} FROM bars WHERE code = ? AND freq = ? AND ts >= ? AND ts < ? "
+                       "ORDER BY ts", [code, freq, lo, hi]).fetchdf()

@@ -237,3 +237,10 @@ def audit_log(con: duckdb.DuckDBPyConnection, limit: int = 50, task_id: int | No
         params.append(actor)
     return con.execute(f"SELECT audit_id, ts, actor, action, task_id, detail, result, error FROM task_audit "
                        f"WHERE {' AND '.join(clauses)} ORDER BY audit_id DESC LIMIT ?", [*params, limit]).fetchdf()
+
+
+def learnt_entry_price(con: duckdb.DuckDBPyConnection, task_id: int) -> float | None:
+    """The entry price the loop learnt for a task from its entry rule (what take-profit / stop-loss count from when
+    the task has no fixed ``quant_config.entry_price``), or None before the entry fired."""
+    row = con.execute("SELECT max(entry_price) FROM rule_state WHERE task_id = ?", [task_id]).fetchone()
+    return None if row is None or row[0] is None else float(row[0])

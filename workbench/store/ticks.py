@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -183,3 +184,19 @@ def day_counts(con: duckdb.DuckDBPyConnection, trading_date: dt.date) -> dict[st
     assert row is not None
     keys = ["snapshots", "quotes", "bars", "tasks", "triggers", "notifications", "events"]
     return dict(zip(keys, (int(v) for v in row), strict=True))
+
+
+def code_triggers_after(con: duckdb.DuckDBPyConnection, code: str, trading_date: dt.date,
+                        after: dt.datetime | None = None, task_id: int | None = None) -> pd.DataFrame:
+    """Triggers of one stock on one trading day (of one task when given) after ``after``, oldest first: the markers
+    a live chart adds at each refresh."""
+    sql = ("SELECT trigger_id, task_id, rule, code, ts, price, message, late FROM triggers "
+           "WHERE code = ? AND trading_date = ?")
+    params: list[Any] = [code, trading_date]
+    if after is not None:
+        sql += " AND ts > ?"
+        params.append(after)
+    if task_id is not None:
+        sql += " AND task_id = ?"
+        params.append(task_id)
+    return con.execute(sql + " ORDER BY ts, trigger_id", params).fetchdf()

@@ -1,0 +1,306 @@
+"""The dashboard's components without a browser: trigger their params and buttons, check widgets and the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import at
+from workbench.app import ensure_instruments, universe_for
+from workbench.config import Settings
+from workbench.dashboard import Dashboard, DashboardContext, dashboard_session
+from workbench.dashboard.live import LiveView, task_levels
+from workbench.dashboard.notifications import NotificationsView
+from workbench.dashboard.tasks import TasksView
+from workbench.events import JobCompleted, JobProgress
+from workbench.models import MonitorTask
+from workbench.store import events as event_store
+from workbench.store import tasks as task_store
+from workbench.store.ticks import write_bars, write_triggers
+
+DAY = dt.date(2026, 11, 24)
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> DashboardContext:
+    """A fresh database with a small universe and three tasks: two running on one stock, one stopped."""
+    settings = Settings(db_path=tmp_path / "dash.duckdb", demo_symbols=30, demo_tasks=0)
+    context = DashboardContext.open(settings)
+    universe = universe_for(settings)
+    ensure_instruments(context.store, universe)
+    codes = universe["code"].tolist()
+    service = context.service
+    service.create_task({"task_name": "dip a", "stock_code": codes[0], "entry_min": 9.5, "entry_max": 10.0,
+                         "take_profit": 0.02, "stop_loss": 0.02}, start=True)
+    service.create_task({"task_name": "cross a", "stock_code": codes[0], "rule": "price crosses_above 10.5"},
+                        start=True)
+    service.create_task({"task_name": "other b", "stock_code": codes[1], "rule": "price crosses 8"})
+    return context
+
+
+def statuses(ctx: DashboardContext) -> dict[str, str]:
+    with ctx.store.read() as con:
+        return {t.task_name: t.status for t in task_store.load_tasks(con)}
+
+
+def minute_bars(code: str, start: str, n: int, base: float = 10.0) -> pd.DataFrame:
+    ts = pd.date_range(pd.Timestamp(at(DAY, start)), periods=n, freq="1min")
+    close = base + np.sin(np.arange(n) / 3) * 0.2
+    return pd.DataFrame({"code": code, "freq": "1m", "ts": ts, "open": close - 0.05, "high": close + 0.1,
+                         "low": close - 0.1, "close": close, "volume": 1000, "amount": close * 1000})
+
+
+def fire(ctx: DashboardContext, task: MonitorTask, ts: dt.datetime, price: float, n: int = 0) -> None:
+    """A trigger as the monitor writes it: the trigger row, its in-app notification and its event, one transaction."""
+    frame = pd.DataFrame([{
+        "trigger_id": f"t{task.task_id}-{n}", "task_id": task.task_id, "rule": "entry", "code": task.stock_code,
+        "ts": ts, "trading_date": DAY, "price": price, "message": f"{task.task_name} fired at {price}",
+        "late": False, "bucket": n, "notify": True, "title": task.task_name, "alert": {}, "channels": [],
+        "hold_until": ts}])
+    with ctx.store.write() as con:
+        write_triggers(con, frame, ts)
+
+
+# -- tasks ---------------------------------------------------------------------------------------------------------
+def test_pause_all_and_start_all_act_on_the_filter_and_the_table_follows(ctx):
+    view = TasksView(ctx)
+    view.refresh()
+    assert set(view.table.value["status"]) == {"running", "stopped"}
+    assert "price crosses above 10.50" in " ".join(view.table.value["condition"])
+
+    view.name_filter = "cross"
+    view.pause_all()
+    assert statuses(ctx) == {"dip a": "running", "cross a": "stopped", "other b": "stopped"}
+    assert list(view.table.value["status"]) == ["stopped"]
+
+    view.name_filter = ""
+    view.status_filter = "stopped"
+    view.start_all()
+    assert set(statuses(ctx).values()) == {"running"}
+    assert view.table.value.empty  # nothing is stopped any more
+    assert "started 2 task(s)" in view.message
+    audit = ctx.service.audit_log(limit=10)
+    assert set(audit["actor"]) == {"dashboard"}
+    assert any("start_all" in str(d) for d in audit["detail"]) and any("pause_all" in str(d) for d in audit["detail"])
+
+
+def test_a_bad_code_filter_is_named_and_changes_nothing(ctx):
+    view = TasksView(ctx)
+    view.code_filter = "12345"
+    assert "stock_code" in view.message or "12345" in view.message
+    view.pause_all()
+    assert set(statuses(ctx).values()) == {"running", "stopped"}
+
+
+def test_row_buttons_start_stop_edit_and_delete(ctx):
+    view = TasksView(ctx)
+    view.refresh()
+    ids = dict(zip(view.table.value["task_name"], view.table.value["task_id"], strict=True))
+    view.act("start", int(ids["other b"]))
+    view.act("stop", int(ids["dip a"]))
+    assert statuses(ctx) == {"dip a": "stopped", "cross a": "running", "other b": "running"}
+
+    view.act("edit", int(ids["dip a"]))
+    assert view.form.editing == ids["dip a"] and view.form.inputs["entry_max"].value == 10.0
+    view.form.inputs["entry_max"].value = 10.2
+    stored = view.form.submit()
+    assert stored is not None and stored.entry_max == 10.2 and view.form.editing is None
+    assert "10.2" in view.table.value.set_index("task_name").loc["dip a", "condition"]
+
+    view.act("delete", int(ids["other b"]))
+    assert "other b" not in statuses(ctx) and "other b" not in set(view.table.value["task_name"])
+
+
+def test_a_refused_field_shows_beside_it_and_nothing_is_written(ctx):
+    view = TasksView(ctx)
+    form = view.form
+    before = statuses(ctx)
+    form.inputs["task_name"].value = "bad range"
+    form.inputs["stock_code"].value = "600519"
+    form.inputs["entry_min"].value = 12.0
+    form.inputs["entry_max"].value = 10.0
+    form.submit_button.clicks += 1  # the button, as a click in the browser
+    assert "must not exceed entry_max" in form.errors["entry_min"].object
+    assert all(not form.errors[f].object for f in form.errors if f != "entry_min")
+    assert statuses(ctx) == before
+    assert form.inputs["task_name"].value == "bad range"  # the form keeps what was typed
+
+    form.inputs["entry_min"].value = 9.0
+    form.inputs["stock_code"].value = "99"
+    form.submit()
+    assert form.errors["stock_code"].object and not form.errors["entry_min"].object
+    assert statuses(ctx) == before
+
+
+def test_a_valid_task_is_created_and_started(ctx):
+    view = TasksView(ctx)
+    code = ctx.service.list_tasks()["stock_code"].iloc[0]
+    form = view.form
+    form.inputs["task_name"].value = "new one"
+    form.inputs["stock_code"].value = code
+    form.inputs["rule"].value = "close crosses_above sma(20)"
+    form.inputs["frequency"].value = "once_per_bar_close"
+    form.start.value = True
+    stored = form.submit()
+    assert stored is not None and form.saved == stored.task_id
+    assert statuses(ctx)["new one"] == "running"
+    assert ctx.service.get_task(stored.task_id).alert.frequency == "once_per_bar_close"
+    assert "new one" in set(view.table.value["task_name"])
+
+
+# -- live ----------------------------------------------------------------------------------------------------------
+def test_the_live_chart_streams_only_new_bars_and_triggers(ctx):
+    task = next(t for t in task_store_tasks(ctx) if t.task_name == "dip a")
+    with ctx.store.write() as con:
+        write_bars(con, minute_bars(task.stock_code, "09:31:00", 30))
+    view = LiveView(ctx)
+    view.set_tasks({"dip a": task.task_id})
+    assert view.task_id == task.task_id
+    assert len(view.bars.data["ts"]) == 30
+    assert np.isnan(view.bars.data["ma20"][18]) and np.isfinite(view.bars.data["ma20"][19])
+    assert view.levels["entry_min"].visible and view.levels["entry_min"].location == 9.5
+    assert not view.levels["take_profit"].visible  # no entry price yet: take-profit counts from it
+
+    fire(ctx, task, at(DAY, "09:45:10"), 9.9)
+    with ctx.store.write() as con:
+        write_bars(con, minute_bars(task.stock_code, "10:01:00", 5))
+    with ctx.store.read() as con:
+        assert view.poll(con) == 5
+        assert view.poll(con) == 0  # nothing new: nothing read twice
+    assert len(view.bars.data["ts"]) == 35 and view.bars.data["ts"][-1] == pd.Timestamp("2026-11-24 10:05:00")
+    assert view.triggers.data["price"] == [9.9]
+    assert str(view.triggers.data["ts"][0]) == "2026-11-24 09:46:00"  # the bar the trigger fell in (bars end-stamped)
+    assert "35 bars · 1 triggers" in view.caption.object
+
+
+def task_store_tasks(ctx: DashboardContext) -> list[MonitorTask]:
+    with ctx.store.read() as con:
+        return task_store.load_tasks(con)
+
+
+def test_levels_count_from_the_fixed_or_the_learnt_entry_price():
+    task = MonitorTask(task_name="x", stock_code="600519", entry_min=10, entry_max=11, take_profit=0.1,
+                       stop_loss=0.05)
+    assert task_levels(task, None)["take_profit"] is None
+    learnt = task_levels(task, 10.0)
+    assert learnt["take_profit"] == pytest.approx(11.0) and learnt["stop_loss"] == pytest.approx(9.5)
+    fixed = task.model_copy(update={"quant_config": {"entry_price": 20.0}})
+    assert task_levels(fixed, 10.0)["take_profit"] == pytest.approx(22.0)
+
+
+# -- notifications and the whole dashboard -------------------------------------------------------------------------
+def test_notifications_page_filter_and_mark_read(ctx):
+    tasks = task_store_tasks(ctx)
+    for n in range(25):
+        fire(ctx, tasks[n % 2], at(DAY, "10:00:00") + dt.timedelta(minutes=n), 10.0 + n / 100, n)
+    view = NotificationsView(ctx, page_size=10)
+    view.refresh()
+    assert view.total == 25 and len(view.table.value) == 10
+    assert view.table.value["body"].iloc[0].endswith("10.24")  # newest first
+    view.next_button.clicks += 1
+    view.next_button.clicks += 1
+    view.next_button.clicks += 1  # past the last page: stays on it
+    assert view.page == 3 and len(view.table.value) == 5
+
+    view.task_select.value = tasks[1].task_id
+    assert view.page == 1 and view.total == 12
+    view.table.selection = [0, 1]
+    view.read_selected.clicks += 1
+    view.unread = True
+    assert view.total == 10
+    view.task_select.value = -1
+    assert view.total == 23
+    assert view.mark_read(None) == 23
+    assert view.total == 0 and view.table.value.empty
+
+
+def test_a_refresh_reads_only_new_events_and_toasts_each_trigger_once(ctx):
+    tasks = task_store_tasks(ctx)
+    fire(ctx, tasks[0], at(DAY, "09:40:00"), 9.8, 0)  # before the page opened: history, not news
+    dashboard = Dashboard(ctx, default_day=DAY).load()
+    assert dashboard.notifications.total == 1 and dashboard.notifications.toasts == []
+    assert dashboard.live.task_id == tasks[0].task_id
+    assert set(dashboard.tasks.table.value["task_name"]) == {"dip a", "cross a", "other b"}
+
+    fire(ctx, tasks[0], at(DAY, "09:50:00"), 9.7, 1)
+    event_store.publish(ctx.store, [
+        JobProgress(timestamp=at(DAY, "15:31:00"), job="backfill", run_id="r1", done=50, total=200),
+        JobProgress(timestamp=at(DAY, "15:31:00"), job="indicators", run_id="r2", done=10, total=10),
+        JobCompleted(timestamp=at(DAY, "15:32:00"), job="indicators", run_id="r2")])
+    dashboard.refresh()
+    assert dashboard.notifications.toasts == ["dip a fired at 9.7"]
+    assert dashboard.notifications.total == 2
+    assert dashboard.tasks.table.value.set_index("task_name").loc["dip a", "last_trigger"].endswith("09:50:00")
+    assert dashboard.health.jobs == {"backfill r1": 25, "indicators r2": 100}
+    assert dashboard.health.status["state"] == "never started"
+    cursor = dashboard.cursor
+    dashboard.refresh()
+    assert dashboard.notifications.toasts == ["dip a fired at 9.7"] and dashboard.cursor == cursor
+
+    ctx.service.stop_tasks([tasks[0].task_id])  # a change from elsewhere (the CLI): the table follows
+    dashboard.refresh()
+    assert dashboard.tasks.table.value.set_index("task_name").loc["dip a", "status"] == "stopped"
+
+
+def test_a_burst_of_triggers_is_one_toast(ctx):
+    tasks = task_store_tasks(ctx)
+    dashboard = Dashboard(ctx, default_day=DAY).load()
+    for n in range(6):
+        fire(ctx, tasks[1], at(DAY, "11:00:00") + dt.timedelta(seconds=n), 10.6, n)
+    dashboard.refresh()
+    assert len(dashboard.notifications.toasts) == 1 and dashboard.notifications.toasts[0].startswith("6 new")
+
+
+def test_the_session_factory_works_on_a_fresh_database(tmp_path):
+    dashboard = dashboard_session(Settings(db_path=tmp_path / "fresh.duckdb"))
+    assert dashboard.tasks.table.value.empty and dashboard.notifications.total == 0
+    assert dashboard.health.status["state"] == "never started"
+    dashboard.refresh()
+    assert dashboard.__panel__() is not None
+
+
+def test_the_service_starts_and_stops_from_the_health_view(ctx, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_DEMO_SYMBOLS", "30")
+    view = Dashboard(ctx, default_day=DAY).load().health
+    view.speed.value = 60.0
+    view.start()
+    assert "service run" in view.note.object
+    deadline = dt.datetime.now() + dt.timedelta(seconds=60)
+    while view.status.get("state") != "running" and dt.datetime.now() < deadline:
+        view.refresh()
+    assert view.status["state"] == "running" and "| state | running |" in view.summary.object
+    view.stop()
+    view.refresh()
+    assert view.status["state"] in ("stopped", "completed") and not ctx.service.active_run()
+
+
+def test_a_locked_file_skips_a_refresh_and_loses_nothing(ctx, monkeypatch):
+    from workbench.errors import StoreBusy
+
+    tasks = task_store_tasks(ctx)
+    dashboard = Dashboard(ctx, default_day=DAY).load()
+    fire(ctx, tasks[0], at(DAY, "09:50:00"), 9.7, 1)
+
+    def busy():
+        raise StoreBusy("locked by another process")
+
+    with monkeypatch.context() as m:
+        m.setattr(ctx.store, "read", busy)
+        dashboard.refresh()
+    assert dashboard.missed == 1 and dashboard.banner.visible and dashboard.notifications.toasts == []
+    dashboard.refresh()
+    assert not dashboard.banner.visible and dashboard.notifications.toasts == ["dip a fired at 9.7"]
+
+
+def test_the_server_binds_to_loopback_and_uses_panels_basic_auth_when_set():
+    from workbench.dashboard.app import server_options
+
+    plain = server_options(Settings())
+    assert (plain["address"], plain["port"], plain["show"]) == ("127.0.0.1", 5006, False)
+    assert "basic_auth" not in plain
+    guarded = server_options(Settings(dashboard_basic_auth="s3cret", dashboard_port=5100))
+    assert guarded["basic_auth"] == "s3cret" and guarded["cookie_secret"] and guarded["port"] == 5100

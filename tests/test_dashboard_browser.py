@@ -1,0 +1,178 @@
+"""The served dashboard in headless Chromium, against a monitor running a compressed simulated day.
+
+Every request that does not go to 127.0.0.1 is blocked and recorded: the page must load all its JS/CSS from the
+Panel server. The test clicks Pause all / Start all, submits a bad task, waits for a trigger of the running day to
+show in the notifications and saves a screenshot of the Live view (docs/dashboard.png, the README's image).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from workbench.app import prepare_demo_day
+from workbench.calendar import RealClock, TradingCalendar
+from workbench.config import PROJECT_ROOT, Settings
+from workbench.demo import default_demo_date
+from workbench.service import Service
+from workbench.store import tasks as task_store
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SYMBOLS, TASKS, SPEED, SHOWN_BARS = 120, 10, 60.0, 45
+SCREENSHOT = PROJECT_ROOT / "docs" / "dashboard.png"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate, timeout: float, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback server
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def live_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
+    """A prepared database, the monitor on a compressed day in its own process, the dashboard in another."""
+    db = tmp_path_factory.mktemp("dash") / "wb.duckdb"
+    env = {**os.environ, "WORKBENCH_DB_PATH": str(db), "WORKBENCH_DEMO_SYMBOLS": str(SYMBOLS),
+           "WORKBENCH_DEMO_TASKS": str(TASKS)}
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("WORKBENCH_DEMO_SYMBOLS", "WORKBENCH_DEMO_TASKS"):
+            mp.setenv(key, env[key])  # the monitor's process inherits them
+        settings = Settings(db_path=db, demo_symbols=SYMBOLS, demo_tasks=TASKS, service_stop_timeout=15)
+        calendar = TradingCalendar()
+        day = default_demo_date(calendar, RealClock().now().date())
+        prepare_demo_day(settings, calendar, day)
+        service = Service(settings, actor="cli")
+        service.start_service(trading_date=day, speed=SPEED, mode="local", wait=30)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--port", str(port), "--db",
+                               str(db)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for(lambda: answers(url) or server.poll() is not None, timeout=60)
+        assert server.poll() is None, server.stdout.read().decode() if server.stdout else "server died"
+        yield settings, url
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        service.stop_service()
+
+
+def statuses(settings: Settings) -> set[str]:
+    with Service(settings, actor="cli").store.read() as con:
+        return {t.status for t in task_store.load_tasks(con)}
+
+
+def table_statuses(page) -> set[str]:
+    cells = page.locator(".tabulator-cell[tabulator-field='status']")
+    return {t.strip() for t in cells.all_inner_texts() if t.strip()}
+
+
+def shown_bars(page) -> int:
+    """Bars the Live view's caption says the chart shows."""
+    found = re.search(r"(\d+) bars", page.locator(".live-caption p").first.inner_text())
+    return int(found.group(1)) if found else 0
+
+
+def test_the_served_dashboard_works_offline_against_a_running_day(live_day):
+    from playwright.sync_api import sync_playwright
+
+    settings, url = live_day
+    outside: list[str] = []
+
+    def loopback_only(route) -> None:
+        if urlparse(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route("**/*", loopback_only)
+            sockets: list[str] = []
+            page.on("websocket", lambda ws: sockets.append(ws.url))
+            page.goto(url, wait_until="networkidle")
+            page.get_by_role("button", name="Pause all").wait_for(timeout=30_000)
+            wait_for(lambda: table_statuses(page), timeout=20)
+
+            # Pause all, Start all: the database and the table follow.
+            page.get_by_role("button", name="Pause all").click()
+            wait_for(lambda: statuses(settings) == {"stopped"}, timeout=20)
+            wait_for(lambda: table_statuses(page) == {"stopped"}, timeout=20)
+            page.get_by_role("button", name="Start all").click()
+            wait_for(lambda: statuses(settings) == {"running"}, timeout=20)
+            wait_for(lambda: table_statuses(page) == {"running"}, timeout=20)
+
+            # A bad task: the error beside its field, nothing written.
+            with Service(settings, actor="cli").store.read() as con:
+                before = len(task_store.load_tasks(con))
+            page.get_by_placeholder("task_name").fill("bad range")
+            page.get_by_placeholder("stock_code").fill("600519")
+            page.get_by_placeholder("entry_min").fill("12")
+            page.get_by_placeholder("entry_max").fill("10")
+            page.get_by_placeholder("entry_max").press("Tab")
+            page.get_by_role("button", name="Create task").click()
+            page.locator(".error-entry_min").get_by_text("must not exceed entry_max").wait_for(timeout=20_000)
+            with Service(settings, actor="cli").store.read() as con:
+                assert len(task_store.load_tasks(con)) == before
+
+            # A trigger of the running day shows in the notifications.
+            page.locator(".bk-tab", has_text="Notifications").click()
+            rows = page.locator(".notifications-table .tabulator-row")
+            wait_for(lambda: rows.count() > 0, timeout=60)
+
+            # The Live view of the task that fired most: candles, levels and trigger markers.
+            with Service(settings, actor="cli").store.read() as con:
+                task_id, label = con.execute(
+                    "SELECT t.task_id, count(*) FROM triggers t GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT 1").fetchone()
+            page.locator(".bk-tab", has_text="Live").click()
+            chooser = page.locator(".live-task select")
+            value = chooser.locator("option", has_text=f"{task_id} ·").first.get_attribute("value")
+            chooser.select_option(value=value)
+            page.locator(".live-caption").get_by_text(re.compile(r"\b[1-9]\d* triggers")).wait_for(timeout=30_000)
+            # the chart follows the day until MA20 and BOLL have warmed up
+            wait_for(lambda: shown_bars(page) >= SHOWN_BARS, timeout=60)
+            page.add_style_tag(content=".notyf { display: none !important; }")  # the toasts would cover the chart
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=False)
+        except BaseException:
+            page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "dashboard-failure.png"))
+            raise
+        finally:
+            browser.close()
+    assert outside == [], f"requests left 127.0.0.1: {outside}"
+    assert sockets and all(urlparse(s).hostname == "127.0.0.1" for s in sockets), sockets

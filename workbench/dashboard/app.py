@@ -1,0 +1,163 @@
+"""The dashboard: four views in tabs, one refresh per period that reads only what is new, and the server.
+
+A refresh opens one short read-only connection: it follows the event log from its cursor, streams the chart's new
+bars and triggers, and re-reads the task table only when the task table's fingerprint or a trigger says it changed.
+The service status is read through the control plane. Nothing holds a connection between refreshes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from workbench.calendar import TradingCalendar
+from workbench.config import PROJECT_ROOT, Settings
+from workbench.dashboard.context import DashboardContext
+from workbench.dashboard.health import HealthView
+from workbench.dashboard.live import LiveView
+from workbench.dashboard.notifications import NotificationsView
+from workbench.dashboard.tasks import TasksView
+from workbench.errors import TransientError
+from workbench.events import INDICATORS, SYSTEM, TASKS
+from workbench.store import events as event_store
+from workbench.store import tasks as task_store
+
+log = logging.getLogger("workbench.dashboard")
+CHANNELS = [TASKS, INDICATORS, SYSTEM]
+TASK_EVENTS = ("trigger.fired", "task.started", "task.stopped")
+TITLE = "A-share monitoring workbench"
+
+
+class Dashboard(Viewer):
+    """Tasks, Live, Notifications and Service & health of one browser session."""
+
+    cursor = param.Integer(default=0, doc="the last event sequence this session has seen")
+    missed = param.Integer(default=0, doc="refreshes skipped because the database stayed locked")
+
+    def __init__(self, ctx: DashboardContext, default_day: dt.date | None = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.ctx = ctx
+        self.tasks = TasksView(ctx)
+        self.live = LiveView(ctx)
+        self.notifications = NotificationsView(ctx)
+        self.health = HealthView(ctx, default_day=default_day)
+        self.tabs = pn.Tabs(("Tasks", self.tasks), ("Live", self.live), ("Notifications", self.notifications),
+                            ("Service & health", self.health), dynamic=False, sizing_mode="stretch_width")
+        self.tasks.param.watch(self._select_live, "selected")
+        self._tasks_version: tuple[int, Any] | None = None
+        self.banner = pn.pane.Alert("", alert_type="warning", visible=False)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(f"## {TITLE}", self.banner, self.tabs, sizing_mode="stretch_width")
+
+    def load(self) -> Dashboard:
+        """The first read of every view; events before now are history, not news (no toasts for them)."""
+        with self.ctx.store.read() as con:
+            self.cursor = event_store.last_seq(con)
+            self._tasks_version = task_store.tasks_version(con)
+        self._reload_tasks()
+        self.notifications.refresh()
+        self.health.refresh()
+        return self
+
+    def refresh(self) -> None:
+        """One periodic refresh. The refresh loop's boundary: a file that stays locked skips this refresh (counted
+        and shown); the next one reads from the same cursor, so nothing is lost."""
+        try:
+            self._refresh()
+        except TransientError as exc:
+            self.missed += 1
+            self.banner.object, self.banner.visible = f"refresh skipped ({self.missed} so far): {exc}", True
+            log.warning("dashboard refresh skipped: %s", exc)
+            return
+        self.banner.visible = False
+
+    def _refresh(self) -> None:
+        with self.ctx.store.read() as con:
+            events, self.cursor = event_store.follow(con, CHANNELS, self.cursor)
+            version = task_store.tasks_version(con)
+            self.live.poll(con)
+            self.notifications.on_events(con, events)
+        if version != self._tasks_version or any(e.event_type in TASK_EVENTS for e in events):
+            self._tasks_version = None  # stale until reloaded: a reload skipped by a locked file is retried
+            self._reload_tasks()
+            self._tasks_version = version
+        self.health.on_events(events)
+        self.health.refresh()
+
+    def _reload_tasks(self) -> None:
+        self.tasks.refresh()
+        frame = self.ctx.service.list_tasks()
+        options = {f"{r.task_id} · {r.stock_code} {r.stock_name} · {r.task_name}": int(r.task_id)
+                   for r in frame.itertuples(index=False)}
+        self.live.set_tasks(options)
+        self.notifications.set_tasks(options)
+
+    def _select_live(self, event: Any) -> None:
+        if event.new is not None:
+            self.live.task_id = event.new
+
+
+def notebook_settings() -> Settings:
+    """Settings for a notebook or ``panel serve``: a relative database path is taken from the project root, since a
+    notebook's kernel runs in ``notebooks/`` (``WORKBENCH_DB_PATH`` still chooses the file)."""
+    settings = Settings()
+    if not settings.db_path.is_absolute():
+        settings = settings.model_copy(update={"db_path": PROJECT_ROOT / settings.db_path})
+    return settings
+
+
+def _default_day(settings: Settings) -> dt.date:
+    from workbench.calendar import RealClock
+    from workbench.demo import default_demo_date
+
+    return settings.demo_date or default_demo_date(TradingCalendar(settings.extra_holidays), RealClock().now().date())
+
+
+def dashboard_session(settings: Settings) -> Dashboard:
+    """One browser session's dashboard, loaded, with its periodic refresh registered when it is served."""
+    pn.extension("tabulator", notifications=True)
+    dashboard = Dashboard(DashboardContext.open(settings), default_day=_default_day(settings)).load()
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        pn.state.add_periodic_callback(dashboard.refresh, period=settings.dashboard_refresh_ms)
+    return dashboard
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """``pn.serve`` options: bind address and port, the allowed websocket origins, Panel's basic auth if set."""
+    host, port = settings.dashboard_host, settings.dashboard_port
+    origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    options: dict[str, Any] = {"address": host, "port": port, "websocket_origin": origins, "show": False,
+                               "title": TITLE}
+    if settings.dashboard_basic_auth is not None:
+        options["basic_auth"] = _basic_auth(settings.dashboard_basic_auth.get_secret_value())
+        secret = settings.dashboard_cookie_secret
+        options["cookie_secret"] = secret.get_secret_value() if secret is not None else _random_secret()
+    return options
+
+
+def _basic_auth(value: str) -> str:
+    """A JSON file of users (Panel reads it) or one password."""
+    return str(Path(value)) if value.endswith(".json") and Path(value).exists() else value
+
+
+def _random_secret() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+def serve_dashboard(settings: Settings, start: bool = True) -> Any:
+    """Serve the dashboard at ``http://{dashboard_host}:{dashboard_port}/`` with every JS/CSS resource from the
+    Panel server itself (no CDN). Blocks until Ctrl-C when ``start``; else returns the server to start."""
+    def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it once per browser session
+        return dashboard_session(settings).__panel__()
+
+    return pn.serve({"/": page}, start=start, threaded=False, **server_options(settings))

@@ -1,0 +1,174 @@
+"""The Live view: one task's stock as 1-minute candles with volume, MA and BOLL, the task's levels and its triggers.
+
+Each refresh reads only the bars after the last bar shown and the triggers after the last marker, and streams them
+into the chart's ColumnDataSources; the indicators of the new bars come from ``workbench.indicators`` over the
+closes already shown plus the new ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.layouts import column
+from bokeh.models import ColumnDataSource, HoverTool, NumeralTickFormatter, Span
+from bokeh.plotting import figure
+from panel.viewable import Viewer
+
+from workbench.calendar import TZ
+from workbench.dashboard.context import DashboardContext
+from workbench.errors import NotFound
+from workbench.indicators import bbands, sma
+from workbench.models import MonitorTask
+from workbench.store.history import day_bars_after
+from workbench.store.tasks import get_task, learnt_entry_price
+from workbench.store.ticks import code_triggers_after
+
+BAR_FIELDS = ["ts", "open", "high", "low", "close", "volume", "color", "ma5", "ma20", "boll_upper", "boll_mid",
+              "boll_lower"]
+TRIGGER_FIELDS = ["ts", "price", "rule", "message"]
+UP, DOWN = "#d62728", "#2ca02c"  # the Chinese convention: red up, green down
+BAR_WIDTH_MS = 60_000 * 0.7
+CHART_TITLE = "1-minute bars · MA5 / MA20 · BOLL(20, 2) · task levels · triggers"
+
+
+def bar_columns(bars: pd.DataFrame, earlier_closes: np.ndarray) -> dict[str, list[Any]]:
+    """Chart columns of new bars: naive Shanghai times, candle colours, MA5/MA20 and BOLL(20, 2) computed over the
+    closes already shown followed by the new ones (NaN while warming up)."""
+    closes = np.concatenate([earlier_closes, bars["close"].to_numpy(np.float64)])
+    n = len(bars)
+    upper, mid, lower = bbands(closes, 20, 2.0)
+    ts = pd.to_datetime(bars["ts"], utc=True).dt.tz_convert(TZ).dt.tz_localize(None)
+    return {
+        "ts": list(ts), "open": bars["open"].tolist(), "high": bars["high"].tolist(), "low": bars["low"].tolist(),
+        "close": bars["close"].tolist(), "volume": bars["volume"].tolist(),
+        "color": [UP if c >= o else DOWN for o, c in zip(bars["open"], bars["close"], strict=True)],
+        "ma5": sma(closes, 5)[-n:].tolist(), "ma20": sma(closes, 20)[-n:].tolist(),
+        "boll_upper": upper[-n:].tolist(), "boll_mid": mid[-n:].tolist(), "boll_lower": lower[-n:].tolist(),
+    }
+
+
+def task_levels(task: MonitorTask, entry_price: float | None) -> dict[str, float | None]:
+    """The price lines of a task: its entry range, and take-profit / stop-loss from its entry price (the fixed
+    ``quant_config.entry_price`` or the one the loop learnt when the entry fired; none before that)."""
+    entry = task.quant_config.get("entry_price", entry_price)
+    return {
+        "entry_min": task.entry_min, "entry_max": task.entry_max,
+        "take_profit": None if entry is None or task.take_profit is None else float(entry) * (1 + task.take_profit),
+        "stop_loss": None if entry is None or task.stop_loss is None else float(entry) * (1 - task.stop_loss),
+    }
+
+
+LEVEL_STYLE = {"entry_min": ("#1f77b4", "dashed"), "entry_max": ("#1f77b4", "dashed"),
+               "take_profit": ("#d62728", "dotdash"), "stop_loss": ("#2ca02c", "dotdash")}
+
+
+class LiveView(Viewer):
+    """Candles of the selected task's stock that follow new bars as the monitor writes them."""
+
+    task_id = param.Integer(default=None, allow_None=True, doc="the task whose stock, levels and triggers show")
+
+    def __init__(self, ctx: DashboardContext, **params: Any) -> None:
+        super().__init__(**params)
+        self._ctx = ctx
+        self.bars = ColumnDataSource({f: [] for f in BAR_FIELDS})
+        self.triggers = ColumnDataSource({f: [] for f in TRIGGER_FIELDS})
+        self.levels = {name: Span(dimension="width", line_color=color, line_dash=dash, line_width=1.5,
+                                  visible=False) for name, (color, dash) in LEVEL_STYLE.items()}
+        self.chooser = pn.widgets.Select(label="Task", options={}, width=420, css_classes=["live-task"])
+        self.chooser.link(self, value="task_id")
+        self.caption = pn.pane.Markdown("", css_classes=["live-caption"])
+        self.pane = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_width")
+        self._task: MonitorTask | None = None
+        self._last_bar: dt.datetime | None = None
+        self._last_trigger: dt.datetime | None = None
+        self._day: dt.date | None = None
+        self.param.watch(lambda _e: self.reset(), "task_id")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.chooser, self.caption, self.pane, sizing_mode="stretch_width")
+
+    def _figure(self) -> Any:
+        price = figure(x_axis_type="datetime", height=520, sizing_mode="stretch_width", tools="pan,wheel_zoom,reset",
+                       toolbar_location="right", title=CHART_TITLE)
+        price.segment("ts", "high", "ts", "low", source=self.bars, color="color")
+        candles = price.vbar("ts", BAR_WIDTH_MS, "open", "close", source=self.bars, fill_color="color",
+                             line_color="color")
+        for name, color in (("ma5", "#ff7f0e"), ("ma20", "#9467bd")):
+            price.line("ts", name, source=self.bars, color=color, legend_label=name.upper())
+        for name in ("boll_upper", "boll_mid", "boll_lower"):
+            price.line("ts", name, source=self.bars, color="#7f7f7f", line_dash="dotted", legend_label="BOLL(20,2)")
+        price.scatter("ts", "price", source=self.triggers, marker="inverted_triangle", size=14, color="#000000",
+                      fill_color="#ffd700", legend_label="trigger")
+        price.legend.location = "top_left"
+        price.legend.click_policy = "hide"
+        for span in self.levels.values():
+            price.add_layout(span)
+        price.add_tools(HoverTool(renderers=[candles], tooltips=[("time", "@ts{%H:%M}"), ("close", "@close{0.00}")],
+                                  formatters={"@ts": "datetime"}))
+        volume = figure(x_axis_type="datetime", height=170, sizing_mode="stretch_width", x_range=price.x_range,
+                        tools="", toolbar_location=None)
+        volume.vbar("ts", BAR_WIDTH_MS, 0, "volume", source=self.bars, fill_color="color", line_color="color")
+        volume.yaxis.formatter = NumeralTickFormatter(format="0.0a")
+        return column(price, volume, sizing_mode="stretch_width")
+
+    # -- data -------------------------------------------------------------------------------------------------
+    def set_tasks(self, options: dict[str, int]) -> None:
+        """The tasks to choose from (label -> id); the first one is chosen when nothing is."""
+        self.chooser.options = options
+        if self.task_id not in options.values() and options:
+            self.task_id = next(iter(options.values()))
+
+    def reset(self) -> None:
+        """A new task chosen: forget what the chart shows; the next refresh reads its day from the start."""
+        self.bars.data = {f: [] for f in BAR_FIELDS}
+        self.triggers.data = {f: [] for f in TRIGGER_FIELDS}
+        self._task, self._last_bar, self._last_trigger, self._day = None, None, None, None
+        if self.chooser.value != self.task_id:
+            self.chooser.value = self.task_id
+        with self._ctx.store.read() as con:
+            self.poll(con)
+
+    def poll(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Stream the bars and triggers that are new since the last call; returns the bars added."""
+        if self.task_id is None:
+            return 0
+        if self._task is None:
+            try:
+                self._task = get_task(con, self.task_id)
+            except NotFound:
+                self.caption.object = f"task {self.task_id} is gone"
+                return 0
+        task = self._task
+        bars = day_bars_after(con, task.stock_code, "1m", self._last_bar, self._day)
+        if len(bars):
+            self._day = pd.Timestamp(bars["ts"].iloc[-1]).tz_convert(TZ).date()
+            self._last_bar = pd.Timestamp(bars["ts"].iloc[-1]).to_pydatetime()
+            self.bars.stream(bar_columns(bars, np.asarray(self.bars.data["close"], dtype=np.float64)))
+        if self._day is not None:
+            self._add_triggers(code_triggers_after(con, task.stock_code, self._day, self._last_trigger, task.task_id))
+        self._show_levels(task_levels(task, learnt_entry_price(con, task.task_id or 0)))
+        self.caption.object = (f"**{task.stock_code} {task.stock_name}** · {task.task_name} · "
+                               f"{self._day or 'no bars yet'} · {len(self.bars.data['ts'])} bars · "
+                               f"{len(self.triggers.data['ts'])} triggers")
+        return len(bars)
+
+    def _add_triggers(self, triggers: pd.DataFrame) -> None:
+        if not len(triggers):
+            return
+        self._last_trigger = pd.Timestamp(triggers["ts"].iloc[-1]).to_pydatetime()
+        ts = pd.to_datetime(triggers["ts"], utc=True).dt.tz_convert(TZ).dt.tz_localize(None)
+        self.triggers.stream({"ts": list(ts.dt.ceil("min")), "price": triggers["price"].tolist(),
+                              "rule": triggers["rule"].tolist(), "message": triggers["message"].tolist()})
+
+    def _show_levels(self, levels: dict[str, float | None]) -> None:
+        for name, value in levels.items():
+            span = self.levels[name]
+            span.visible = value is not None
+            if value is not None and span.location != value:
+                span.location = value

@@ -1,0 +1,120 @@
+"""The Notifications view: the in-app history, paged and filtered, mark-as-read, and a toast per new trigger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from workbench.dashboard.context import DashboardContext
+from workbench.store import outbox as outbox_store
+from workbench.store.events import StoredEvent
+
+MAX_TOASTS = 3  # toasts per refresh before they are summed up in one
+HISTORY_COLUMNS = ["notification_id", "created_at", "task_id", "title", "body", "read"]
+
+
+def history_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table's rows from ``outbox.history``: Shanghai times, and read as a flag."""
+    created = pd.to_datetime(frame["created_at"], utc=True).dt.tz_convert("Asia/Shanghai").dt.strftime(
+        "%m-%d %H:%M:%S")
+    return pd.DataFrame({"notification_id": frame["notification_id"].astype("int64"), "created_at": created,
+                         "task_id": frame["task_id"], "title": frame["title"], "body": frame["body"],
+                         "read": frame["read_at"].notna()}, columns=HISTORY_COLUMNS)
+
+
+class NotificationsView(Viewer):
+    """Paged in-app notifications, newest first; filters by task and unread; toasts the triggers as they arrive."""
+
+    task_id = param.Integer(default=None, allow_None=True, doc="only this task's notifications")
+    unread = param.Boolean(default=False, doc="only unread notifications")
+    page = param.Integer(default=1, bounds=(1, None))
+    page_size = param.Integer(default=20, bounds=(1, 500))
+    total = param.Integer(default=0, doc="notifications matching the filters")
+    toasts = param.List(default=[], doc="the last toasts shown (newest last)")
+
+    def __init__(self, ctx: DashboardContext, **params: Any) -> None:
+        super().__init__(**params)
+        self._ctx = ctx
+        self.table = pn.widgets.Tabulator(pd.DataFrame(columns=HISTORY_COLUMNS), disabled=True, show_index=False,
+                                          selectable="checkbox", sizing_mode="stretch_width", height=520,
+                                          layout="fit_data_stretch", css_classes=["notifications-table"])
+        self.task_select = pn.widgets.Select(label="Task", options={"all tasks": -1}, value=-1, width=260)
+        self.task_select.param.watch(lambda e: setattr(self, "task_id", None if e.new == -1 else e.new), "value")
+        self.prev_button = pn.widgets.Button(label="◀ newer", width=90)
+        self.next_button = pn.widgets.Button(label="older ▶", width=90)
+        self.prev_button.on_click(lambda _e: self.turn(-1))
+        self.next_button.on_click(lambda _e: self.turn(1))
+        self.read_selected = pn.widgets.Button(label="Mark selected read", color="primary")
+        self.read_all = pn.widgets.Button(label="Mark all read")
+        self.read_selected.on_click(lambda _e: self.mark_read(self.selected_ids()))
+        self.read_all.on_click(lambda _e: self.mark_read(None))
+        self.pager = pn.pane.Str("")
+        self.param.watch(lambda _e: self._first_page(), ["task_id", "unread"])
+        self.param.watch(lambda _e: self.refresh(), ["page", "page_size"])
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        controls = pn.Row(self.task_select, pn.widgets.Checkbox.from_param(self.param.unread, label="unread only"),
+                          self.prev_button, self.pager, self.next_button, self.read_selected, self.read_all)
+        return pn.Column(controls, self.table, sizing_mode="stretch_width")
+
+    def set_tasks(self, options: dict[str, int]) -> None:
+        self.task_select.options = {"all tasks": -1, **options}
+
+    def refresh(self) -> None:
+        """Read the current page (a short read of its own)."""
+        with self._ctx.store.read() as con:
+            frame, total = outbox_store.history(con, self.page, self.page_size, self.task_id, unread=self.unread)
+        self.total = total
+        self.table.value = history_rows(frame)
+        pages = max(1, -(-total // self.page_size))
+        self.pager.object = f"page {self.page} of {pages} · {total} notifications"
+
+    def _first_page(self) -> None:
+        if self.page == 1:
+            self.refresh()
+        else:
+            self.page = 1
+
+    def turn(self, step: int) -> None:
+        pages = max(1, -(-self.total // self.page_size))
+        self.page = min(max(1, self.page + step), pages)
+
+    def selected_ids(self) -> list[int]:
+        frame = self.table.value
+        return [int(frame.iloc[i]["notification_id"]) for i in self.table.selection if i < len(frame)]
+
+    def mark_read(self, ids: Sequence[int] | None) -> int:
+        """Mark the given notifications (all unread when None) read; returns how many changed."""
+        if ids is not None and not ids:
+            return 0
+        with self._ctx.store.write() as con:
+            changed = outbox_store.mark_read(con, ids, self._ctx.now())
+        self.table.selection = []
+        self.refresh()
+        return changed
+
+    def on_events(self, con: duckdb.DuckDBPyConnection, events: Sequence[StoredEvent]) -> None:
+        """New events from the log: a toast per trigger fired, and the page re-read when any arrived."""
+        fired = [e for e in events if e.event_type == "trigger.fired"]
+        if not fired:
+            return
+        if len(fired) > MAX_TOASTS:  # a burst (a resumed day, many tasks at the open): one toast, not a wall
+            self.toast(f"{len(fired)} new triggers, the last: {fired[-1].payload.get('message', '')}")
+        for event in fired if len(fired) <= MAX_TOASTS else ():
+            self.toast(str(event.payload.get("message", "")))
+        frame, total = outbox_store.history(con, self.page, self.page_size, self.task_id, unread=self.unread)
+        self.total = total
+        self.table.value = history_rows(frame)
+        self.pager.object = f"page {self.page} of {max(1, -(-total // self.page_size))} · {total} notifications"
+
+    def toast(self, text: str) -> None:
+        """Show a toast in the browser session (when it has a notification area) and remember it."""
+        self.toasts = [*self.toasts[-19:], text]
+        if pn.state.notifications is not None:
+            pn.state.notifications.info(text, duration=4000)
