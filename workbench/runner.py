@@ -197,10 +197,11 @@ class Control:
 
 
 class TickWriter:
-    """Writes tick results, one transaction per tick, and reads the loop's control state on the same connection.
+    """Writes tick results, one transaction per flush, and reads the loop's control state on the same connection.
 
-    When ticks come faster than ``flush_seconds`` (a compressed simulated day) several ticks share one
-    connection, each still its own transaction. When the file stays locked, results stay buffered (bounded by
+    On the real clock a flush is one tick. When ticks come faster than ``flush_seconds`` (a compressed simulated
+    day) the ticks pending at a flush are written together, all or none (a restart resumes after the last
+    committed one either way). When the file stays locked, results stay buffered (bounded by
     ``max_buffered``; past that the loop waits for the store rather than drop a tick) and flush later.
     """
 
@@ -237,16 +238,16 @@ class TickWriter:
     def _flush(self, known_version: tuple[int, Any] | None) -> Control:
         now = dt.datetime.now(dt.UTC)
         with self.store.connection() as con:
-            while self.pending:
-                item = self.pending[0]
+            if self.pending:
+                batch = list(self.pending)
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    counts = tick_store.write_tick(con, item, now)
+                    counts = tick_store.write_ticks(con, batch, now)
                     con.execute("COMMIT")
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
-                self.pending.popleft()
+                self.pending.clear()
                 self.counts.add(counts)
             if self.reporter is not None:
                 self.reporter(con, len(self.pending), self.busy)

@@ -8,6 +8,7 @@ trigger's notification and event are written only when the trigger itself is new
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,36 +41,80 @@ class WriteCounts:
 
 def write_tick(con: duckdb.DuckDBPyConnection, result: TickResult, written_at: dt.datetime) -> WriteCounts:
     """Write one tick's results; the caller owns the transaction."""
+    return write_ticks(con, [result], written_at)
+
+
+def write_ticks(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult],
+                written_at: dt.datetime) -> WriteCounts:
+    """Write several ticks' results in the caller's one transaction (all or none of them).
+
+    The rows every tick has (its journal row, quotes, rule state, bars) go in one statement per table for the
+    whole batch: a compressed day writes dozens of ticks per flush. A tick whose journal row is already there
+    (a re-run) writes nothing but its bars. The rarer parts (triggers with their outbox rows and events, orders,
+    once-stops, heartbeats, recordings) follow tick by tick, so events keep their order.
+    """
     counts = WriteCounts()
-    new_tick = con.execute(
-        "INSERT INTO monitor_ticks (ts, trading_date, snapshot_rows, tasks_evaluated, triggers, written_at, "
-        "lag_seconds) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING ts",
-        [result.ts, result.trading_date, result.snapshot_rows, result.tasks_evaluated, len(result.triggers),
-         written_at, result.lag_seconds],
-    ).fetchall()
-    counts.bars = write_bars(con, result.bars)
-    if not new_tick:
+    if not results:
         return counts
-    counts.ticks = 1
-    write_rule_state(con, result.rule_state)
+    new = _journal(con, results, written_at)
+    counts.bars = write_bars(con, _concat([r.bars for r in results]))
+    fresh = [r for r in results if pd.Timestamp(r.ts) in new]
+    counts.ticks = len(fresh)
+    if not fresh:
+        return counts
+    state = _concat([r.rule_state for r in fresh])
+    write_rule_state(con, state.drop_duplicates(["task_id", "rule"], keep="last") if len(state) else state)
+    for result in fresh:
+        _write_events_of(con, result, written_at, counts)
+    quotes = _concat([r.quotes for r in fresh if len(r.quotes)])
+    if len(quotes):
+        con.register("_quotes", quotes[QUOTE_COLUMNS])
+        con.execute(f"INSERT INTO quotes ({', '.join(QUOTE_COLUMNS)}) SELECT {', '.join(QUOTE_COLUMNS)} FROM _quotes")
+        con.unregister("_quotes")
+        counts.quotes = len(quotes)
+    return counts
+
+
+def _journal(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult],
+             written_at: dt.datetime) -> set[pd.Timestamp]:
+    """Insert the ticks' journal rows; the times of those that were not there yet."""
+    journal = pd.DataFrame({
+        "ts": [r.ts for r in results], "trading_date": [r.trading_date for r in results],
+        "snapshot_rows": [r.snapshot_rows for r in results], "tasks_evaluated": [r.tasks_evaluated for r in results],
+        "triggers": [len(r.triggers) for r in results], "written_at": written_at,
+        "lag_seconds": pd.array([r.lag_seconds for r in results], dtype="Float64"),
+    })
+    con.register("_journal", journal)
+    rows = con.execute(
+        "INSERT INTO monitor_ticks (ts, trading_date, snapshot_rows, tasks_evaluated, triggers, written_at, "
+        "lag_seconds) SELECT * FROM _journal ON CONFLICT DO NOTHING RETURNING ts").fetchall()
+    con.unregister("_journal")
+    return {pd.Timestamp(r[0]) for r in rows}
+
+
+def _write_events_of(con: duckdb.DuckDBPyConnection, result: TickResult, written_at: dt.datetime,
+                     counts: WriteCounts) -> None:
     if len(result.triggers):
         trig, notes, events = write_triggers(con, result.triggers, written_at)
-        counts.triggers, counts.notifications, counts.events = trig, notes, events
+        counts.triggers += trig
+        counts.notifications += notes
+        counts.events += events
     if len(result.orders):
-        counts.orders = write_orders(con, result.orders)
+        counts.orders += write_orders(con, result.orders)
     if result.stopped_tasks:
         stop_fired_once(con, result.stopped_tasks, result.ts, written_at)
     if result.events:
         counts.events += event_store.append(con, result.events, written_at)
     if result.recording is not None:
         recordings.record_snapshot(con, result.recording_feed, result.recording, written_at)
-    if len(result.quotes):
-        quotes = result.quotes[QUOTE_COLUMNS]
-        con.register("_quotes", quotes)
-        con.execute(f"INSERT INTO quotes ({', '.join(QUOTE_COLUMNS)}) SELECT {', '.join(QUOTE_COLUMNS)} FROM _quotes")
-        con.unregister("_quotes")
-        counts.quotes = len(quotes)
-    return counts
+
+
+def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """One frame of many; the first as it is when it is the only one (no copy, and empty frames keep columns)."""
+    kept = [f for f in frames if len(f)]
+    if not kept:
+        return frames[0] if frames else pd.DataFrame()
+    return kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
 
 
 def write_rule_state(con: duckdb.DuckDBPyConnection, state: pd.DataFrame) -> None:
