@@ -277,13 +277,9 @@ def _filter(status: str | None, code: str | None, name: str | None, ids: str | N
 
 
 def _ids(text: str | list[str]) -> list[int]:
-    from workbench.errors import ValidationError
+    from workbench.service import parse_task_ids
 
-    parts = [p for chunk in ([text] if isinstance(text, str) else text) for p in chunk.split(",") if p.strip()]
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
-        raise ValidationError("task_id", f"expected task ids (numbers), got {' '.join(parts)!r}") from None
+    return parse_task_ids(text if isinstance(text, str) else " ".join(text))
 
 
 StatusOption = Annotated[str | None, typer.Option("--status", help="running | stopped")]

@@ -25,6 +25,7 @@ from workbench.models import MonitorTask
 from workbench.rules.model import Rule
 from workbench.rules.parse import to_text
 from workbench.service import BulkResult, Service
+from workbench.service import parse_task_ids as parse_ids
 from workbench.store.tasks import TaskFilter
 
 TABLE_COLUMNS = ["task_id", "task_name", "stock", "status", "entry", "take_profit", "stop_loss", "rule",
@@ -81,17 +82,6 @@ def _bare_key(token: str) -> str:
     except ValidationError:
         return "name"
     return "code"
-
-
-def parse_ids(text: str) -> list[int]:
-    """Task ids from ``"3 4,5"``; raises ValidationError(``task_ids``) naming what is not an id."""
-    parts = text.replace(",", " ").split()
-    bad = [p for p in parts if not p.isdigit()]
-    if bad:
-        raise ValidationError("task_ids", f"expected task ids (whole numbers), got {' '.join(bad)!r}")
-    if not parts:
-        raise ValidationError("task_ids", "name at least one task id")
-    return [int(p) for p in parts]
 
 
 def optional_price(field: str, text: str) -> float | None:

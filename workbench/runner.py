@@ -91,10 +91,10 @@ class RunReporter:
     """The loop's health report at every flush, and a system event when it turns unhealthy or healthy again."""
 
     def __init__(self, run: RunInfo, store: Store, feed: Feed, interval: float, calendar_warning: str | None,
-                 clock: Any) -> None:
+                 clock: Any, detector: StaleDetector | None = None) -> None:
         self.run = run
         self.clock = clock
-        self.feed_stale = False  # set by the stale-feed detector
+        self.detector = detector  # whether the feed is stale is the detector's state, not a copy of it
         self.store = store
         self.feed = feed
         self.interval = interval
@@ -118,7 +118,8 @@ class RunReporter:
             "busy_flushes": busy,
             "lock_retries": stats.lock_retries,
             "lock_wait_seconds": round(stats.lock_wait_seconds, 3),
-            "feed": {**feed_health(self.feed, self.clock.now()), "stale": self.feed_stale},
+            "feed": {**feed_health(self.feed, self.clock.now()),
+                     "stale": self.detector is not None and self.detector.stale_since is not None},
             "calendar_warning": self.calendar_warning,
             "poll_interval": self.interval,
             "speed": self.run.speed,
@@ -153,9 +154,9 @@ class FeedWatch:
     """The stale-feed detector wired to the loop: ``feed.stale`` / ``feed.recovered`` as an event and a system
     notification on every configured channel, and the feed's state in the loop's health report."""
 
-    def __init__(self, detector: StaleDetector, feed: Feed, store: Store, reporter: RunReporter,
-                 channels: tuple[str, ...], dashboard_url: str) -> None:
-        self.detector, self.feed, self.store, self.reporter = detector, feed, store, reporter
+    def __init__(self, detector: StaleDetector, feed: Feed, store: Store, channels: tuple[str, ...],
+                 dashboard_url: str) -> None:
+        self.detector, self.feed, self.store = detector, feed, store
         self.channels, self.dashboard_url = channels, dashboard_url
 
     def check(self, now: dt.datetime) -> None:
@@ -165,9 +166,8 @@ class FeedWatch:
         event = self.detector.check(health, now)
         if event is None:
             return
-        self.reporter.feed_stale = isinstance(event, FeedStale) and not isinstance(event, FeedRecovered)
-        log.warning("feed %s %s after %.0f s", event.feed, "stale" if self.reporter.feed_stale else "recovered",
-                    event.seconds)
+        log.warning("feed %s %s after %.0f s", event.feed,
+                    "recovered" if isinstance(event, FeedRecovered) else "stale", event.seconds)
         with self.store.write() as con:
             event_store.append(con, [event])
             outbox_store.enqueue(con, _system_alert(event, self.channels, self.dashboard_url), now)
@@ -313,8 +313,9 @@ def run_session(
         return summary
     if feed is None:
         raise OperationalError(f"{trading_date} is a trading day: the loop needs a feed")
-    reporter = RunReporter(run, store, feed, interval, calendar.calendar_warning(trading_date), clock)
-    watch = FeedWatch(StaleDetector(calendar, stale_after), feed, store, reporter, tuple(channels), dashboard_url)
+    detector = StaleDetector(calendar, stale_after)
+    reporter = RunReporter(run, store, feed, interval, calendar.calendar_warning(trading_date), clock, detector)
+    watch = FeedWatch(detector, feed, store, tuple(channels), dashboard_url)
     writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds, run_id=run.run_id,
                         reporter=reporter)
     try:
@@ -381,7 +382,7 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
                 summary.missed += 1
                 continue
             result.lag_seconds = round((clock.now() - ts).total_seconds(), 3)
-            _heartbeat(result, summary.snapshots, bounds.open, opts.heartbeat_every, clock)
+            _heartbeat(result, summary.snapshots, bounds.open, opts.heartbeat_every)
             writer.submit(result)
             summary.snapshots += 1
             summary.suppressed += result.suppressed
@@ -426,9 +427,6 @@ class _Waiter:
     def __init__(self, store: Store, clock: Any, interval: float, run_id: str | None) -> None:
         self.store, self.clock, self.interval, self.run_id = store, clock, interval, run_id
 
-    def now(self) -> dt.datetime:
-        return self.clock.now()
-
     CHECK_EVERY = 0.2  # wall seconds: a compressed clock crosses lunch in a moment and need not look each step
 
     def until(self, ts: dt.datetime) -> None:
@@ -450,12 +448,12 @@ class _Waiter:
             raise StopRequested(command)
 
 
-def _heartbeat(result: TickResult, snapshots: int, open_: dt.datetime, every: float, clock: Any) -> None:
+def _heartbeat(result: TickResult, snapshots: int, open_: dt.datetime, every: float) -> None:
     """The first tick of every ``every`` seconds of market time (from the open) also carries a heartbeat: alive, and
-    how far behind the clock it runs. Keyed on market time, so a resumed day beats on the same ticks."""
+    how far behind the clock it runs (the tick's lag). Keyed on market time, so a resumed day beats on the same
+    ticks."""
     if (result.ts - open_).total_seconds() % every < 1e-6:
-        lag = round((clock.now() - result.ts).total_seconds(), 3)
-        result.events.append(Heartbeat(timestamp=result.ts, ticks=snapshots, lag_seconds=lag))
+        result.events.append(Heartbeat(timestamp=result.ts, ticks=snapshots, lag_seconds=result.lag_seconds or 0.0))
 
 
 def _prepare(store: Store, monitor: Monitor, trading_date: dt.date,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import signal
 import subprocess
@@ -37,6 +38,7 @@ from workbench.store.db import Store
 from workbench.store.service import ServiceRun
 from workbench.store.tasks import TaskFilter
 
+log = logging.getLogger("workbench.service")
 ACTORS = ("dashboard", "cli", "notebook", "schedule", "api")
 _POLL = 0.2  # seconds between looks at the run while starting or stopping
 
@@ -210,7 +212,6 @@ class Service:
         self.calendar = TradingCalendar(settings.extra_holidays)
         self.launchers: dict[str, Launcher] = dict(launchers or {
             "prefect": PrefectLauncher(settings.monitor_deployment), "local": LocalLauncher()})
-        self.last_gone_error: str | None = None
 
     # -- audit --------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -445,7 +446,7 @@ class Service:
         try:
             return launcher.gone(run)
         except Exception as exc:  # noqa: BLE001 - an unreachable Prefect server must not make a run look dead
-            self.last_gone_error = f"{type(exc).__name__}: {exc}"
+            log.warning("cannot tell whether run %s lives: %s: %s", run.run_id, type(exc).__name__, exc)
             return None
 
     def active_run(self) -> ServiceRun | None:
@@ -525,6 +526,18 @@ class Service:
     def _calendar(self, day: dt.date) -> dict[str, Any]:
         warning = self.calendar.calendar_warning(day)
         return {"valid": warning is None, "warning": warning, "trading_day": self.calendar.is_session(day)}
+
+
+def parse_task_ids(text: str) -> list[int]:
+    """Task ids as people type them (``"3 4,5"``), for every UI; raises ValidationError(``task_ids``) naming what is
+    not an id."""
+    parts = text.replace(",", " ").split()
+    bad = [p for p in parts if not p.isdigit()]
+    if bad:
+        raise ValidationError("task_ids", f"expected task ids (whole numbers), got {' '.join(bad)!r}")
+    if not parts:
+        raise ValidationError("task_ids", "name at least one task id")
+    return [int(p) for p in parts]
 
 
 def _spec_detail(spec: Mapping[str, Any] | MonitorTask) -> dict[str, Any]:

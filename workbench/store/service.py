@@ -62,10 +62,11 @@ def _missing(value: Any) -> bool:
 
 
 def insert_run(con: duckdb.DuckDBPyConnection, run: ServiceRun) -> None:
+    values = {c: getattr(run, c) for c in RUN_COLUMNS}
+    values["health"] = None if run.health is None else json.dumps(run.health, default=str)
     con.execute(
         f"INSERT INTO service_runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' for _ in RUN_COLUMNS)})",
-        [None if c == "health" and run.health is None else
-         (json.dumps(run.health) if c == "health" else getattr(run, c)) for c in RUN_COLUMNS],
+        list(values.values()),
     )
 
 
