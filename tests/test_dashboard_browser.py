@@ -76,17 +76,20 @@ def live_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setting
         service = Service(settings, actor="cli")
         service.start_service(trading_date=day, speed=SPEED, mode="local", wait=30)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--port", str(port), "--db",
-                               str(db)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = db.parent / "dashboard.log"  # a file, not a pipe nobody reads: a full pipe would block the server
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--port", str(port), "--db",
+                                   str(db)], env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for(lambda: answers(url) or server.poll() is not None, timeout=60)
-        assert server.poll() is None, server.stdout.read().decode() if server.stdout else "server died"
+        assert server.poll() is None, log.read_text(errors="replace")
         yield settings, url
     finally:
         server.terminate()
         server.wait(timeout=15)
         service.stop_service()
+        print(log.read_text(errors="replace")[-4000:])  # shown by pytest when the test failed
 
 
 def statuses(settings: Settings) -> set[str]:
