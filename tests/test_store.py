@@ -131,3 +131,31 @@ def test_a_locked_file_is_retried_then_reported_busy(tmp_path: Path):
     assert busy.stats.lock_retries > 0
     holder.join()
     assert count(Store(path), "service_commands") == 1
+
+
+def test_lock_wait_counts_only_time_spent_waiting_for_another_process(tmp_path):
+    """Ordinary opens add nothing to lock_wait_seconds; a reader in another process holding the file adds the time
+    the writer waited, and the refusal says a reader holds it (not "close the other writer")."""
+    import subprocess
+    import sys
+
+    from workbench.errors import StoreBusy
+
+    store = Store(tmp_path / "wait.duckdb", lock_timeout=0.6).open()
+    for _ in range(30):
+        with store.write() as con:
+            con.execute("SELECT 1")
+    assert store.stats.opens >= 30 and store.stats.lock_wait_seconds == 0.0 and store.stats.lock_retries == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time\ncon = duckdb.connect(sys.argv[1], read_only=True)\n"
+         "print('held', flush=True)\ntime.sleep(30)", str(store.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusy) as refused, store.write():
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    message = str(refused.value)
+    assert "a reader" in message and f"PID {holder.pid}" in message and "other writer" not in message
+    assert 0.5 <= store.stats.lock_wait_seconds < 2.0 and store.stats.lock_retries > 0

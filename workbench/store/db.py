@@ -3,13 +3,22 @@
 DuckDB lets one process write or many read, never both across processes. So nobody keeps a connection
 across a sleep, a tick or a user's think time: ``with store.write() as con`` opens, works and closes.
 A lock conflict is retried with exponential backoff and jitter until ``lock_timeout``; then StoreBusy.
+
+Within one process every connection to a file shares one database instance from DuckDB's process-wide instance
+cache. Opening and closing are not safe against each other across threads: a thread that connects while another
+closes the last connection can get a half-built instance, before the Python client has registered its scans,
+and its next ``register`` fails with "Table Function with name pandas_scan does not exist". So opening and
+closing are serialised by one lock per process (the cache it guards is per process too); work on an open
+connection runs concurrently as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +35,9 @@ log = logging.getLogger("workbench.store")
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
 _CONFIG_MARKER = "different configuration"
+_READER_MARKER = "would be able to open this database in read-only mode"  # DuckDB's words when a reader holds it
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+_INSTANCE_CACHE = threading.Lock()  # guards DuckDB's process-wide instance cache: connect and close only
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
@@ -36,7 +48,8 @@ def is_lock_conflict(exc: BaseException) -> bool:
 
 @dataclass
 class StoreStats:
-    """Counters of lock contention, for health reporting."""
+    """Counters of lock contention, for health reporting. ``lock_wait_seconds`` is time spent waiting for
+    another process's lock only (from the first conflict to the open), not the time ordinary opens take."""
 
     opens: int = 0
     lock_retries: int = 0
@@ -48,6 +61,21 @@ class StoreStats:
             self.opens += 1
             self.lock_retries += retries
             self.lock_wait_seconds += waited
+
+
+def lock_holder(exc: BaseException) -> str:
+    """Who holds the file, in words, from DuckDB's lock error: a reader or a writer, its PID and command."""
+    text = str(exc)
+    kind = "a reader (a read-only connection, e.g. a notebook)" if _READER_MARKER in text else "another process"
+    match = _HOLDER.search(text)
+    if match is None:
+        return kind
+    pid = match["pid"]
+    command = match["program"]
+    with contextlib.suppress(OSError):
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+        command = " ".join(raw.decode(errors="replace").split())[:120] or command
+    return f"{kind}, PID {pid} ({command})"
 
 
 class Store:
@@ -62,18 +90,25 @@ class Store:
     # -- connections -------------------------------------------------------------------------------------
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         config = {"memory_limit": self.memory_limit, "threads": 2}
+        with _INSTANCE_CACHE:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only, config=config)
+            except duckdb.ConnectionException as exc:
+                if not (read_only and _CONFIG_MARKER in str(exc)):
+                    raise
+                # This process already has the file open for writing: share that instance instead.
+                con = duckdb.connect(str(self.path), read_only=False, config=config)
         try:
-            con = duckdb.connect(str(self.path), read_only=read_only, config=config)
-        except duckdb.ConnectionException as exc:
-            if not (read_only and _CONFIG_MARKER in str(exc)):
-                raise
-            # This process already has the file open for writing: share that instance instead.
-            con = duckdb.connect(str(self.path), read_only=False, config=config)
-        con.execute("SET TimeZone = 'Asia/Shanghai'")
+            con.execute("SET TimeZone = 'Asia/Shanghai'")
+        except BaseException:
+            _close(con)
+            raise
         return con
 
-    def _connect_with_retry(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        started = time.monotonic()
+    def _connect_with_retry(self, read_only: bool, timeout: float | None = None) -> duckdb.DuckDBPyConnection:
+        """Open, retrying a lock conflict with backoff for ``timeout`` seconds (default ``lock_timeout``)."""
+        limit = self.lock_timeout if timeout is None else min(timeout, self.lock_timeout)
+        first_conflict: float | None = None
         delay = 0.002
         retries = 0
         while True:
@@ -82,24 +117,29 @@ class Store:
             except duckdb.Error as exc:
                 if not is_lock_conflict(exc):
                     raise
-                waited = time.monotonic() - started
-                if waited >= self.lock_timeout:
+                now = time.monotonic()
+                first_conflict = now if first_conflict is None else first_conflict
+                waited = now - first_conflict
+                if waited >= limit:
                     self.stats.record(retries, waited)
                     raise StoreBusy(
-                        f"{self.path} stayed locked by another process for {waited:.1f} s; "
-                        "close the other writer or raise WORKBENCH_LOCK_TIMEOUT"
+                        f"{self.path} stayed locked for {waited:.1f} s by {lock_holder(exc)}; DuckDB lets one "
+                        "process write or many read, never both: close that connection, or raise "
+                        "WORKBENCH_LOCK_TIMEOUT"
                     ) from exc
                 retries += 1
-                time.sleep(min(delay, self.lock_timeout - waited) * (0.5 + random.random()))
+                time.sleep(max(0.0, min(delay, limit - waited)) * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)
                 continue
-            self.stats.record(retries, time.monotonic() - started)
+            self.stats.record(retries, 0.0 if first_conflict is None else time.monotonic() - first_conflict)
             return con
 
     @contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection for one unit of work, inside one transaction (rolled back on error)."""
-        with self._opened(read_only=False) as con:
+    def write(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection for one unit of work, inside one transaction (rolled back on error).
+
+        ``timeout`` bounds the wait for another process's lock (at most ``lock_timeout``)."""
+        with self._opened(read_only=False, timeout=timeout) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -108,22 +148,22 @@ class Store:
                 raise
             con.execute("COMMIT")
 
-    def read(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    def read(self, timeout: float | None = None) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A read-only connection for one unit of work; many processes may read at once."""
-        return self._opened(read_only=True)
+        return self._opened(read_only=True, timeout=timeout)
 
-    def connection(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    def connection(self, timeout: float | None = None) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A read-write connection without an implicit transaction, for a writer that commits in steps."""
-        return self._opened(read_only=False)
+        return self._opened(read_only=False, timeout=timeout)
 
     @contextmanager
-    def _opened(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _opened(self, read_only: bool, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         self._require_file()
-        con = self._connect_with_retry(read_only=read_only)
+        con = self._connect_with_retry(read_only=read_only, timeout=timeout)
         try:
             yield con
         finally:
-            con.close()
+            _close(con)
 
     def _require_file(self) -> None:
         if not self.path.exists():
@@ -153,7 +193,7 @@ class Store:
                 con.execute("COMMIT")
                 log.info("applied migration %s: %s", version, description)
         finally:
-            con.close()
+            _close(con)
         return self
 
     def schema_version(self) -> int:
@@ -165,3 +205,9 @@ class Store:
         """Fold the write-ahead log into the file so that readers open fast."""
         with self.connection() as con:
             con.execute("CHECKPOINT")
+
+
+def _close(con: duckdb.DuckDBPyConnection) -> None:
+    """Close under the instance-cache lock: closing the last connection tears the shared instance down."""
+    with _INSTANCE_CACHE:
+        con.close()
