@@ -10,12 +10,16 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import deployment, flow_run
+from prefect.states import Cancelled, State
 from tqdm import tqdm
 
 from workbench.app import run_day
 from workbench.config import Settings
+from workbench.interrupt import as_keyboard_interrupt
 from workbench.runner import RunInfo, SessionSummary
 from workbench.service import Service
+
+INTERRUPTED = "Interrupted"  # the name of the (cancelled) state a run stopped by Ctrl-C ends in
 
 
 @flow(name="monitor_session", description="Monitor every running task through one A-share trading day.")
@@ -26,13 +30,26 @@ def monitor_session(
     symbols: int | None = None,
     show_progress: bool = False,
     service_run_id: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     """Run the loop for ``trading_date`` (default: today in Asia/Shanghai); exits at once on a holiday.
 
     ``speed`` None runs on the real clock; 0 replays the day as fast as the work allows; N runs N times faster.
     ``service_run_id`` is the control plane's run this loop reports to; without one (a schedule) the loop makes
     its own, and exits at once when another run is live.
+
+    Ctrl-C (SIGINT) stops the loop where it is: every committed tick stays and a rerun resumes after the last. The
+    run then ends Cancelled, named ``Interrupted`` (calling the flow raises CancelledRun), rather than as a crash
+    with an interrupt escaping the engine.
     """
+    try:
+        with as_keyboard_interrupt():
+            return _session(trading_date, speed, db_path, symbols, show_progress, service_run_id)
+    except KeyboardInterrupt:
+        return Cancelled(name=INTERRUPTED, message="interrupted by Ctrl-C (SIGINT): run it again to resume")
+
+
+def _session(trading_date: dt.date | None, speed: float | None, db_path: str | None, symbols: int | None,
+             show_progress: bool, service_run_id: str | None) -> dict[str, Any]:
     logger = get_run_logger()
     overrides: dict[str, Any] = {}
     if db_path is not None:
@@ -57,9 +74,11 @@ def monitor_session(
         logger.info("%s: %d snapshots, %d triggers so far", ts.strftime("%H:%M:%S"), summary.snapshots,
                     summary.triggers)
 
-    summary = run_day(settings, trading_date=trading_date, speed=speed, progress=progress, log=logger, run=run)
-    update_progress_artifact(artifact_id=artifact_id, progress=100.0)
-    bar.update(100 - bar.n)
-    bar.close()
+    try:
+        summary = run_day(settings, trading_date=trading_date, speed=speed, progress=progress, log=logger, run=run)
+        update_progress_artifact(artifact_id=artifact_id, progress=100.0)
+        bar.update(100 - bar.n)
+    finally:
+        bar.close()
     logger.info("session done: %s", summary)
     return summary

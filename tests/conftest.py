@@ -97,20 +97,27 @@ def prefect_harness():
 
 class StopAt:
     """A clock wrapper that writes a service stop command once market time passes ``when`` (the time it did so is
-    ``sent_at``): how tests end a simulated day at a chosen moment, the way an operator would."""
+    ``sent_at``): how tests end a simulated day at a chosen moment, the way an operator would. It looks whenever the
+    loop reads the clock, so a loop that runs behind (and never sleeps) is stopped too."""
 
     def __init__(self, inner, store: Store, when: dt.datetime) -> None:
         self.inner, self.store, self.when = inner, store, when
         self.sent_at: dt.datetime | None = None
 
     def now(self) -> dt.datetime:
-        return self.inner.now()
+        now = self.inner.now()
+        if self.sent_at is None and now >= self.when:
+            from workbench.store import service as service_store
+
+            with self.store.write() as con:
+                service_store.request_stop(con, now, "test")
+            self.sent_at = now
+        return now
+
+    @property
+    def speed(self) -> float:
+        return self.inner.speed
 
     def sleep(self, seconds: float) -> None:
-        from workbench.store import service as service_store
-
         self.inner.sleep(seconds)
-        if self.sent_at is None and self.inner.now() >= self.when:
-            with self.store.write() as con:
-                service_store.request_stop(con, self.inner.now(), "test")
-            self.sent_at = self.inner.now()
+        self.now()

@@ -20,6 +20,7 @@ from workbench.feeds.base import Feed
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.history import BarSource, SampleBars, SimulatedBars
 from workbench.instruments import load_universe
+from workbench.interrupt import as_keyboard_interrupt
 from workbench.runner import ProgressHook, RunInfo, SessionSummary, run_session
 from workbench.store import events as event_store
 from workbench.store import ticks as tick_store
@@ -211,14 +212,16 @@ def run_day(
     from workbench.notify.background import BackgroundDelivery
 
     channels = make_channels(settings)  # delivery runs beside the loop, on its own thread and the real clock
-    delivery = BackgroundDelivery(make_dispatcher(settings, store, RealClock(), channels)) if channels else None
+    delivery = (BackgroundDelivery(make_dispatcher(settings, store, RealClock(), channels),
+                                   finish=settings.notify_finish_seconds) if channels else None)
     with delivery or contextlib.nullcontext(), contextlib.closing(feed) if hasattr(feed, "close") \
-            else contextlib.nullcontext():
+            else contextlib.nullcontext(), as_keyboard_interrupt():  # Ctrl-C hands the outbox over at once
         summary = _run_session(settings, store, calendar, clock, feed, universe, day, speed, progress,
                                sorted(channels), run)
     out = summary_dict(summary)
     if delivery is not None:
         out["notifications_sent"] = delivery.stats.delivered
+        out["notifications_pending"] = delivery.pending  # by channel: left in the outbox for the next dispatcher
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -55,20 +56,103 @@ def _reported(exit_code: int = EXIT_FAILED) -> Iterator[None]:
     """A WorkbenchError becomes one ``error: field: problem`` line on stderr and an exit code scripts can rely on:
     2 bad input, 3 no such task or run, ``exit_code`` (1) for anything else (a locked file, a failed start)."""
     from workbench.errors import NotFound, ValidationError, WorkbenchError
+    from workbench.safetext import shown
 
     try:
         yield
     except WorkbenchError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {shown(str(exc), keep_newlines=True)}", err=True)
         code = EXIT_INVALID if isinstance(exc, ValidationError) else EXIT_NOT_FOUND if isinstance(exc, NotFound) \
             else exit_code
         raise typer.Exit(code) from None
+
+
+def _json(value: Any, **options: Any) -> str:
+    """JSON for the terminal: non-ASCII text as it is (Chinese names readable), but the characters a terminal acts
+    on (control, bidi) escaped, also from rows stored before they were refused."""
+    from workbench.safetext import json_safe
+
+    return json_safe(json.dumps(value, ensure_ascii=False, **options))
+
+
+def _cell(value: Any) -> Any:
+    """A table cell of stored or typed text: plain text (no Rich markup: '[bold]' in a name is just text), the
+    characters a terminal acts on escaped (``\\x1b``)."""
+    from rich.text import Text
+
+    from workbench.safetext import shown
+
+    return Text(shown(str(value)))
+
+
+def _query_text(option: str, value: str | None) -> None:
+    """Refuse filter text that can match no task and that the database could not even be asked about."""
+    from workbench.safetext import check_text
+
+    if value is not None:
+        check_text(option, value)
 
 
 def _quiet_prefect() -> None:
     """Before Prefect is imported: no telemetry from an offline machine, and warnings only on the console."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@contextmanager
+def _ctrl_c_stops(settings: Settings, day: dt.date | None) -> Iterator[None]:
+    """Ctrl-C (SIGINT) on a monitor run in the foreground: one line saying where the loop stopped, exit code 130.
+
+    The database keeps every committed tick (a rerun resumes after the last); the flow ends its run as cancelled
+    (which raises CancelledRun here) and the Prefect server this process started is stopped before the line."""
+    import signal
+
+    from workbench.interrupt import EXIT_INTERRUPTED, as_keyboard_interrupt
+
+    seen: list[int] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt  # what Python's default handler does
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with as_keyboard_interrupt():
+            yield
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        if not (seen and _is_cancelled_run(exc)):
+            raise
+    else:
+        return
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    typer.echo(f"interrupted: {_stopped_at(settings, day)} (run it again to resume)", err=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _is_cancelled_run(exc: Exception) -> bool:
+    exceptions = sys.modules.get("prefect.exceptions")  # not imported: not a flow run
+    return exceptions is not None and isinstance(exc, exceptions.CancelledRun)
+
+
+def _stopped_at(settings: Settings, day: dt.date | None) -> str:
+    """Where an interrupted loop stopped: the last committed tick of the day, where a rerun resumes."""
+    import duckdb
+
+    from workbench.calendar import TZ, RealClock
+    from workbench.errors import WorkbenchError
+    from workbench.store import ticks as tick_store
+    from workbench.store.db import Store
+
+    try:
+        with Store(settings.db_path, lock_timeout=settings.lock_timeout).read(timeout=2.0) as con:
+            last = tick_store.last_tick(con, day or RealClock().now().date())
+    except (WorkbenchError, duckdb.Error):  # no file or no schema yet, or another process holds it
+        return "monitor stopped"
+    return "monitor stopped before its first tick" if last is None else \
+        f"monitor stopped at {last.astimezone(TZ):%H:%M:%S}"
 
 
 @app.command()
@@ -96,7 +180,7 @@ def demo(
     if not calendar.is_session(day):
         typer.echo(f"--date: {day} is not a trading day", err=True)
         raise typer.Exit(EXIT_INVALID)
-    with _reported(exit_code=1):
+    with _reported(exit_code=1), _ctrl_c_stops(settings, day) if headless else contextlib.nullcontext():
         store, universe, added = prepare_demo_day(settings, calendar, day)
         if added:
             typer.echo(f"seeded {added} example tasks", err=True)
@@ -108,11 +192,13 @@ def demo(
 
 def _headless_day(settings: Settings, store: Any, day: dt.date, symbols: int, speed: float, started: float) -> None:
     """The whole day through the monitor flow in the foreground, then the one-line JSON summary."""
+    from flows.ephemeral import ctrl_c_safe_api
     from flows.monitor import monitor_session
     from workbench.demo import demo_summary
 
-    monitor_session(trading_date=day, speed=speed, db_path=str(settings.db_path),
-                    symbols=settings.demo_symbols, show_progress=sys.stderr.isatty())
+    with ctrl_c_safe_api():
+        monitor_session(trading_date=day, speed=speed, db_path=str(settings.db_path),
+                        symbols=settings.demo_symbols, show_progress=sys.stderr.isatty())
     typer.echo(json.dumps(demo_summary(store, day, symbols, time.perf_counter() - started)))
 
 
@@ -175,6 +261,8 @@ def monitor(
     _quiet_prefect()
     with _reported():
         day = _date_option("--date", date)
+        settings = _settings(db)
+    with _ctrl_c_stops(settings, day):
         if no_prefect:
             import uuid
 
@@ -182,12 +270,15 @@ def monitor(
             from workbench.runner import RunInfo
 
             run = RunInfo(run_id=run_id or uuid.uuid4().hex, mode="local", actor="cli", speed=speed)
-            typer.echo(json.dumps(run_day(_settings(db), trading_date=day, speed=speed, run=run), default=str))
+            with _reported():
+                typer.echo(json.dumps(run_day(settings, trading_date=day, speed=speed, run=run), default=str))
             return
-    from flows.monitor import monitor_session
+        from flows.ephemeral import ctrl_c_safe_api
+        from flows.monitor import monitor_session
 
-    result = monitor_session(trading_date=day, speed=speed, db_path=None if db is None else str(db),
-                             show_progress=sys.stderr.isatty(), service_run_id=run_id)
+        with ctrl_c_safe_api():
+            result = monitor_session(trading_date=day, speed=speed, db_path=None if db is None else str(db),
+                                     show_progress=sys.stderr.isatty(), service_run_id=run_id)
     typer.echo(json.dumps(result, default=str))
 
 
@@ -305,22 +396,24 @@ def tasks_list(
     from workbench.store.tasks import task_from_row
 
     with _reported():
+        _query_text("--code", code)
+        _query_text("--name", name)
         frame = _service(db).list_tasks(_filter(status, code, name, None))
     rows = frame.to_dict("records")
     tasks = [task_from_row({k: r[k] for k in r if k not in ("last_evaluated", "last_trigger", "fires_today")})
              for r in rows]
     if as_json:
-        typer.echo(json.dumps([{**t.model_dump(mode="json"), "last_evaluated": _iso(r["last_evaluated"]),
-                                "last_trigger": _iso(r["last_trigger"]), "fires_today": int(r["fires_today"])}
-                               for t, r in zip(tasks, rows, strict=True)], ensure_ascii=False))
+        typer.echo(_json([{**t.model_dump(mode="json"), "last_evaluated": _iso(r["last_evaluated"]),
+                           "last_trigger": _iso(r["last_trigger"]), "fires_today": int(r["fires_today"])}
+                          for t, r in zip(tasks, rows, strict=True)]))
         return
     table = Table("id", "name", "stock", "status", "entry", "tp", "sl", "rule", "last trigger", "today")
     for t, r in zip(tasks, rows, strict=True):
         entry = "" if not t.has_entry_range else f"{t.entry_min or ''}..{t.entry_max or ''}"
-        table.add_row(str(t.task_id), t.task_name, f"{t.stock_code} {t.stock_name}", t.status, entry,
-                      "" if t.take_profit is None else f"{t.take_profit:.1%}",
+        table.add_row(str(t.task_id), _cell(t.task_name), _cell(f"{t.stock_code} {t.stock_name}"), t.status,
+                      _cell(entry), "" if t.take_profit is None else f"{t.take_profit:.1%}",
                       "" if t.stop_loss is None else f"{t.stop_loss:.1%}",
-                      "" if t.rule is None else to_text(t.rule),
+                      _cell("" if t.rule is None else to_text(t.rule)),
                       _iso(r["last_trigger"]) or "", str(int(r["fires_today"])))
     Console().print(table)
 
@@ -372,7 +465,7 @@ def tasks_add(
         service = _service(db)
         ensure_instruments(service.store, universe_for(service.settings))
         stored = service.create_task(spec, start=start)
-    typer.echo(json.dumps(stored.model_dump(mode="json"), ensure_ascii=False))
+    typer.echo(_json(stored.model_dump(mode="json")))
 
 
 @tasks_app.command("edit")
@@ -404,7 +497,7 @@ def tasks_edit(
         if not changes:
             raise ValidationError("changes", "nothing to change: give at least one option")
         stored = _service(db).update_task(task_id, changes, restart=restart)
-    typer.echo(json.dumps(stored.model_dump(mode="json"), ensure_ascii=False))
+    typer.echo(_json(stored.model_dump(mode="json")))
 
 
 @tasks_app.command("rm")
@@ -415,7 +508,7 @@ def tasks_rm(
     """Delete a task (stopped first when running); its triggers and notifications stay in the history."""
     with _reported():
         task = _service(db).delete_task(task_id)
-    typer.echo(json.dumps({"deleted": task.task_id, "task_name": task.task_name}, ensure_ascii=False))
+    typer.echo(_json({"deleted": task.task_id, "task_name": task.task_name}))
 
 
 @tasks_app.command("start")
@@ -480,15 +573,16 @@ def tasks_audit(
     with _reported():
         frame = _service(db).audit_log(limit, task)
     rows = [{**r, "ts": _iso(r["ts"]), "task_id": None if _missing(r["task_id"]) else int(r["task_id"]),
-             "detail": None if _missing(r["detail"]) else json.loads(r["detail"])}
+             "detail": None if _missing(r["detail"]) else json.loads(r["detail"]),
+             "error": None if _missing(r["error"]) else r["error"]}
             for r in frame.to_dict("records")]
     if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False, default=str))
+        typer.echo(_json(rows, default=str))
         return
     table = Table("id", "time", "actor", "action", "task", "result", "error")
     for r in rows:
         table.add_row(str(r["audit_id"]), r["ts"] or "", r["actor"], r["action"],
-                      "" if r["task_id"] is None else str(r["task_id"]), r["result"], r["error"] or "")
+                      "" if r["task_id"] is None else str(r["task_id"]), r["result"], _cell(r["error"] or ""))
     Console().print(table)
 
 
@@ -561,12 +655,11 @@ def service_status(
     with _reported():
         status = _service(db).status()
     if as_json:
-        typer.echo(json.dumps(status, default=str, ensure_ascii=False))
+        typer.echo(_json(status, default=str))
     else:
         table = Table("", "", show_header=False)
         for key, value in status.items():
-            table.add_row(key, json.dumps(value, default=str, ensure_ascii=False) if isinstance(value, dict | list)
-                          else str(value))
+            table.add_row(key, _cell(_json(value, default=str) if isinstance(value, dict | list) else value))
         Console().print(table)
     if not status["healthy"]:
         raise typer.Exit(EXIT_FAILED)
@@ -640,18 +733,23 @@ def rules_backtest(
     db: DbOption = None,
 ) -> None:
     """When would a rule have fired? The live evaluation code stepped through stored or source bars."""
+    import pydantic
     from rich.console import Console
     from rich.table import Table
 
     from workbench.app import history_bars
     from workbench.calendar import RealClock
+    from workbench.models import validation_error_from
     from workbench.rules import backtest, summarize
     from workbench.rules.model import Alert
     from workbench.rules.parse import parse_rule
 
     with _reported():
         parsed = parse_rule(rule)
-        alert = Alert.model_validate({"mode": mode, "cooldown_seconds": cooldown})
+        try:
+            alert = Alert.model_validate({"mode": mode, "cooldown_seconds": cooldown})
+        except pydantic.ValidationError as exc:
+            raise validation_error_from(exc) from None
         last = _date_option("--end", end) or RealClock().now().date()
         first = _date_option("--start", start) or last - dt.timedelta(days=365)
         bars = history_bars(_settings(db), source, [c for c in code.split(",") if c.strip()], first, last, freq)
@@ -663,7 +761,7 @@ def rules_backtest(
         return
     table = Table("time", "code", "price")
     for row in fires.itertuples(index=False):
-        table.add_row(f"{row.ts:%Y-%m-%d %H:%M}", row.code, f"{row.price:.2f}")
+        table.add_row(f"{row.ts:%Y-%m-%d %H:%M}", _cell(row.code), f"{row.price:.2f}")
     Console().print(table)
     typer.echo(json.dumps(summary))
 
@@ -688,9 +786,8 @@ def events_follow(
             with store.read() as con:
                 got, cursor = event_store.follow(con, channel, cursor)
             for e in got:
-                typer.echo(json.dumps({"seq": e.seq, "ts": e.ts.isoformat(), "event_type": e.event_type,
-                                       "channel": e.channel, "version": e.version, "payload": e.payload},
-                                      ensure_ascii=False))
+                typer.echo(_json({"seq": e.seq, "ts": e.ts.isoformat(), "event_type": e.event_type,
+                                  "channel": e.channel, "version": e.version, "payload": e.payload}))
             if once:
                 return
             time.sleep(poll)
@@ -766,12 +863,12 @@ def notifications(
             outbox_store.mark_read(con, frame["notification_id"].astype(int).tolist(), RealClock().now())
     if as_json:
         rows = frame.assign(created_at=frame["created_at"].astype(str), read_at=frame["read_at"].astype(str))
-        typer.echo(json.dumps({"total": total, "page": page, "page_size": page_size,
-                               "items": rows.to_dict("records")}, default=str, ensure_ascii=False))
+        typer.echo(_json({"total": total, "page": page, "page_size": page_size,
+                          "items": rows.to_dict("records")}, default=str))
         return
     table = Table("id", "time", "task", "title", "read")
     for r in frame.itertuples(index=False):
-        table.add_row(str(r.notification_id), f"{r.created_at:%Y-%m-%d %H:%M:%S}", str(r.task_id), r.title,
+        table.add_row(str(r.notification_id), f"{r.created_at:%Y-%m-%d %H:%M:%S}", str(r.task_id), _cell(r.title),
                       "" if r.read_at is None or str(r.read_at) == "NaT" else "yes")
     Console().print(table)
     typer.echo(f"page {page} of {max(1, -(-total // page_size))} ({total} notifications)")

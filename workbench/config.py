@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     notify_digest_after: int = Field(default=5, ge=1, description="more pending alerts than this: one digest")
     notify_digest_max: int = Field(default=200, ge=1, description="alerts in one digest message at most")
     notify_max_attempts: int = Field(default=20, ge=1, description="attempts before an alert is marked failed")
+    notify_finish_seconds: float = Field(
+        default=75.0, ge=0, description="after the session, keep delivering the outbox for at most this long "
+        "(rate-limited alerts need up to a minute); what is left is reported as pending and sent by the next run")
     event_retention_days: int = Field(default=30, ge=1, description="days of events the retention job keeps")
     max_buffered_ticks: int = Field(default=2000, ge=1, description="ticks kept in memory while the file is locked")
     # Control plane.

@@ -11,6 +11,7 @@ import pandas as pd
 from workbench.calendar import TZ, TradingCalendar
 from workbench.market import round_price
 from workbench.models import MonitorTask
+from workbench.store import outbox as outbox_store
 from workbench.store import tasks as task_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
@@ -63,10 +64,13 @@ def seed_tasks(store: Store, opening: pd.DataFrame, count: int, seed: int, actor
 
 
 def demo_summary(store: Store, trading_date: dt.date, symbols: int, wall_seconds: float) -> dict[str, Any]:
-    """The demo's last line: what one simulated day left in the database."""
+    """The demo's last line: what one simulated day left in the database, and the alerts not yet delivered to a
+    configured channel (``pending``, by channel: sent by the next dispatcher, e.g. ``workbench notify drain``)."""
     with store.read() as con:
         counts = tick_store.day_counts(con, trading_date)
-    return {"date": trading_date.isoformat(), "symbols": symbols, **counts, "wall_seconds": round(wall_seconds, 2)}
+        pending = {c: n for c, n in outbox_store.pending_counts(con).items() if c != outbox_store.IN_APP}
+    return {"date": trading_date.isoformat(), "symbols": symbols, **counts, "pending": pending,
+            "wall_seconds": round(wall_seconds, 2)}
 
 
 def default_demo_date(calendar: TradingCalendar, today: dt.date) -> dt.date:

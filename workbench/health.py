@@ -13,7 +13,8 @@ def loop_problems(health: dict[str, Any], poll_interval: float) -> dict[str, str
     """Problems the loop can see in itself, by kind (behind, store, feed, calendar), each in words."""
     problems: dict[str, str] = {}
     lag = health.get("tick_lag_seconds")
-    if lag is not None and lag > BEHIND_INTERVALS * poll_interval:
+    waiting = health.get("waiting")  # waiting for the next session: caught up, whatever the last tick's lag was
+    if lag is not None and lag > BEHIND_INTERVALS * poll_interval and not waiting:
         problems["behind"] = (f"behind the clock by {lag:.1f} s (more than {BEHIND_INTERVALS:g} poll intervals of "
                         f"{poll_interval:g} s)")
     buffered = health.get("buffered_ticks") or 0

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Literal
+import math
+from collections.abc import Iterator
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from workbench.errors import ValidationError
 from workbench.market import normalize_code
 from workbench.rules.model import Alert, Rule
+from workbench.safetext import shown, text_problem
 
 # --- the canonical quote schema -------------------------------------------------------------------------------
 # One row per stock per snapshot. Prices in yuan, volume in shares (not lots), amount in yuan.
@@ -61,6 +64,21 @@ def check_quotes(frame: pd.DataFrame) -> pd.DataFrame:
 TaskStatus = Literal["running", "stopped"]
 OrderSide = Literal["buy", "sell"]
 
+# What a trader can mean. The dearest A-share trades at a few thousand yuan; +1000 % is the rule language's bound too.
+MAX_PRICE: Final = 100_000.0  # yuan: entry_min, entry_max, quant_config.entry_price
+MAX_TAKE_PROFIT: Final = 10.0  # ratio: +1000 %
+MAX_AMOUNT: Final = 1e10  # yuan per order: quant_config.amount
+MAX_QUANTITY: Final = 1e9  # shares per order: quant_config.quantity
+_BOUNDS: Final[dict[str, tuple[float | None, str]]] = {
+    "entry_min": (MAX_PRICE, "yuan"), "entry_max": (MAX_PRICE, "yuan"),
+    "take_profit": (MAX_TAKE_PROFIT, "(+1000 %)"), "stop_loss": (None, ""),  # stop_loss < 1 is its own bound
+}
+_QUANT_NUMBERS: Final = (("entry_price", MAX_PRICE, "yuan"), ("amount", MAX_AMOUNT, "yuan"),
+                         ("quantity", MAX_QUANTITY, "shares"))
+# The validation context of user input (parse, the constructor): the input checks below apply. Rows read back from
+# the database are validated without it, so an old database holding a name or a number refused today still loads.
+_INPUT: Final = {"user_input": True}
+
 
 class MonitorTask(BaseModel):
     """A stock to watch, the conditions to alert on, and how.
@@ -73,6 +91,10 @@ class MonitorTask(BaseModel):
     ``alert`` says how often they may fire. ``auto_trade`` tasks record a paper order per trigger, sized by
     ``quant_config["quantity"]`` (shares) or ``quant_config["amount"]`` (yuan), rounded down to the 100-share lot;
     the side is buy for the entry, sell for take-profit / stop-loss, ``quant_config["side"]`` for the rule.
+
+    User input (:meth:`parse` and the constructor) must also be safe to store and print: no control characters,
+    bidi controls or undecodable bytes in text, numbers finite and within ``MAX_*``. ``model_validate`` without
+    that context (the store reading its rows) takes what was stored, escaped when shown.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -96,12 +118,45 @@ class MonitorTask(BaseModel):
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
 
+    def __init__(self, /, **data: Any) -> None:
+        """A task built in code (a notebook, a script) is user input too: the same checks as :meth:`parse`."""
+        self.__pydantic_validator__.validate_python(data, self_instance=self, context=_INPUT)
+
+    # pydantic calls a model's own __init__ from model_validate too, which would apply the input checks to stored
+    # rows; marked as pydantic marks BaseModel.__init__, this one runs only for MonitorTask(...) itself.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @field_validator("task_name", "stock_name", "stock_code", mode="before")
+    @classmethod
+    def _safe_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Before the type and length checks and the stripping, so undecodable bytes are called that and a tab or
+        newline in a one-line name is refused, not hidden. A canonical code never has such a character: stored
+        codes pass this check too."""
+        if isinstance(value, str) and (_is_input(info) or info.field_name == "stock_code"):
+            problem = text_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
     @field_validator("task_name")
     @classmethod
     def _name_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
         return value.strip()
+
+    @field_validator("entry_min", "entry_max", "take_profit", "stop_loss", mode="before")
+    @classmethod
+    def _finite(cls, value: Any, info: ValidationInfo) -> Any:
+        """Before the ``> 0`` bound, so NaN is called what it is; user input must also be finite and within the
+        field's bound."""
+        number = _as_float(value)
+        if number is not None:
+            bound, unit = _BOUNDS[str(info.field_name)]
+            problem = _number_problem(number, bound, unit, _is_input(info))
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     @field_validator("stock_code")
     @classmethod
@@ -126,13 +181,44 @@ class MonitorTask(BaseModel):
                 raise ValueError(exc.problem) from None
         return value
 
+    @field_validator("rule")
+    @classmethod
+    def _rule_input(cls, value: Rule | None, info: ValidationInfo) -> Rule | None:
+        """A rule given as JSON or built in code gets the checks the parser makes on text."""
+        if value is not None and _is_input(info):
+            from workbench.rules.parse import input_problem
+
+            problem = input_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("alert")
+    @classmethod
+    def _alert_text(cls, value: Alert, info: ValidationInfo) -> Alert:
+        if _is_input(info):
+            for what, items in (("keywords", value.keywords), ("channels", value.channels or ())):
+                for n, item in enumerate(items, 1):
+                    problem = text_problem(item)
+                    if problem is not None:
+                        raise ValueError(f"{what} item {n} {problem}")
+        return value
+
     @field_validator("quant_config")
     @classmethod
-    def _known_quant_config(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _known_quant_config(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        strict = _is_input(info)
         try:
             json.dumps(value)
         except TypeError as exc:
             raise ValueError(f"must be a JSON object ({exc})") from None
+        for key, bound, unit in _QUANT_NUMBERS:
+            number = _as_float(value[key]) if key in value else None
+            problem = None if number is None else _number_problem(number, bound, unit, strict)
+            if problem is not None:
+                raise ValueError(f"{key}: {problem}")
+        if strict:
+            _refuse_unsafe_json(value)
         for key in ("entry_price", "amount"):
             if key in value and not _positive_number(value[key]):
                 raise ValueError(f"{key} must be a positive number, got {value[key]!r}")
@@ -171,7 +257,7 @@ class MonitorTask(BaseModel):
     def parse(cls, data: dict[str, Any]) -> MonitorTask:
         """Validate user input; raise :class:`ValidationError` naming the first bad field."""
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(data, context=_INPUT)
         except pydantic.ValidationError as exc:
             raise validation_error_from(exc) from None
 
@@ -184,6 +270,58 @@ def _uses_entry(rule: Rule) -> bool:
 
 def _positive_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value) and value > 0
+
+
+def _is_input(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("user_input"))
+
+
+def _as_float(value: Any) -> float | None:
+    """The number pydantic would read from ``value`` (a number or its text), or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond any float
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]  # an int here
+    except ValueError:  # text that is not a number: pydantic says so
+        return None
+
+
+def _number_problem(value: float, bound: float | None, unit: str, strict: bool) -> str | None:
+    """NaN always; for user input also infinities and values beyond ``bound``."""
+    if math.isnan(value):
+        return "not a number (got nan)"
+    if not strict:
+        return None
+    if math.isinf(value):
+        return f"not finite (got {value})"
+    if bound is not None and value > bound:
+        return f"too large: at most {bound:g} {unit}, got {value:g}"
+    return None
+
+
+def _json_leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every key and leaf of a JSON value with its path (``a.b[2]``); keys are leaves too, as text."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            yield where, str(key)
+            yield from _json_leaves(item, where)
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            yield from _json_leaves(item, f"{path}[{n}]")
+    else:
+        yield path, value
+
+
+def _refuse_unsafe_json(value: dict[str, Any]) -> None:
+    """quant_config is free-form JSON: every text in it safe, every number finite."""
+    for path, leaf in _json_leaves(value):
+        problem = text_problem(leaf) if isinstance(leaf, str) else \
+            _number_problem(leaf, None, "", strict=True) if isinstance(leaf, float) else None
+        if problem is not None:
+            raise ValueError(f"{shown(path)}: {problem}")
 
 
 def validation_error_from(exc: pydantic.ValidationError) -> ValidationError:

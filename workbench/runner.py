@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import time
 import uuid
@@ -102,6 +103,7 @@ class RunReporter:
         self.last: TickResult | None = None
         self.ticks = 0
         self.problems: dict[str, str] = {}
+        self.waiting: str | None = None  # what the loop waits for between ticks (the open, the afternoon session)
 
     def observe(self, result: TickResult, ticks: int) -> None:
         self.last, self.ticks = result, ticks
@@ -123,6 +125,7 @@ class RunReporter:
             "calendar_warning": self.calendar_warning,
             "poll_interval": self.interval,
             "speed": self.run.speed,
+            "waiting": self.waiting,
         }
 
     def __call__(self, con: Any, buffered: int, busy: int) -> None:
@@ -206,12 +209,14 @@ class TickWriter:
     """
 
     def __init__(self, store: Store, max_buffered: int = 2000, flush_seconds: float = 0.0,
-                 run_id: str | None = None, reporter: RunReporter | None = None) -> None:
+                 run_id: str | None = None, reporter: RunReporter | None = None,
+                 lock_wait: float | None = None) -> None:
         self.store = store
         self.run_id = run_id
         self.reporter = reporter
         self.max_buffered = max_buffered
         self.flush_seconds = flush_seconds
+        self.lock_wait = lock_wait  # how long an ordinary flush waits for another process's lock before buffering
         self.pending: deque[TickResult] = deque()
         self.counts = tick_store.WriteCounts()
         self.busy = 0
@@ -220,24 +225,34 @@ class TickWriter:
     def submit(self, item: TickResult) -> None:
         self.pending.append(item)
 
-    def due(self) -> bool:
-        return time.monotonic() - self._last_flush >= self.flush_seconds
+    CATCH_UP_FLUSH = 0.25  # wall seconds between flushes while the loop is behind the clock
+
+    def due(self, behind: bool = False) -> bool:
+        """Time to flush: every ``flush_seconds``, and while the loop is behind the clock (catching up on past
+        snapshots) no more often than every quarter second, so that writes do not keep it behind."""
+        every = max(self.flush_seconds, self.CATCH_UP_FLUSH) if behind else self.flush_seconds
+        return time.monotonic() - self._last_flush >= every
 
     def flush(self, known_version: tuple[int, Any] | None, force: bool = False) -> Control | None:
-        """Write what is pending and read control state; None when the file was busy (results kept)."""
-        try:
-            return self._flush(known_version)
-        except StoreBusy:
-            self.busy += 1
-            log.warning("database busy: %d tick(s) buffered", len(self.pending))
-            if force or len(self.pending) >= self.max_buffered:
-                time.sleep(0.1)
-                return self.flush(known_version, force)
-            return None
+        """Write what is pending and read control state; None when the file was busy (results kept).
 
-    def _flush(self, known_version: tuple[int, Any] | None) -> Control:
+        An ordinary flush waits at most ``lock_wait`` for another process's lock, so a reader holding the file
+        never stops the loop from ticking on time: the results stay buffered and go in at a later flush. A forced
+        flush (the end of a session, a stop) and a full buffer wait until the file is free."""
+        while True:
+            must = force or len(self.pending) >= self.max_buffered
+            try:
+                return self._flush(known_version, None if must else self.lock_wait)
+            except StoreBusy as exc:
+                self.busy += 1
+                log.warning("database busy: %d tick(s) buffered (%s)", len(self.pending), exc)
+                if not must:
+                    return None
+                time.sleep(0.1)
+
+    def _flush(self, known_version: tuple[int, Any] | None, timeout: float | None) -> Control:
         now = dt.datetime.now(dt.UTC)
-        with self.store.connection() as con:
+        with self.store.connection(timeout) as con:
             if self.pending:
                 batch = list(self.pending)
                 con.execute("BEGIN TRANSACTION")
@@ -257,6 +272,20 @@ class TickWriter:
                 control.tasks = load_tasks(con)
         self._last_flush = time.monotonic()
         return control
+
+    def idle(self, report: bool) -> int | None:
+        """While the loop waits (before the open, over lunch): the pending stop command, and a health report when
+        ``report``; the report is skipped when the file is busy (the next one comes soon)."""
+        if not report or self.reporter is None:
+            with self.store.read() as con:
+                return service_store.pending_stop(con, self.run_id)
+        try:
+            with self.store.connection(self.lock_wait) as con:
+                self.reporter(con, len(self.pending), self.busy)
+                return service_store.pending_stop(con, self.run_id)
+        except StoreBusy as exc:
+            log.warning("no report while waiting: %s", exc)
+            return None
 
 
 def session_grid(start: dt.datetime, end: dt.datetime, interval: float) -> Iterator[dt.datetime]:
@@ -317,17 +346,27 @@ def run_session(
     reporter = RunReporter(run, store, feed, interval, calendar.calendar_warning(trading_date), clock, detector)
     watch = FeedWatch(detector, feed, store, tuple(channels), dashboard_url)
     writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds, run_id=run.run_id,
-                        reporter=reporter)
+                        reporter=reporter, lock_wait=_lock_wait(clock, interval))
     try:
         _run_day(store, calendar, clock, feed, universe, trading_date, summary, writer, reporter, watch,
                  _Options(interval, record, progress, progress_every, late_after, late_limit, heartbeat_every,
                           tuple(channels), dashboard_url, record_ticks))
+    except KeyboardInterrupt:
+        _end_run(store, run, "stopped", "interrupted (Ctrl-C): run it again to resume")
+        raise
     except BaseException as exc:
         _end_run(store, run, "failed", f"{type(exc).__name__}: {exc}")
         raise
     _end_run(store, run, "stopped" if summary.stopped else "completed",
              "stop command" if summary.stopped else "session closed")
     return summary
+
+
+def _lock_wait(clock: Any, interval: float) -> float:
+    """How long an ordinary flush may wait for another process's lock: half a poll interval of wall time, so the
+    next tick is still on time (a quarter second when the clock runs as fast as the work allows)."""
+    speed = getattr(clock, "speed", 1.0)
+    return 0.25 if speed == 0 else max(0.02, 0.5 * interval / speed)
 
 
 @dataclass(frozen=True)
@@ -363,7 +402,7 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
         event_store.publish(store, [ServiceStopped(timestamp=ts, trading_date=trading_date, resumed_after=resume_after,
                                                    run_id=reporter.run.run_id, reason="stop command")])
 
-    waiter = _Waiter(store, clock, opts.interval, writer.run_id)
+    waiter = _Waiter(writer, clock, opts.interval)
     segments = ((bounds.open, bounds.break_start), (bounds.break_end, bounds.close))
     total = sum(1 for start, end in segments for _ in session_grid(start, end, opts.interval))
     for start, end in segments:
@@ -373,7 +412,7 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
                     _replay(monitor, feed, waiter, ts)
                     summary.replayed += 1
                     continue
-                result = _tick_at(monitor, feed, waiter, ts, started, opts.interval, opts.record_ticks)
+                result = _tick_at(monitor, feed, waiter, ts, opts.interval, opts.record_ticks)
             except StopRequested as stop:
                 stopped(clock.now(), stop.command_id)
                 return
@@ -387,7 +426,7 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
             summary.snapshots += 1
             summary.suppressed += result.suppressed
             reporter.observe(result, summary.snapshots)
-            if writer.due():
+            if writer.due(behind=result.lag_seconds > opts.interval):
                 control = writer.flush(version)
                 if control is not None:
                     version = _apply_control(monitor, control, version)
@@ -421,29 +460,52 @@ def _end_run(store: Store, run: RunInfo, state: str, detail: str) -> None:
 
 
 class _Waiter:
-    """Sleeps until a tick's time; a long wait (before the open, over lunch) looks for a stop command every poll
-    interval, so a stop is honoured within one tick even while nothing trades."""
-
-    def __init__(self, store: Store, clock: Any, interval: float, run_id: str | None) -> None:
-        self.store, self.clock, self.interval, self.run_id = store, clock, interval, run_id
+    """Sleeps until a tick's time. A long wait (before the open, over lunch) looks for a stop command every poll
+    interval, so a stop is honoured within one tick even while nothing trades, and keeps reporting the loop's
+    health (``waiting``), so a loop waiting for the afternoon session reads as healthy, not silent."""
 
     CHECK_EVERY = 0.2  # wall seconds: a compressed clock crosses lunch in a moment and need not look each step
+    REPORT_EVERY = 5.0  # wall seconds between health reports while waiting (the silence limit is 30 s or more)
+    IO_ROOM = 0.5  # wall seconds a look at the store may take: never started closer than this to the tick
+
+    def __init__(self, writer: TickWriter, clock: Any, interval: float) -> None:
+        self.writer, self.clock, self.interval = writer, clock, interval
+        self._reported = -math.inf
 
     def until(self, ts: dt.datetime) -> None:
         wait = (ts - self.clock.now()).total_seconds()
-        checked = time.monotonic()
-        while wait > self.interval:
-            self.clock.sleep(self.interval)
-            if time.monotonic() - checked >= self.CHECK_EVERY:
-                self._check()
-                checked = time.monotonic()
-            wait = (ts - self.clock.now()).total_seconds()
-        if wait > 0:
-            self.clock.sleep(wait)
+        if wait <= self.interval:
+            if wait > 0:
+                self.clock.sleep(wait)
+            return
+        reporter = self.writer.reporter
+        if reporter is not None:
+            reporter.waiting = f"{'the open' if reporter.last is None else 'the next session'} at {ts:%H:%M:%S}"
+        checked = -math.inf
+        try:
+            while wait > self.interval:
+                if time.monotonic() - checked >= self.CHECK_EVERY and self._room(wait - self.interval):
+                    self._check()  # I/O only while there is room for it: it must not make the tick late
+                    checked = time.monotonic()
+                else:
+                    self.clock.sleep(min(self.interval, wait - self.interval))
+                wait = (ts - self.clock.now()).total_seconds()
+            if wait > 0:
+                self.clock.sleep(wait)
+        finally:
+            if reporter is not None:
+                reporter.waiting = None
+
+    def _room(self, market_seconds: float) -> bool:
+        """Whether ``market_seconds`` leave room for a look at the store (``IO_ROOM`` of wall time)."""
+        speed = getattr(self.clock, "speed", 1.0)
+        return speed == 0 or market_seconds / speed >= self.IO_ROOM
 
     def _check(self) -> None:
-        with self.store.read() as con:
-            command = service_store.pending_stop(con, self.run_id)
+        report = time.monotonic() - self._reported >= self.REPORT_EVERY
+        command = self.writer.idle(report)
+        if report:
+            self._reported = time.monotonic()
         if command is not None:
             raise StopRequested(command)
 
@@ -479,17 +541,15 @@ def _warm_bars(con: Any, monitor: Monitor, before: dt.datetime) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if any(len(f) for f in frames) else frames[0]
 
 
-def _tick_at(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime, started: dt.datetime,
-             interval: float, record_ticks: bool = False) -> TickResult | None:
-    """The tick at grid time ``ts``. A time that had passed when the loop (re)started comes from the feed's history
-    (its triggers late); without history, one more than an interval old is missed rather than stamped with a
-    later snapshot."""
-    if ts < started:
+def _tick_at(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime, interval: float,
+             record_ticks: bool = False) -> TickResult | None:
+    """The tick at grid time ``ts``. A time an interval or more in the past (the loop (re)started after it, or fell
+    behind) comes from the feed's history, its triggers marked late past ``late_after``; without history it is
+    missed rather than stamped with a later snapshot's quotes."""
+    now = waiter.clock.now()
+    if (now - ts).total_seconds() >= interval:
         history = getattr(feed, "snapshot_at", None)
-        if history is not None:
-            return monitor.tick(history(ts), ts, as_of=started)
-        if (started - ts).total_seconds() > interval:
-            return None
+        return None if history is None else monitor.tick(history(ts), ts, as_of=now)
     waiter.until(ts)
     snapshot = _live_snapshot(feed, ts)
     if snapshot is None:

@@ -28,7 +28,7 @@ from workbench.app import open_store
 from workbench.calendar import Clock, RealClock, TradingCalendar
 from workbench.config import Settings
 from workbench.errors import NotFound, OperationalError, ValidationError, WorkbenchError
-from workbench.events import ServiceUnhealthy
+from workbench.events import ServiceHealthy, ServiceUnhealthy
 from workbench.health import loop_problems, silence_limit
 from workbench.models import MonitorTask
 from workbench.store import events as event_store
@@ -217,12 +217,23 @@ class Service:
     @contextlib.contextmanager
     def _command(self, action: str, task_id: int | None = None,
                  detail: dict[str, Any] | None = None) -> Iterator[None]:
-        """Audit a command that fails: its own transaction rolled back, the attempt is still on the record."""
+        """Audit a command that fails: its own transaction rolled back, the attempt is still on the record.
+
+        Input the database cannot hold at all (text from bytes that were not UTF-8, in a filter say) is refused here
+        by its key. The record keeps escaped copies of the input and of the error (``\\x1b``, ``\\udcff``): hostile
+        input is on the record and never replayed raw to whoever reads it."""
+        from workbench.safetext import shown, unstorable
+
         try:
+            found = unstorable(detail, "detail")
+            if found is not None:
+                raise ValidationError(*found)
             yield
         except WorkbenchError as exc:
             with contextlib.suppress(WorkbenchError), self.store.write() as con:
-                task_store.audit(con, self.clock.now(), self.actor, action, task_id, detail, "error", str(exc))
+                task_store.audit(con, self.clock.now(), self.actor, action, task_id,
+                                 None if detail is None else _jsonable(detail), "error",
+                                 shown(str(exc), keep_newlines=True))
             raise
 
     def audit_log(self, limit: int = 50, task_id: int | None = None) -> pd.DataFrame:
@@ -476,11 +487,23 @@ class Service:
         out.update(self._run_view(run, ticks))
         problems = self._problems(run, out)
         out["healthy"], out["problems"] = not problems, problems
-        if problems and (run.active or reason is not None):
-            with contextlib.suppress(WorkbenchError), self.store.write() as con:
-                event_store.append(con, [ServiceUnhealthy(timestamp=self.clock.now(), run_id=run.run_id,
-                                                          problems=problems)])
+        if run.active or reason is not None:
+            self._announce(run.run_id, problems)
         return out
+
+    def _announce(self, run_id: str, problems: list[str]) -> None:
+        """A ``service.unhealthy`` event when the run turns unhealthy, ``service.healthy`` when it recovers: only
+        when the log does not say so already, so asking for the status every few seconds adds nothing."""
+        with contextlib.suppress(WorkbenchError):
+            with self.store.read() as con:
+                last = event_store.last_health(con, run_id)
+            unhealthy_logged = last is not None and last.event_type == ServiceUnhealthy.event_type
+            if bool(problems) == unhealthy_logged:
+                return
+            kind = ServiceUnhealthy if problems else ServiceHealthy
+            words = problems or ([] if last is None else list(last.payload.get("problems", [])))
+            with self.store.write() as con:
+                event_store.append(con, [kind(timestamp=self.clock.now(), run_id=run_id, problems=words)])
 
     def _run_view(self, run: ServiceRun, ticks: dict[str, Any]) -> dict[str, Any]:
         health = run.health or {}
@@ -542,13 +565,28 @@ def parse_task_ids(text: str) -> list[int]:
 
 def _spec_detail(spec: Mapping[str, Any] | MonitorTask) -> dict[str, Any]:
     if isinstance(spec, MonitorTask):
-        return spec.model_dump(mode="json", exclude_none=True)
-    return {k: _jsonable(v) for k, v in spec.items()}
+        return _jsonable(spec.model_dump(mode="json", exclude_none=True))
+    return _jsonable(dict(spec))
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
+    """A value as the audit log stores it: JSON types only, NaN and infinities as text ("nan", "inf"), and text with
+    control characters, bidi controls or undecodable bytes escaped (``\\x1b``), so the record of a refused input
+    can always be written and never replays it raw."""
+    import math
+
+    from workbench.safetext import shown
+
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, int) or value is None:  # bool is an int
         return value
     if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    return str(value)
+        return _jsonable(value.model_dump(mode="json"))
+    if isinstance(value, Mapping):
+        return {shown(str(k)): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return shown(str(value))

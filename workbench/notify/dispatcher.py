@@ -2,8 +2,15 @@
 
 It runs beside the monitor (never inside a tick) and as ``workbench notify drain``. Each round claims due rows with a
 lease, sends outside any transaction, and records the outcome; a dispatcher killed mid-delivery leaves rows whose
-lease runs out and are sent again with the same idempotency key (at-least-once, deduplicated by the receiver's
-key). Per channel, alerts go out in the order they fired: after a failure the rest of that channel's rows wait.
+lease runs out and are sent again (at-least-once, deduplicated by the receiver on the key).
+
+What is promised, per channel:
+- Order: alerts go out in the order they fired (the outbox's queue order). A row waiting for a retry or for a
+  rate-limit token holds back every newer row of its channel, even one created while it waits; only a row held by
+  its task's quiet hours lets newer ones pass.
+- Keys: a message (one alert, or a digest of several) is fixed, key and content, before its first attempt; a retry
+  after a failure or a timeout sends exactly that message again, never folds its alerts into another. Each alert in
+  a payload also carries its own key (``trigger_id:channel``), the same in every message that ever carries it.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from workbench.calendar import Clock
@@ -118,11 +125,33 @@ class Dispatcher:
         return total
 
     # -- one channel -------------------------------------------------------------------------------------------
+    def _groups(self, rows: list[OutboxRow]) -> list[list[OutboxRow]]:
+        """The messages to send, in queue order: rows already attempted in a message go in that message again;
+        a run of new rows becomes single alerts, or digests when it is a burst."""
+        groups: list[list[OutboxRow]] = []
+        fixed: dict[str, list[OutboxRow]] = {}
+        fresh: list[OutboxRow] = []
+        for row in rows:
+            if row.message_key is None:
+                fresh.append(row)
+                continue
+            groups.extend(self._chunks(fresh))
+            fresh = []
+            if row.message_key not in fixed:
+                fixed[row.message_key] = []
+                groups.append(fixed[row.message_key])
+            fixed[row.message_key].append(row)
+        groups.extend(self._chunks(fresh))
+        return groups
+
+    def _chunks(self, fresh: list[OutboxRow]) -> Iterator[list[OutboxRow]]:
+        size = self.digest_max if len(fresh) > self.digest_after else 1
+        return (fresh[i:i + size] for i in range(0, len(fresh), size))
+
     def _deliver(self, name: str, rows: list[OutboxRow]) -> DispatchStats:
         stats = DispatchStats()
         channel, bucket = self.channels[name], self.limits[name]
-        size = self.digest_max if len(rows) > self.digest_after else 1
-        groups = [rows[i:i + size] for i in range(0, len(rows), size)]
+        groups = self._groups(rows)
         for k, group in enumerate(groups):
             now = self.clock.now()
             if not bucket.take(now):
@@ -132,6 +161,9 @@ class Dispatcher:
                 stats.rate_limited += len(waiting)
                 break
             message = render([r.payload for r in group], [r.key for r in group])
+            if group[0].message_key is None:
+                with self.store.write() as con:
+                    outbox_store.fix_message(con, [r.notification_id for r in group], message.idempotency_key)
             stats.messages += 1
             try:
                 channel.send(message)
@@ -145,8 +177,7 @@ class Dispatcher:
             done = self.clock.now()
             late = any((done - r.created_at).total_seconds() > self.late_after for r in group)
             with self.store.write() as con:
-                outbox_store.delivered(con, [r.notification_id for r in group], done, late,
-                                       message.idempotency_key if len(group) > 1 else None)
+                outbox_store.delivered(con, [r.notification_id for r in group], done, late)
             stats.delivered += len(group)
             stats.digests += int(len(group) > 1)
             stats.late += len(group) if late else 0

@@ -14,7 +14,8 @@ class Message:
 
     ``payload`` is the stable JSON body of webhooks (schema ``workbench.alert/1``): ``schema``, ``idempotency_key``,
     ``kind`` (``alert`` or ``digest``), ``alerts`` (a list of alert dicts: trigger_id, task_id, task_name, code,
-    name, rule, condition, price, ts (ISO 8601, Asia/Shanghai), late, url). ``text`` and ``html`` are the rendered
+    name, rule, condition, price, ts (ISO 8601, Asia/Shanghai), late, url, and ``idempotency_key``: the alert's own
+    key, ``trigger_id:channel``, the same in every message that carries it). ``text`` and ``html`` are the rendered
     bodies for email and IM; ``title`` is a subject line.
     """
 

@@ -23,7 +23,8 @@ def _price(a: dict[str, Any]) -> str:
 
 
 def render(alerts: Sequence[dict[str, Any]], keys: Sequence[str]) -> Message:
-    """One message for one alert or a digest of several; the idempotency key names exactly the rows it carries."""
+    """One message for one alert or a digest of several; the idempotency key names exactly the rows it carries, and
+    each alert in the payload carries its own row's key, which no retry or digest changes."""
     if len(alerts) == 1:
         a = alerts[0]
         key = keys[0]
@@ -39,5 +40,6 @@ def render(alerts: Sequence[dict[str, Any]], keys: Sequence[str]) -> Message:
         f"at {html.escape(a['ts'][:19].replace('T', ' '))}{' [late]' if a.get('late') else ''} "
         f"<a href=\"{html.escape(a['url'])}\">task {html.escape(str(a['task_name']))}</a></li>" for a in alerts)
     body = f"<ul>{items}</ul>"
-    payload = {"schema": PAYLOAD_SCHEMA, "idempotency_key": key, "kind": kind, "alerts": list(alerts)}
+    carried = [{**a, "idempotency_key": k} for a, k in zip(alerts, keys, strict=True)]  # each alert's own, stable key
+    payload = {"schema": PAYLOAD_SCHEMA, "idempotency_key": key, "kind": kind, "alerts": carried}
     return Message(idempotency_key=key, title=title, text=text, html=body, payload=payload)

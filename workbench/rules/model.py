@@ -49,6 +49,7 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
 MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio"]
 
 MAX_PERIOD = 250
+MAX_NUMBER = 1e12  # size of a number in a rule: above any price, volume or percentage it could be compared with
 
 
 class Num(BaseModel):
@@ -162,6 +163,27 @@ class Range(BaseModel):
         if isinstance(self.low, Num) and isinstance(self.high, Num) and self.low.value > self.high.value:
             raise ValueError(f"range low {self.low.value:g} must not exceed high {self.high.value:g}")
         return self
+
+
+# Fields whose order holds whatever the market does: (the one never below, the one never above).
+_ORDERED_FIELDS: frozenset[tuple[str, str]] = frozenset({("high", "low"), ("day_high", "day_low"),
+                                                         ("limit_up", "limit_down")})
+_BAND_SIDE: dict[str, int] = {"upper": 1, "mid": 0, "lower": -1}
+
+
+def reversed_bounds(low: Value, high: Value) -> bool:
+    """``[low, high]`` given the wrong way round where the order is known in advance: two numbers, ordered fields
+    (``[day_high, day_low]``), or Bollinger lines of the same period (``[boll.upper, boll.lower]``: each line is
+    mid + side x k x sd, so the order follows side x k). Such a range is empty (inside never fires) or everything
+    (outside always does): never what was meant."""
+    if isinstance(low, Num) and isinstance(high, Num):
+        return low.value > high.value
+    if isinstance(low, FieldRef) and isinstance(high, FieldRef):
+        return (low.name, high.name) in _ORDERED_FIELDS
+    if (isinstance(low, Indicator) and isinstance(high, Indicator) and low.name == high.name == "boll"
+            and low.params[0] == high.params[0]):
+        return _BAND_SIDE[str(low.output)] * low.params[1] > _BAND_SIDE[str(high.output)] * high.params[1]
+    return False
 
 
 class TakeProfit(BaseModel):

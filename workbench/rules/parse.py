@@ -1,13 +1,15 @@
 """The compact text form of a rule: a hand-written tokenizer and recursive-descent parser, the printer, and English.
 
 ``parse_rule("close crosses_above sma(20) and rsi(14) < 30 on 5m")`` gives a :class:`~workbench.rules.model.Rule`;
-:func:`to_text` prints a rule back in canonical form (``parse_rule(to_text(r)) == r`` for every rule) and
-:func:`describe` says it in plain English for notification messages.
+:func:`to_text` prints a rule back in canonical form (``parse_rule(to_text(r)) == r`` for every rule text can hold:
+:func:`input_problem` is None) and :func:`describe` says it in plain English for notification messages.
 
 Users type these rules, so every failure is a :class:`RuleSyntaxError` that points at a column and says what would
 have been accepted there; model validation failures (``sma(0)``, ``macd(26,12)``, a range with low > high) are
-reported the same way, at the construct that caused them. Any ``str`` gives a Rule or a RuleSyntaxError: text length
-and nesting depth are bounded so that no input can exhaust the stack. Nothing is ever evaluated.
+reported the same way, at the construct that caused them, and so are numbers beyond ``MAX_NUMBER`` and ranges
+whose bounds are known to be reversed (``[boll.upper, boll.lower]``). Any ``str`` gives a Rule or a
+RuleSyntaxError: text length and nesting depth are bounded so that no input can exhaust the stack. Nothing is ever
+evaluated.
 
 Grammar (keywords and names are case-insensitive; full-width ASCII forms such as ``（`` and ``，`` typed with a
 Chinese input method are read as their ASCII twins)::
@@ -43,6 +45,7 @@ from workbench.errors import ValidationError
 from workbench.rules.model import (
     FIELD_NAMES,
     INDICATORS,
+    MAX_NUMBER,
     METRICS,
     STATE_NAMES,
     TIMEFRAMES,
@@ -63,9 +66,10 @@ from workbench.rules.model import (
     StopLoss,
     TakeProfit,
     Value,
+    reversed_bounds,
 )
 
-__all__ = ["MAX_DEPTH", "MAX_LENGTH", "RuleSyntaxError", "describe", "parse_rule", "to_text"]
+__all__ = ["MAX_DEPTH", "MAX_LENGTH", "RuleSyntaxError", "describe", "input_problem", "parse_rule", "to_text"]
 
 MAX_LENGTH: Final = 2_000  # characters of rule text; real rules are a line long
 MAX_DEPTH: Final = 50  # nested parentheses / not / unary minus, and nested arithmetic operations
@@ -391,6 +395,10 @@ class _Parser:
             self._expect(",")
             high = self._value().node
             self._expect("]")
+            if not (isinstance(low, Num) and isinstance(high, Num)):  # two numbers: the model says it
+                problem = _reversed_problem(low, high)
+                if problem is not None:
+                    self._error(problem, bracket.pos)
             return self._build(Range, "range", bracket.pos, mode=tok.value, value=left.node, low=low, high=high)
         if allow_value and self._is(")"):
             return left
@@ -462,8 +470,8 @@ class _Parser:
             self._note("number")
             self._fail()
         value = float(tok.value)
-        if not math.isfinite(value):
-            self._error(f"number {tok.value} is too large", tok.pos)
+        if not math.isfinite(value) or value > MAX_NUMBER:
+            self._error(f"number {tok.value} is too large (at most {MAX_NUMBER:g})", tok.pos)
         self._advance()
         return value
 
@@ -537,6 +545,32 @@ def _clean(exc: pydantic.ValidationError, label: str) -> str:
             msg = f"{label} {loc} {msg.removeprefix('Input ')}{shown}".replace("  ", " ")
         messages.append(msg)
     return "; ".join(messages) or f"invalid {label}"
+
+
+def _reversed_problem(low: Value, high: Value) -> str | None:
+    if not reversed_bounds(low, high):
+        return None
+    lo, hi = _value_text(low, _leaf_text), _value_text(high, _leaf_text)
+    return f"range bounds reversed: {lo} is never below {hi}; write [{hi}, {lo}]"
+
+
+def input_problem(rule: Rule) -> str | None:
+    """What the parser refuses in text that a rule given as JSON or built in code could still hold: a number beyond
+    MAX_NUMBER, range bounds known to be reversed. None when there is nothing."""
+    stack: list[object] = [rule.condition]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Num) and not abs(node.value) <= MAX_NUMBER:
+            return f"number {_number_text(node.value)} is too large (at most {MAX_NUMBER:g})"
+        if isinstance(node, Range) and not (isinstance(node.low, Num) and isinstance(node.high, Num)):
+            problem = _reversed_problem(node.low, node.high)
+            if problem is not None:
+                return problem
+        if isinstance(node, tuple):
+            stack.extend(reversed(node))
+        elif isinstance(node, pydantic.BaseModel):
+            stack.extend(getattr(node, k) for k in reversed(type(node).model_fields))
+    return None
 
 
 def parse_rule(text: str) -> Rule:

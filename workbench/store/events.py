@@ -104,6 +104,19 @@ def follow(con: duckdb.DuckDBPyConnection, channels: Sequence[str] | None, after
     return [StoredEvent(int(s), ts, et, ch, int(v), json.loads(p)) for s, ts, et, ch, v, p in rows], upto
 
 
+def last_health(con: duckdb.DuckDBPyConnection, run_id: str) -> StoredEvent | None:
+    """The last ``service.unhealthy`` or ``service.healthy`` event of a service run: whether the log already says
+    what a new judgement would say."""
+    row = con.execute(
+        "SELECT seq, ts, event_type, channel, version, payload FROM events "
+        "WHERE event_type IN ('service.unhealthy', 'service.healthy') AND payload->>'run_id' = ? "
+        "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone()
+    if row is None:
+        return None
+    seq, ts, event_type, channel, version, payload = row
+    return StoredEvent(int(seq), ts, event_type, channel, int(version), json.loads(payload))
+
+
 def last_seq(con: duckdb.DuckDBPyConnection) -> int:
     row = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
     return int(row[0]) if row else 0

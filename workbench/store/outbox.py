@@ -3,6 +3,11 @@
 A trigger's rows (one per channel, idempotency key = trigger id + channel) are written in the trigger's own
 transaction. The dispatcher claims due rows with a lease (a crashed dispatcher's rows come back when the lease
 ends), delivers outside any transaction, and records the outcome.
+
+Per channel the outbox is a queue in trigger order: a row waiting for a retry, for a rate-limit token or on
+another dispatcher's lease holds back every newer row of its channel, so alerts never overtake each other. A row
+held by its task's quiet hours (due later, no delivery problem) holds back nothing. Once a row has been put into
+a message (``message_key``), it is always sent in that same message.
 """
 
 from __future__ import annotations
@@ -49,30 +54,71 @@ class OutboxRow:
     attempts: int
     created_at: dt.datetime
     payload: dict[str, Any]
+    message_key: str | None = None  # the message it was first attempted in, resent as it was
 
     @property
     def key(self) -> str:
         return f"{self.trigger_id}:{self.channel}"
 
 
+# Per channel in queue order: is this row, or any older one, waiting on a delivery problem (a retry, a rate-limit
+# token, a live lease)? Such a row and every newer one of its channel are not due yet.
+_QUEUE = """
+    SELECT notification_id, message_key, created_at, next_attempt, bool_or(
+        next_attempt > $now AND (status = 'sending' OR last_error IS NOT NULL)) OVER (
+        PARTITION BY channel ORDER BY created_at, notification_id
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS blocked
+    FROM notifications WHERE status IN ('pending', 'sending') AND list_contains($channels, channel)
+"""
+
+
 def claim(con: duckdb.DuckDBPyConnection, now: dt.datetime, lease: float, limit: int,
           channels: Sequence[str]) -> list[OutboxRow]:
-    """Take due rows (oldest first per channel) for ``lease`` seconds; rows of an expired lease are due again."""
+    """Take the due head of each channel's queue (oldest first) for ``lease`` seconds; rows of an expired lease are
+    due again. The rows of a message already attempted are taken whole, so it can be sent again as it was."""
     rows = con.execute(
-        "UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt = ? "
-        "WHERE notification_id IN (SELECT notification_id FROM notifications "
-        "  WHERE status IN ('pending', 'sending') AND next_attempt <= ? AND list_contains(?, channel) "
-        "  ORDER BY created_at, notification_id LIMIT ?) "
-        "RETURNING notification_id, trigger_id, channel, attempts, created_at, payload",
-        [now + dt.timedelta(seconds=lease), now, list(channels), limit]).fetchall()
-    out = [OutboxRow(int(i), t, c, int(a), ca, json.loads(p)) for i, t, c, a, ca, p in rows]
+        f"""
+        UPDATE notifications SET status = 'sending', attempts = attempts + 1, next_attempt = $lease_end
+        WHERE notification_id IN (
+            WITH due AS (
+                SELECT notification_id, message_key FROM ({_QUEUE})
+                WHERE NOT blocked AND next_attempt <= $now ORDER BY created_at, notification_id LIMIT $limit)
+            SELECT notification_id FROM due
+            UNION
+            SELECT n.notification_id FROM notifications n
+            WHERE n.status IN ('pending', 'sending')
+              AND n.message_key IN (SELECT message_key FROM due WHERE message_key IS NOT NULL))
+        RETURNING notification_id, trigger_id, channel, attempts, created_at, payload, message_key
+        """,
+        {"lease_end": now + dt.timedelta(seconds=lease), "now": now, "channels": list(channels),
+         "limit": limit}).fetchall()
+    out = [OutboxRow(int(i), t, c, int(a), ca, json.loads(p), k) for i, t, c, a, ca, p, k in rows]
     return sorted(out, key=lambda r: (r.created_at, r.notification_id))
 
 
-def delivered(con: duckdb.DuckDBPyConnection, ids: Sequence[int], now: dt.datetime, late: bool,
-              digest_key: str | None) -> None:
-    con.execute("UPDATE notifications SET status = 'delivered', delivered_at = ?, late = ?, digest_key = ?, "
-                "last_error = NULL WHERE list_contains(?, notification_id)", [now, late, digest_key, list(ids)])
+def fix_message(con: duckdb.DuckDBPyConnection, ids: Sequence[int], message_key: str) -> None:
+    """Bind rows to the message they are about to be sent in: every later attempt sends that message again."""
+    con.execute("UPDATE notifications SET message_key = ? WHERE list_contains(?, notification_id)",
+                [message_key, list(ids)])
+
+
+def pending_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows not yet delivered nor given up, by channel: what a process that stops now leaves to the next."""
+    rows = con.execute("SELECT channel, count(*) FROM notifications WHERE status IN ('pending', 'sending') "
+                       "GROUP BY channel ORDER BY channel").fetchall()
+    return {c: int(n) for c, n in rows}
+
+
+def next_due(con: duckdb.DuckDBPyConnection, channels: Sequence[str]) -> dt.datetime | None:
+    """When the next undelivered row of these channels is due (a retry, a token, a lease end), or None."""
+    row = con.execute("SELECT min(next_attempt) FROM notifications WHERE status IN ('pending', 'sending') "
+                      "AND list_contains(?, channel)", [list(channels)]).fetchone()
+    return None if row is None else row[0]
+
+
+def delivered(con: duckdb.DuckDBPyConnection, ids: Sequence[int], now: dt.datetime, late: bool) -> None:
+    con.execute("UPDATE notifications SET status = 'delivered', delivered_at = ?, late = ?, last_error = NULL "
+                "WHERE list_contains(?, notification_id)", [now, late, list(ids)])
 
 
 def retry(con: duckdb.DuckDBPyConnection, ids: Sequence[int], at: dt.datetime, error: str,

@@ -304,4 +304,14 @@ ALTER TABLE service_commands ADD COLUMN result VARCHAR;    -- honoured | superse
 ALTER TABLE monitor_ticks ADD COLUMN lag_seconds DOUBLE;   -- clock seconds the loop was behind the tick's time
 """,
     ),
+    (
+        9,
+        "outbox messages: a row's message key is fixed before its first send, so a retry sends the same message",
+        """
+-- The key of the message (one alert, or a digest) that carries the row: set before the first attempt and kept, so a
+-- retried or timed-out send goes out again as the same message under the same key (was: the digest that carried it,
+-- set on delivery).
+ALTER TABLE notifications RENAME COLUMN digest_key TO message_key;
+""",
+    ),
 ]

@@ -1,0 +1,129 @@
+"""Ctrl-C on the monitor: one line, exit code 130, the database resumable and no process left behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import psutil
+import pytest
+
+from workbench.calendar import TZ
+from workbench.errors import WorkbenchError
+from workbench.interrupt import as_keyboard_interrupt
+from workbench.store import ticks as tick_store
+from workbench.store.db import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = dt.date(2026, 11, 20)
+
+
+def _session_processes(sid: int) -> list[psutil.Process]:
+    """Every live process of session ``sid`` (the CLI and whatever it started: the Prefect API server)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (OSError, psutil.Error):  # gone meanwhile
+            continue
+    return found
+
+
+def _committed_ticks(db: Path) -> int:
+    """Ticks of DAY committed so far (0 while the file or its schema is not there yet, or the writer holds it)."""
+    if not db.exists():
+        return 0
+    try:
+        with Store(db, lock_timeout=0.5).read(timeout=0.5) as con:
+            return con.execute("SELECT count(*) FROM monitor_ticks WHERE trading_date = ?", [DAY]).fetchone()[0]
+    except (WorkbenchError, duckdb.Error):
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
+@pytest.mark.parametrize("webhook", [False, True], ids=["no-channel", "webhook"])
+def test_ctrl_c_on_the_headless_demo_stops_with_one_line(tmp_path, webhook):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it, while the loop runs mid-day (with a
+    webhook nobody answers, the notification thread is busy retrying too)."""
+    db = tmp_path / "wb.duckdb"
+    out_path = tmp_path / "out.txt"
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    env.pop("PREFECT_API_URL", None)  # Prefect's own ephemeral API server, a child in the same process group
+    env.pop("WORKBENCH_NOTIFY_WEBHOOK_URL", None)
+    if webhook:
+        env["WORKBENCH_NOTIFY_WEBHOOK_URL"] = "http://127.0.0.1:9/hook"  # the discard port: refused, retried
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "demo", "--headless", "--symbols", "60", "--date", DAY.isoformat(),
+             "--speed", "20", "--db", str(db)],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 45
+        while _committed_ticks(db) == 0:
+            assert proc.poll() is None, out_path.read_text()
+            assert time.monotonic() < deadline, "no tick committed in 45 s:\n" + out_path.read_text()
+            time.sleep(0.5)
+        assert len(_session_processes(proc.pid)) >= 2, "the Prefect API server should run beside the loop"
+        before = out_path.read_text()
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            code: int | None = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            code = None  # still shutting down 20 s after Ctrl-C
+        after = out_path.read_text()[len(before):]
+        deadline = time.monotonic() + 5
+        while (left := _session_processes(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+    assert code == 130, after
+    assert "Traceback" not in after and "Query interrupted" not in after and "logging to API" not in after, after
+    lines = after.strip().splitlines()
+    assert 1 <= len(lines) <= 2, after  # the line, and at most a delivery retry logged just before
+    assert not left, f"left running after Ctrl-C: {[p.cmdline() for p in left]}"
+    match = re.fullmatch(r"interrupted: monitor stopped at (\d\d:\d\d:\d\d) \(run it again to resume\)", lines[-1])
+    assert match, lines[-1]
+    store = Store(db)
+    with store.write() as con:  # nothing holds the file, and a rerun resumes after the tick the line names
+        last = tick_store.last_tick(con, DAY)
+        states = [r[0] for r in con.execute("SELECT state FROM service_runs").fetchall()]
+    assert last is not None and f"{last.astimezone(TZ):%H:%M:%S}" == match[1]
+    assert dt.time(9, 30) <= last.astimezone(TZ).time() < dt.time(15, 0)
+    assert states and "running" not in states, states
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT via os.kill is POSIX")
+def test_ctrl_c_during_a_duckdb_query_is_a_keyboard_interrupt():
+    """DuckDB reports a SIGINT that lands in a query as RuntimeError('Query interrupted'): it is raised as the
+    KeyboardInterrupt it was, while any other error goes through unchanged."""
+    con = duckdb.connect()
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught, as_keyboard_interrupt():
+            con.execute("SELECT count(*) FROM range(1000000000000) a")
+    finally:
+        timer.cancel()
+        con.close()
+    assert isinstance(caught.value.__cause__, RuntimeError | duckdb.InterruptException)
+    with pytest.raises(RuntimeError, match="not an interrupt"), as_keyboard_interrupt():
+        raise RuntimeError("not an interrupt")
+    with pytest.raises(duckdb.CatalogException), as_keyboard_interrupt():
+        duckdb.connect().execute("SELECT * FROM no_such_table")
