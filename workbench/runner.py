@@ -220,6 +220,8 @@ class TickWriter:
         self.pending: deque[TickResult] = deque()
         self.counts = tick_store.WriteCounts()
         self.busy = 0
+        self._busy_in_a_row = 0
+        self._retry_after = 0.0
         self._last_flush = time.monotonic()
 
     def submit(self, item: TickResult) -> None:
@@ -229,9 +231,13 @@ class TickWriter:
 
     def due(self, behind: bool = False) -> bool:
         """Time to flush: every ``flush_seconds``, and while the loop is behind the clock (catching up on past
-        snapshots) no more often than every quarter second, so that writes do not keep it behind."""
+        snapshots) no more often than every quarter second, so that writes do not keep it behind. After the file
+        was found busy, flushes back off (up to 2 s) so that the other process gets its turns too."""
+        now = time.monotonic()
+        if now < self._retry_after:
+            return False
         every = max(self.flush_seconds, self.CATCH_UP_FLUSH) if behind else self.flush_seconds
-        return time.monotonic() - self._last_flush >= every
+        return now - self._last_flush >= every
 
     def flush(self, known_version: tuple[int, Any] | None, force: bool = False) -> Control | None:
         """Write what is pending and read control state; None when the file was busy (results kept).
@@ -242,13 +248,19 @@ class TickWriter:
         while True:
             must = force or len(self.pending) >= self.max_buffered
             try:
-                return self._flush(known_version, None if must else self.lock_wait)
+                control = self._flush(known_version, None if must else self.lock_wait)
             except StoreBusy as exc:
                 self.busy += 1
+                self._busy_in_a_row += 1
                 log.warning("database busy: %d tick(s) buffered (%s)", len(self.pending), exc)
                 if not must:
+                    self._retry_after = time.monotonic() + min(2.0, 0.1 * 2 ** self._busy_in_a_row)
                     return None
                 time.sleep(0.1)
+                continue
+            self._busy_in_a_row = 0
+            self._retry_after = 0.0
+            return control
 
     def _flush(self, known_version: tuple[int, Any] | None, timeout: float | None) -> Control:
         now = dt.datetime.now(dt.UTC)
