@@ -89,24 +89,12 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def _fire(store: Store, tasks: int, ticks: int, channels: tuple[str, ...] = ("webhook",)) -> int:
+def _fire(store: Store, tasks: int, ticks: int) -> int:
     """Tasks that fire on every tick (level mode), ticks a minute apart; the triggers written as the loop writes."""
-    with store.write() as con:
-        tick_store.upsert_instruments(con, UNIVERSE)
-        for i in range(tasks):
-            task_store.insert_task(con, MonitorTask.parse({
-                "task_name": f"t{i}", "stock_code": CODES[i % 3], "status": "running", "rule": "price > 1",
-                "alert": {"mode": "level"}}), at(DAY, "09:00:00"), "test")
-        loaded = task_store.load_tasks(con)
-    monitor = Monitor(TradingCalendar(), DAY, UNIVERSE, channels=list(channels))
-    monitor.set_tasks(loaded)
-    fired = 0
-    for k in range(ticks):
-        ts = at(DAY, "10:00:00") + dt.timedelta(minutes=k)
-        result = monitor.tick(quote_frame(CODES, ts, [10.0 + k / 100] * 3, [100 * (k + 1)] * 3), ts)
-        with store.write() as con:
-            fired += tick_store.write_tick(con, result, ts).triggers
-    return fired
+    firing = Firing(store, tasks, at(DAY, "10:00:00"))
+    for _ in range(ticks):
+        firing.tick()
+    return firing.fired
 
 
 def _dispatcher(store: Store, url: str, clock: SimulatedClock, **kw: object) -> Dispatcher:
@@ -219,9 +207,9 @@ class Firing:
         self.monitor.set_tasks(loaded)
 
     def tick(self) -> dt.datetime:
-        ts = self.ts + dt.timedelta(minutes=self.k)
-        self.k += 1
-        result = self.monitor.tick(quote_frame(CODES, ts, [10.0 + self.k / 100] * 3, [100 * self.k] * 3), ts)
+        k, self.k = self.k, self.k + 1
+        ts = self.ts + dt.timedelta(minutes=k)
+        result = self.monitor.tick(quote_frame(CODES, ts, [10.0 + k / 100] * 3, [100 * (k + 1)] * 3), ts)
         with self.store.write() as con:
             self.fired += tick_store.write_tick(con, result, ts).triggers
         return ts
