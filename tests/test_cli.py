@@ -102,3 +102,21 @@ def test_service_status_of_a_database_that_never_ran_the_monitor(tmp_path):
     assert json.loads(status.stdout)["state"] == "never started"
     stop = runner.invoke(app, ["service", "stop", "--json", "--db", str(db)])
     assert stop.exit_code == 0 and json.loads(stop.stdout) == {"state": "not running"}
+
+
+def test_the_cli_waits_long_enough_for_prefects_temporary_server(monkeypatch):
+    """Prefect gives its temporary API server 20 s; it takes 13-16 s on an idle 2-core machine, so on a busy one a
+    demo or a monitor run failed before its first tick. The CLI allows more, unless the user set their own."""
+    from prefect.settings.models.server.ephemeral import ServerEphemeralSettings
+
+    from workbench.cli import _quiet_prefect
+
+    for name in ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "PREFECT_LOGGING_LEVEL",
+                 "PREFECT_SERVER_ANALYTICS_ENABLED"):
+        monkeypatch.delenv(name, raising=False)  # and so restored after the test
+    assert ServerEphemeralSettings().startup_timeout_seconds == 20  # Prefect's own
+    _quiet_prefect()
+    assert ServerEphemeralSettings().startup_timeout_seconds >= 60
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "45")
+    _quiet_prefect()
+    assert ServerEphemeralSettings().startup_timeout_seconds == 45

@@ -89,9 +89,9 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def _fire(store: Store, tasks: int, ticks: int) -> int:
+def _fire(store: Store, tasks: int, ticks: int, channels: tuple[str, ...] = ("webhook",)) -> int:
     """Tasks that fire on every tick (level mode), ticks a minute apart; the triggers written as the loop writes."""
-    firing = Firing(store, tasks, at(DAY, "10:00:00"))
+    firing = Firing(store, tasks, at(DAY, "10:00:00"), channels)
     for _ in range(ticks):
         firing.tick()
     return firing.fired
@@ -194,7 +194,8 @@ class Firing:
     """Tasks that fire on every tick (level mode); ``tick()`` writes the next minute's triggers as the loop does, so
     tests can fire while the dispatcher is mid-outage."""
 
-    def __init__(self, store: Store, tasks: int, start: dt.datetime) -> None:
+    def __init__(self, store: Store, tasks: int, start: dt.datetime,
+                 channels: tuple[str, ...] = ("webhook",)) -> None:
         self.store, self.ts, self.k, self.fired = store, start, 0, 0
         with store.write() as con:
             tick_store.upsert_instruments(con, UNIVERSE)
@@ -203,7 +204,7 @@ class Firing:
                     "task_name": f"t{i}", "stock_code": CODES[i % 3], "status": "running", "rule": "price > 1",
                     "alert": {"mode": "level"}}), at(DAY, "09:00:00"), "test")
             loaded = task_store.load_tasks(con)
-        self.monitor = Monitor(TradingCalendar(), DAY, UNIVERSE, channels=["webhook"])
+        self.monitor = Monitor(TradingCalendar(), DAY, UNIVERSE, channels=list(channels))
         self.monitor.set_tasks(loaded)
 
     def tick(self) -> dt.datetime:

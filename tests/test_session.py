@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -141,25 +142,31 @@ def test_kill_9_mid_day_then_rerun_gives_the_same_triggers(tmp_path):
     demo = [sys.executable, "-m", "workbench.cli", "demo", "--headless", "--symbols", "150", "--date",
             DAY.isoformat()]
     clean, killed = tmp_path / "clean.duckdb", tmp_path / "killed.duckdb"
-    subprocess.run([*demo, "--db", str(clean)], check=True, env=env, cwd=ROOT, timeout=600,
-                   capture_output=True)
+    first = subprocess.run([*demo, "--db", str(clean)], env=env, cwd=ROOT, timeout=600, capture_output=True,
+                           text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
 
-    proc = subprocess.Popen([*demo, "--db", str(killed)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    written = 0
-    while time.monotonic() < deadline and written < 1500:
-        time.sleep(0.2)
-        if killed.exists():
-            try:
-                written = int(table(Store(killed), "SELECT count(*) AS n FROM monitor_ticks")["n"][0])
-            except Exception:  # noqa: BLE001 - the file may be mid-creation or locked; poll again
-                written = 0
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 0 < written < 4802, "the kill must land mid-day"
-    result = subprocess.run([*demo, "--db", str(killed)], check=True, env=env, cwd=ROOT, timeout=600,
-                            capture_output=True, text=True)
+    log = tmp_path / "killed.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([*demo, "--db", str(killed)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
+        deadline = time.monotonic() + 300
+        written = 0
+        while time.monotonic() < deadline and written < 1500 and proc.poll() is None:
+            time.sleep(0.2)
+            if killed.exists():
+                try:
+                    written = int(table(Store(killed), "SELECT count(*) AS n FROM monitor_ticks")["n"][0])
+                except Exception:  # noqa: BLE001 - the file may be mid-creation or locked; poll again
+                    written = 0
+        with contextlib.suppress(ProcessLookupError):  # gone already: the assertion below shows its log
+            os.killpg(proc.pid, signal.SIGKILL)  # the run and Prefect's server it started, as a power cut would
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill:\n{log.read_text()[-3000:]}"
+    assert 0 < written < 4802, f"the kill must land mid-day:\n{log.read_text()[-3000:]}"
+    result = subprocess.run([*demo, "--db", str(killed)], env=env, cwd=ROOT, timeout=600, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["snapshots"] == 4802
 

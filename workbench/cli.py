@@ -93,9 +93,19 @@ def _query_text(option: str, value: str | None) -> None:
         check_text(option, value)
 
 
-def _quiet_prefect() -> None:
-    """Before Prefect is imported: no telemetry from an offline machine, and warnings only on the console."""
+PREFECT_STARTUP_SECONDS = "120"  # Prefect's own 20 s: its temporary server takes 13-16 s on an idle 2-core machine
+
+
+def _prefect_defaults() -> None:
+    """Before Prefect is imported: no telemetry from an offline machine, and time enough for the temporary API
+    server to start on a busy machine (past Prefect's timeout the run fails before its first tick)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", PREFECT_STARTUP_SECONDS)
+
+
+def _quiet_prefect() -> None:
+    """Prefect's defaults, and warnings only on the console."""
+    _prefect_defaults()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
@@ -694,7 +704,7 @@ def record_export(
 def serve(db: DbOption = None) -> None:
     """Serve the Prefect deployments (monitor before the open, backfill and indicators after the close, retention
     at night) until Ctrl-C; start `prefect server start` first to see them in the UI at http://127.0.0.1:4200."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _prefect_defaults()
     from flows.deploy import serve_deployments
 
     with _reported():
