@@ -53,8 +53,10 @@ def wait_for(predicate, timeout: float, every: float = 0.25):
 
 
 def answers(url: str) -> bool:
+    """Whether the page is served. Panel builds a whole session per request: on a loaded machine that takes more
+    than a few seconds, and a client that gives up sooner keeps asking for sessions the server never finishes."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback server
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our own loopback server
             return response.status == 200
     except OSError:
         return False
@@ -82,7 +84,7 @@ def live_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setting
                                    str(db)], env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_for(lambda: answers(url) or server.poll() is not None, timeout=60)
+        wait_for(lambda: answers(url) or server.poll() is not None, timeout=120)
         assert server.poll() is None, log.read_text(errors="replace")
         yield settings, url
     finally:
