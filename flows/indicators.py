@@ -11,8 +11,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from tqdm import tqdm
 
-from workbench.app import latest_session, open_store
-from workbench.calendar import RealClock, TradingCalendar
+from workbench.app import calendar_for, latest_session, open_store
+from workbench.calendar import RealClock
 from workbench.config import Settings
 from workbench.daily import run_daily_indicators
 
@@ -29,7 +29,8 @@ def daily_indicators_flow(
     """Indicators of ``trading_date`` (default: the latest session) from the last ``lookback`` daily bars."""
     logger = get_run_logger()
     settings = Settings(**({} if db_path is None else {"db_path": db_path}))
-    calendar = TradingCalendar(settings.extra_holidays)
+    store = open_store(settings)
+    calendar = calendar_for(settings, store)
     clock = RealClock()
     day = trading_date or latest_session(calendar, clock.now().date())
     artifact = create_progress_artifact(progress=0.0, description=f"daily indicators {day}: share of stocks")
@@ -40,7 +41,7 @@ def daily_indicators_flow(
         bar.update(done - bar.n)
         update_progress_artifact(artifact_id=artifact, progress=round(100 * done / max(total, 1), 1))
 
-    summary = run_daily_indicators(open_store(settings), calendar, day, clock, lookback=lookback,
+    summary = run_daily_indicators(store, calendar, day, clock, lookback=lookback,
                                    convention=convention, write_days=write_days, progress=progress)
     bar.close()
     logger.info("daily indicators %s: %d stocks, %d rows in %.2f s (%s)", day, summary.stocks,

@@ -20,6 +20,7 @@ from workbench.calendar import (
     SessionBounds,
     SimulatedClock,
     TradingCalendar,
+    parse_holiday_dates,
     sleep_until,
 )
 from workbench.errors import ValidationError
@@ -291,6 +292,64 @@ def test_next_open_over_new_year_2027_depends_on_configured_holidays():
     assert TradingCalendar().next_open(at(D(2026, 12, 31), "15:30")) == at(D(2027, 1, 1), "09:30")
     configured = TradingCalendar(extra_holidays=[D(2027, 1, 1)])
     assert configured.next_open(at(D(2026, 12, 31), "15:30")) == at(D(2027, 1, 4), "09:30")
+
+
+def test_the_fallback_warning_says_how_to_add_the_holidays(cal):
+    text = cal.calendar_warning(D(2027, 1, 4))
+    assert text is not None and "workbench calendar holidays add" in text and "January 1 included" in text
+
+
+# -- holidays the user adds after the exchange calendar's data ------------------------------------------------------
+
+
+def test_holiday_dates_are_typed_as_dates_or_ranges_without_their_weekends():
+    assert parse_holiday_dates(["2027-01-01", "2027-02-05..2027-02-09", "2027-01-01"]) == [
+        D(2027, 1, 1), D(2027, 2, 5), D(2027, 2, 8), D(2027, 2, 9)]
+    assert parse_holiday_dates(["2027-10-01..2027-10-07"]) == [
+        D(2027, 10, 1), D(2027, 10, 4), D(2027, 10, 5), D(2027, 10, 6), D(2027, 10, 7)]
+    for bad, reason in [(["2027-02-30"], "not a date"), (["2027-02-09..x"], "not a date"),
+                        (["2027-02-09..2027-02-05"], "ends before"), (["2027-01-01..2027-03-01"], "31 days"),
+                        (["2027-01-02..2027-01-03"], "only weekends"), ([], "at least one date")]:
+        with pytest.raises(ValidationError, match=reason) as err:
+            parse_holiday_dates(bad)
+        assert err.value.field == "date"
+
+
+def test_a_holiday_must_be_a_weekday_after_the_exchange_calendar(cal):
+    assert cal.check_holiday(D(2027, 1, 1)) == D(2027, 1, 1)
+    with pytest.raises(ValidationError, match="covered by the exchange calendar.*2026-12-31") as err:
+        cal.check_holiday(D(2026, 12, 31))
+    assert err.value.field == "date"
+    with pytest.raises(ValidationError, match="Saturday"):
+        cal.check_holiday(D(2027, 2, 20))
+    with pytest.raises(ValidationError, match="expected a date"):
+        cal.check_holiday("2027-01-04")
+
+
+@pytest.mark.parametrize(("today", "year"), [
+    (D(2026, 11, 30), None),   # November: next year's holidays are not due yet
+    (D(2026, 12, 1), 2027),    # from December 1 of the last year the exchange calendar covers
+    (D(2026, 12, 31), 2027),
+    (D(2027, 6, 1), 2027),     # and all through the year itself while none is known
+    (D(2025, 12, 1), None),    # 2026 is covered by the exchange calendar
+])
+def test_missing_holidays_warning_from_december_1(cal, today, year):
+    warning = cal.missing_holidays_warning(today)
+    if year is None:
+        assert warning is None
+    else:
+        assert warning is not None and warning.startswith(f"{year} holidays unknown")
+        assert "workbench calendar holidays add" in warning
+        assert f"every weekday of {year} counts as a trading day" in warning
+
+
+def test_missing_holidays_warning_goes_with_one_holiday_of_the_year_and_comes_back_for_the_next():
+    known = TradingCalendar(extra_holidays=[D(2027, 2, 8)])
+    assert known.missing_holidays_warning(D(2026, 12, 1)) is None
+    assert known.missing_holidays_warning(D(2027, 11, 30)) is None
+    later = known.missing_holidays_warning(D(2027, 12, 1))
+    assert later is not None and later.startswith("2028 holidays unknown")
+    assert TradingCalendar(extra_holidays=[D(2028, 1, 3)]).missing_holidays_warning(D(2026, 12, 1)) is not None
 
 
 # -- clocks ----------------------------------------------------------------------------------------

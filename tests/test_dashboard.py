@@ -278,6 +278,27 @@ def test_the_service_starts_and_stops_from_the_health_view(ctx, monkeypatch):
     assert view.status["state"] in ("stopped", "completed") and not ctx.service.active_run()
 
 
+def test_the_health_view_warns_from_december_1_until_a_holiday_of_next_year_is_stored(tmp_path):
+    from workbench.calendar import TZ, SimulatedClock
+    from workbench.dashboard.health import HealthView
+    from workbench.service import Service
+
+    settings = Settings(db_path=tmp_path / "december.duckdb")
+    clock = SimulatedClock(dt.datetime(2026, 11, 30, 12, 0, tzinfo=TZ))
+    context = DashboardContext(settings, Service(settings, actor="dashboard", clock=clock))
+    view = HealthView(context)
+    view.refresh()
+    assert not view.calendar.visible
+    clock.advance(12 * 3600)  # 2026-12-01 00:00
+    view.refresh()
+    assert view.calendar.visible and "2027 holidays unknown" in view.calendar.object
+    assert "workbench calendar holidays add" in view.calendar.object
+    assert not view.problems.visible  # a warning, not a health problem
+    context.service.add_holidays(["2027-01-01"])
+    view.refresh()
+    assert not view.calendar.visible
+
+
 def test_a_locked_file_skips_a_refresh_and_loses_nothing(ctx, monkeypatch):
     from workbench.errors import StoreBusy
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pandas as pd
 
 from workbench.calendar import TZ, Clock, RealClock, SimulatedClock, TradingCalendar
 from workbench.config import Settings
-from workbench.errors import OperationalError, ValidationError
+from workbench.errors import OperationalError, ValidationError, WorkbenchError
 from workbench.events import CalendarWarning
 from workbench.feeds.base import Feed
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
@@ -23,6 +25,7 @@ from workbench.instruments import load_universe
 from workbench.interrupt import as_keyboard_interrupt
 from workbench.runner import ProgressHook, RunInfo, SessionSummary, run_session
 from workbench.store import events as event_store
+from workbench.store import holidays as holiday_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
 
@@ -30,10 +33,40 @@ if TYPE_CHECKING:
     from workbench.notify.dispatcher import Dispatcher
     from workbench.notify.message import Channel
 
+logger = logging.getLogger("workbench.app")
+
 
 def open_store(settings: Settings) -> Store:
     """The store at the configured path, created and migrated if needed."""
     return Store(settings.db_path, lock_timeout=settings.lock_timeout).open()
+
+
+def calendar_of(settings: Settings, stored: Iterable[dt.date]) -> TradingCalendar:
+    """The trading calendar with every holiday the user gave: configured (``WORKBENCH_EXTRA_HOLIDAYS``) and stored
+    (``workbench calendar holidays add``). For a caller that has read the stored ones on a connection of its own."""
+    return TradingCalendar([*settings.extra_holidays, *stored])
+
+
+def calendar_for(settings: Settings, store: Store | None = None) -> TradingCalendar:
+    """The trading calendar of a run: what every run, command and view that asks "is this a trading day?" builds.
+
+    ``store`` defaults to the configured file, which is read but never created (a refused command leaves no file).
+    A database that cannot be read (not there yet, locked by another process, older than the holiday table) gives
+    the configured holidays only, logged: a run goes on as it would have before holidays could be stored."""
+    return calendar_of(settings, stored_holidays(store or Store(settings.db_path, lock_timeout=settings.lock_timeout)))
+
+
+def stored_holidays(store: Store) -> list[dt.date]:
+    """The holidays stored in ``store``; none, logged, when it cannot be read."""
+    try:
+        with store.read() as con:
+            return holiday_store.holiday_dates(con)
+    except OperationalError as exc:  # no database yet: nothing can have been stored
+        logger.info("no stored holidays: %s", exc)
+    except (WorkbenchError, duckdb.Error) as exc:
+        logger.warning("stored holidays not read (%s); the calendar uses only WORKBENCH_EXTRA_HOLIDAYS: %s",
+                       type(exc).__name__, exc)
+    return []
 
 
 def universe_for(settings: Settings) -> pd.DataFrame:
@@ -193,15 +226,18 @@ def run_day(
     """Monitor one trading day against the configured feed and database; return the loop's summary.
 
     ``run`` names the service run the loop reports to (the control plane's, or a schedule's)."""
-    calendar = TradingCalendar(settings.extra_holidays)
+    store = open_store(settings)
+    calendar = calendar_for(settings, store)
     clock_for_today = RealClock()
     day = trading_date or clock_for_today.now().date()
     warning = calendar.calendar_warning(day)
-    store = open_store(settings)
     if warning:
         if log is not None:
             log.warning(warning)
         event_store.publish(store, [CalendarWarning(timestamp=clock_for_today.now(), message=warning)])
+    unknown = calendar.missing_holidays_warning(clock_for_today.now().date())
+    if unknown and log is not None:
+        log.warning(unknown)
     universe = universe_for(settings)
     ensure_instruments(store, universe)
     clock = make_clock(calendar, day, speed)

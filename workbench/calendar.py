@@ -2,8 +2,10 @@
 
 The sessions come from ``exchange_calendars``' ``XSHG`` calendar (it serves both exchanges). Its data ends
 on 2026-12-31; after that day the workbench must keep running, so later dates follow a weekday rule
-(Monday to Friday) minus the holidays the user configures (``WORKBENCH_EXTRA_HOLIDAYS``), and one warning
-is logged per calendar instance the first time that rule answers.
+(Monday to Friday) minus the holidays the user stores (``workbench calendar holidays add``) or configures
+(``WORKBENCH_EXTRA_HOLIDAYS``), and one warning is logged per calendar instance the first time that rule answers.
+The rule invents no closed day, January 1 included: the exchanges publish their closures (休市安排) each year, and
+from December 1 ``missing_holidays_warning`` says so while none of the next year's is known.
 
 Every datetime returned is timezone-aware in Asia/Shanghai. Inputs may be aware in any zone (they are
 converted); naive datetimes are refused because their zone would be a guess.
@@ -37,6 +39,7 @@ __all__ = [
     "SessionBounds",
     "SimulatedClock",
     "TradingCalendar",
+    "parse_holiday_dates",
     "sleep_until",
 ]
 
@@ -53,6 +56,9 @@ CLOSE = dt.time(15, 0)
 AUCTION_LEAD = dt.timedelta(minutes=15)
 _MINUTE = dt.timedelta(minutes=1)
 _DAY = dt.timedelta(days=1)
+# The longest range of holidays one argument may name: the longest closure (Spring Festival) is about ten days,
+# so a longer range is more likely a typo in a year or a month than a closure.
+MAX_HOLIDAY_RANGE_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -222,10 +228,50 @@ class TradingCalendar:
     def _warning_text(self) -> str:
         return (
             f"the exchange calendar (exchange_calendars XSHG) ends on {self.valid_until.isoformat()}; "
-            "later dates use the weekday rule (Monday to Friday) minus the configured holidays "
-            "(WORKBENCH_EXTRA_HOLIDAYS): add the exchange's published holidays there, "
-            "or upgrade exchange_calendars"
+            "later dates use the weekday rule (Monday to Friday, January 1 included) minus the holidays stored "
+            "with `workbench calendar holidays add` or configured in WORKBENCH_EXTRA_HOLIDAYS: add the exchanges' "
+            "published closures (休市安排) there, or upgrade exchange_calendars"
         )
+
+    def missing_holidays_warning(self, today: dt.date) -> str | None:
+        """The warning to show while a year the monitor is about to run in has no holiday known, else None.
+
+        From December 1 of year Y that is year Y+1, and during a year it is that year: when the exchange calendar's
+        data does not cover the whole year and no holiday of it is stored or configured, every weekday of it, New
+        Year's Day included, would count as a trading day. Whether the exchanges have published the closures is not
+        something the workbench can know; it only knows that none has been entered.
+        """
+        day = _as_date(today, "today")
+        years = (day.year, day.year + 1) if day.month == 12 else (day.year,)
+        for year in years:
+            if year > dt.MAXYEAR or self.valid_until >= dt.date(year, 12, 31):
+                continue
+            if not any(h.year == year and h > self.valid_until for h in self._extra_holidays):
+                return (
+                    f"{year} holidays unknown: the exchange calendar ends on {self.valid_until.isoformat()} and no "
+                    f"{year} holiday is stored or configured; when the exchanges publish the {year} closure schedule "
+                    f"(休市安排), add it with `workbench calendar holidays add` (until then every weekday of {year} "
+                    f"counts as a trading day, {year}-01-01 included)"
+                )
+        return None
+
+    def check_holiday(self, d: object, field: str = "date") -> dt.date:
+        """``d`` if it can be stored as an exchange holiday, else ValidationError naming ``field`` and why.
+
+        Only days after the exchange calendar's data: up to ``valid_until`` the exchanges' published calendar
+        answers and a holiday of ours would be ignored. Only weekdays: weekends, the make-up working Saturdays and
+        Sundays (调休) included, are never trading days, so there is nothing to close.
+        """
+        day = _as_date(d, field)
+        if day <= self.valid_until:
+            raise ValidationError(
+                field, f"{day} is covered by the exchange calendar (exchange_calendars XSHG has the exchanges' "
+                f"published sessions up to {self.valid_until}); holidays can be added only after that date")
+        if day.weekday() >= 5:
+            raise ValidationError(
+                field, f"{day} is a {day:%A}: weekends (make-up workdays 调休 included) are never trading days, "
+                "so there is nothing to close")
+        return day
 
     def _note_fallback(self) -> None:
         """Log the fallback warning once per instance."""
@@ -386,6 +432,41 @@ class TradingCalendar:
         if b.open <= ts < b.break_start or b.break_end <= ts < b.close:
             return ts.replace(second=0, microsecond=0) + _MINUTE
         return None
+
+
+def parse_holiday_dates(texts: Iterable[str], field: str = "date") -> list[dt.date]:
+    """Dates as people type them: ``2027-01-01``, or a range ``2027-02-05..2027-02-12`` whose weekends are skipped
+    (a closure's range spans them). Sorted, each once; ValidationError naming ``field`` for anything else."""
+    days: set[dt.date] = set()
+    for text in texts:
+        first, sep, last = str(text).strip().partition("..")
+        days.update(_range_weekdays(text, _iso_date(first, field), _iso_date(last, field), field) if sep
+                    else [_iso_date(first, field)])
+    if not days:
+        raise ValidationError(field, "name at least one date (YYYY-MM-DD, or a range YYYY-MM-DD..YYYY-MM-DD)")
+    return sorted(days)
+
+
+def _range_weekdays(text: str, start: dt.date, end: dt.date, field: str) -> list[dt.date]:
+    """The weekdays from ``start`` to ``end``, both included; a reversed, empty or implausibly long range is refused."""
+    if end < start:
+        raise ValidationError(field, f"the range {text!r} ends before it starts")
+    if (end - start).days >= MAX_HOLIDAY_RANGE_DAYS:
+        raise ValidationError(field, f"the range {text!r} spans more than {MAX_HOLIDAY_RANGE_DAYS} days; "
+                              "no closure is that long (a typo in a month or a year?)")
+    days = [start + i * _DAY for i in range((end - start).days + 1)]
+    weekdays = [d for d in days if d.weekday() < 5]
+    if not weekdays:
+        raise ValidationError(field, f"the range {text!r} has only weekends, which are never trading days")
+    return weekdays
+
+
+def _iso_date(text: str, field: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(field, f"{text!r} is not a date (expected YYYY-MM-DD, or a range "
+                              "YYYY-MM-DD..YYYY-MM-DD)") from None
 
 
 # -- clocks --------------------------------------------------------------------------------------

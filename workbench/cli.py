@@ -30,6 +30,17 @@ service_app = typer.Typer(help="The monitor service: start, stop, status.", no_a
 app.add_typer(service_app, name="service")
 record_app = typer.Typer(help="The tick recorder (WORKBENCH_RECORD_TICKS=true).", no_args_is_help=True)
 app.add_typer(record_app, name="record")
+calendar_app = typer.Typer(help="The trading calendar: exchange holidays after the exchange calendar's data.",
+                           no_args_is_help=True)
+app.add_typer(calendar_app, name="calendar")
+holidays_app = typer.Typer(
+    help="Exchange holidays (休市) after the exchange calendar's data, which ends on 2026-12-31. Later dates follow "
+    "the weekday rule: every Monday to Friday is a trading day, January 1 included, except the holidays stored here "
+    "and those in WORKBENCH_EXTRA_HOLIDAYS. Add the exchanges' closures when they publish them (usually in "
+    "December): the monitor, the schedules, the dashboard and `service status` use them from their next start or "
+    "read. Weekends, make-up workdays (调休) included, are never trading days and need no entry.",
+    no_args_is_help=True)
+calendar_app.add_typer(holidays_app, name="holidays")
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: WORKBENCH_DB_PATH)")]
 
@@ -54,7 +65,8 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_NOT_RUNNING = 0, 1, 2, 
 @contextmanager
 def _reported(exit_code: int = EXIT_FAILED) -> Iterator[None]:
     """A WorkbenchError becomes one ``error: field: problem`` line on stderr and an exit code scripts can rely on:
-    2 bad input, 3 no such task or run, ``exit_code`` (1) for anything else (a locked file, a failed start)."""
+    2 bad input, 3 no such task, run or stored holiday, ``exit_code`` (1) for anything else (a locked file, a failed
+    start)."""
     from workbench.errors import NotFound, ValidationError, WorkbenchError
     from workbench.safetext import shown
 
@@ -178,13 +190,13 @@ def demo(
     """Simulate a trading day: seed example tasks, run the monitor and serve the dashboard at
     http://127.0.0.1:5006 until Ctrl-C; with --headless run the whole day at once and print a JSON summary last."""
     _quiet_prefect()
-    from workbench.app import prepare_demo_day
-    from workbench.calendar import RealClock, TradingCalendar
+    from workbench.app import calendar_for, prepare_demo_day
+    from workbench.calendar import RealClock
     from workbench.demo import default_demo_date
 
     started = time.perf_counter()
     settings = _settings(db, demo_symbols=symbols, dashboard_port=port)
-    calendar = TradingCalendar(settings.extra_holidays)
+    calendar = calendar_for(settings)
     with _reported():
         day = _date_option("--date", date) or default_demo_date(calendar, RealClock().now().date())
     if not calendar.is_session(day):
@@ -657,7 +669,8 @@ def service_status(
     db: DbOption = None,
 ) -> None:
     """Service state, run, last tick and lag, ticks today, feed and database health, calendar validity.
-    Exit code 0 running and healthy, 1 unhealthy or failed, 4 not running."""
+    Exit code 0 running and healthy, 1 unhealthy or failed, 4 not running. Warnings (from December 1: next year's
+    exchange holidays not known yet) go to stderr, one `warning:` line each, and leave the exit code as it is."""
     _quiet_prefect()
     from rich.console import Console
     from rich.table import Table
@@ -671,10 +684,55 @@ def service_status(
         for key, value in status.items():
             table.add_row(key, _cell(_json(value, default=str) if isinstance(value, dict | list) else value))
         Console().print(table)
+    for warning in status["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
     if not status["healthy"]:
         raise typer.Exit(EXIT_FAILED)
     if status["state"] not in ("starting", "running", "stopping"):
         raise typer.Exit(EXIT_NOT_RUNNING)
+
+
+DatesArgument = Annotated[list[str], typer.Argument(
+    help="dates YYYY-MM-DD, or ranges YYYY-MM-DD..YYYY-MM-DD (both ends included, weekends skipped)",
+    metavar="DATE...")]
+
+
+@holidays_app.command("add")
+def holidays_add(dates: DatesArgument, db: DbOption = None) -> None:
+    """Store exchange holidays, e.g. `2027-01-01 2027-02-05..2027-02-12`: all or none. Refused, by name and with
+    nothing stored: a date up to 2026-12-31 (the exchange calendar has the published closures), a weekend, a date
+    that is not one. A date already stored stays as it is. Audited (`workbench tasks audit`)."""
+    with _reported():
+        added = _service(db).add_holidays(dates)
+    typer.echo(json.dumps({"action": "add", "added": [d.isoformat() for d in added]}))
+
+
+@holidays_app.command("list")
+def holidays_list(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """The holidays the weekday rule takes off after the exchange calendar's data: stored ones (who added them,
+    when) and those in WORKBENCH_EXTRA_HOLIDAYS."""
+    from rich.console import Console
+    from rich.table import Table
+
+    with _reported():
+        rows = _service(db).holidays()
+    if as_json:
+        typer.echo(_json(rows, default=str))
+        return
+    table = Table("date", "day", "source", "added by", "added at", "in effect")
+    for r in rows:
+        added_at = "" if r["added_at"] is None else f"{r['added_at']:%Y-%m-%d %H:%M:%S}"
+        table.add_row(r["date"].isoformat(), r["weekday"], r["source"], r["added_by"] or "", added_at,
+                      "yes" if r["in_effect"] else "no (the exchange calendar covers it)")
+    Console().print(table)
+
+
+@holidays_app.command("remove")
+def holidays_remove(dates: DatesArgument, db: DbOption = None) -> None:
+    """Delete stored holidays: all or none (a date that is not stored is named, exit code 3). Audited."""
+    with _reported():
+        removed = _service(db).remove_holidays(dates)
+    typer.echo(json.dumps({"action": "remove", "removed": [d.isoformat() for d in removed]}))
 
 
 @record_app.command("export")

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     universe_path: Path = Field(default=DEFAULT_UNIVERSE, description="CSV of code,name,exchange,listing_date")
     extra_holidays: list[dt.date] = Field(
         default_factory=list,
-        description="exchange holidays beyond the calendar's last date (it ends 2026-12-31)",
+        description="exchange holidays beyond the calendar's last date (it ends 2026-12-31); those stored with "
+        "`workbench calendar holidays add` count too",
     )
     # Demo options.
     demo_symbols: int | None = Field(default=None, ge=1, description="limit the demo universe to N stocks")

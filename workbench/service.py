@@ -17,21 +17,22 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 
-from workbench.app import open_store
-from workbench.calendar import Clock, RealClock, TradingCalendar
+from workbench.app import calendar_of, open_store
+from workbench.calendar import Clock, RealClock, TradingCalendar, parse_holiday_dates
 from workbench.config import Settings
 from workbench.errors import NotFound, OperationalError, ValidationError, WorkbenchError
 from workbench.events import ServiceHealthy, ServiceUnhealthy
 from workbench.health import loop_problems, silence_limit
 from workbench.models import MonitorTask
 from workbench.store import events as event_store
+from workbench.store import holidays as holiday_store
 from workbench.store import service as service_store
 from workbench.store import tasks as task_store
 from workbench.store.db import Store
@@ -209,7 +210,7 @@ class Service:
         self.actor = actor
         self.clock = clock or RealClock()
         self.store = store or open_store(settings)
-        self.calendar = TradingCalendar(settings.extra_holidays)
+        self._calendar: tuple[tuple[dt.date, ...], TradingCalendar] | None = None  # (stored holidays, calendar)
         self.launchers: dict[str, Launcher] = dict(launchers or {
             "prefect": PrefectLauncher(settings.monitor_deployment), "local": LocalLauncher()})
 
@@ -336,6 +337,61 @@ class Service:
             run = service_store.latest_run(con)
             day = run.trading_date if run is not None and run.trading_date is not None else self.clock.now().date()
             return task_store.task_overview(con, day, flt)
+
+    # -- exchange holidays after the exchange calendar's data -----------------------------------------------------
+    def holidays(self) -> list[dict[str, Any]]:
+        """Every holiday the weekday rule takes off, in date order: stored ones with who added them and when, and
+        configured ones (``WORKBENCH_EXTRA_HOLIDAYS``); ``in_effect`` is false for a configured date the exchange
+        calendar covers (its published sessions win)."""
+        with self.store.read() as con:
+            stored = {h.holiday_date: h for h in holiday_store.list_holidays(con)}
+        configured = set(self.settings.extra_holidays)
+        valid_until = TradingCalendar().valid_until
+        rows = []
+        for day in sorted(stored.keys() | configured):
+            held = stored.get(day)
+            rows.append({"date": day, "weekday": f"{day:%a}",
+                         "source": ", ".join(name for name, has in (("stored", held is not None),
+                                                                    ("config", day in configured)) if has),
+                         "added_by": None if held is None else held.added_by,
+                         "added_at": None if held is None else held.added_at, "in_effect": day > valid_until})
+        return rows
+
+    def add_holidays(self, dates: Sequence[str | dt.date] | str) -> list[dt.date]:
+        """Store exchange holidays (text as people type it, ranges included, or dates): all or none. A date the
+        exchange calendar covers or a weekend is refused by name; one already stored is left as it is. Returns the
+        dates that were new."""
+        detail = {"dates": _date_texts(dates)}
+        with self._command("holidays.add", detail=detail):
+            calendar = TradingCalendar()
+            days = [calendar.check_holiday(d) for d in parse_holiday_dates(detail["dates"])]
+            with self.store.write() as con:
+                now = self.clock.now()
+                added = holiday_store.add_holidays(con, days, now, self.actor)
+                task_store.audit(con, now, self.actor, "holidays.add", None,
+                                 {**detail, "added": [d.isoformat() for d in added]}, "ok" if added else "noop")
+            return added
+
+    def remove_holidays(self, dates: Sequence[str | dt.date] | str) -> list[dt.date]:
+        """Delete stored exchange holidays: all or none (a date that is not stored is NotFound, named)."""
+        detail = {"dates": _date_texts(dates)}
+        with self._command("holidays.remove", detail=detail):
+            days = parse_holiday_dates(detail["dates"])
+            with self.store.write() as con:
+                missing = sorted(set(days) - set(holiday_store.holiday_dates(con)))
+                if missing:
+                    raise NotFound(f"date: {_not_stored(missing[0], self.settings)}")
+                removed = holiday_store.remove_holidays(con, days)
+                task_store.audit(con, self.clock.now(), self.actor, "holidays.remove", None, detail, "ok")
+            return removed
+
+    def _calendar_with(self, stored: list[dt.date]) -> TradingCalendar:
+        """The calendar with the stored holidays just read, rebuilt only when they changed: a calendar logs its
+        warnings once, and the dashboard asks for the status every second."""
+        key = tuple(stored)
+        if self._calendar is None or self._calendar[0] != key:
+            self._calendar = (key, calendar_of(self.settings, key))
+        return self._calendar[1]
 
     # -- the service --------------------------------------------------------------------------------------------
     def start_service(self, trading_date: dt.date | None = None, speed: float | None = None,
@@ -475,8 +531,10 @@ class Service:
             day = run.trading_date if run is not None and run.trading_date is not None else today
             ticks = service_store.tick_summary(con, day)
             running_tasks = len(task_store.matching_ids(con, TaskFilter(status="running")))
+            calendar = self._calendar_with(holiday_store.holiday_dates(con))
         out: dict[str, Any] = {"state": "never started" if run is None else run.state, "tasks_running": running_tasks,
-                               "calendar": self._calendar(day)}
+                               "calendar": _calendar_view(calendar, day),
+                               "warnings": [w for w in (calendar.missing_holidays_warning(today),) if w]}
         if run is None:
             return {**out, "healthy": True, "problems": []}
         reason = self._gone(run)
@@ -546,9 +604,22 @@ class Service:
                 problems.append(f"requested {waited:.0f} s ago and not started (is `workbench serve` running?)")
         return problems
 
-    def _calendar(self, day: dt.date) -> dict[str, Any]:
-        warning = self.calendar.calendar_warning(day)
-        return {"valid": warning is None, "warning": warning, "trading_day": self.calendar.is_session(day)}
+
+def _calendar_view(calendar: TradingCalendar, day: dt.date) -> dict[str, Any]:
+    """Whether the exchange calendar covers the run's day, and whether the exchanges trade on it."""
+    warning = calendar.calendar_warning(day)
+    return {"valid": warning is None, "warning": warning, "trading_day": calendar.is_session(day)}
+
+
+def _date_texts(dates: Sequence[str | dt.date] | str) -> list[str]:
+    """The dates of a holiday command as text (the audit record of what was asked); one string is one date."""
+    return [dates] if isinstance(dates, str) else [str(d) for d in dates]
+
+
+def _not_stored(day: dt.date, settings: Settings) -> str:
+    if day in settings.extra_holidays:
+        return f"{day} is not stored: it comes from WORKBENCH_EXTRA_HOLIDAYS, remove it there"
+    return f"no stored holiday on {day}"
 
 
 def parse_task_ids(text: str) -> list[int]:

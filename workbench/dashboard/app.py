@@ -16,7 +16,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from workbench.calendar import TradingCalendar
+from workbench.app import calendar_for
 from workbench.config import PROJECT_ROOT, Settings
 from workbench.dashboard.context import DashboardContext
 from workbench.dashboard.health import HealthView
@@ -117,7 +117,7 @@ def _default_day(settings: Settings) -> dt.date:
     from workbench.calendar import RealClock
     from workbench.demo import default_demo_date
 
-    return settings.demo_date or default_demo_date(TradingCalendar(settings.extra_holidays), RealClock().now().date())
+    return settings.demo_date or default_demo_date(calendar_for(settings), RealClock().now().date())
 
 
 def dashboard_session(settings: Settings) -> Dashboard:

@@ -37,6 +37,13 @@ def status_markdown(status: dict[str, Any]) -> str:
     return "| service | |\n|---|---|\n" + "\n".join(f"| {k} | {_cell(v)} |" for k, v in rows)
 
 
+def calendar_warnings(status: dict[str, Any]) -> list[str]:
+    """What the calendar alert shows: the run's day past the exchange calendar's data, and the status's warnings
+    (from December 1: next year's holidays not known yet)."""
+    day = (status.get("calendar") or {}).get("warning")
+    return [w for w in (day, *(status.get("warnings") or [])) if w]
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -108,8 +115,8 @@ class HealthView(Viewer):
         self.summary.object = status_markdown(self.status)
         problems = self.status.get("problems") or []
         self.problems.object, self.problems.visible = "\n".join(f"- {p}" for p in problems), bool(problems)
-        warning = (self.status.get("calendar") or {}).get("warning")
-        self.calendar.object, self.calendar.visible = warning or "", bool(warning)
+        warnings = calendar_warnings(self.status)
+        self.calendar.object, self.calendar.visible = "\n".join(f"- {w}" for w in warnings), bool(warnings)
 
     def on_events(self, events: Sequence[StoredEvent]) -> None:
         """Job progress and completion from the event log, one bar per job run."""

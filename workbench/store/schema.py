@@ -314,4 +314,18 @@ ALTER TABLE monitor_ticks ADD COLUMN lag_seconds DOUBLE;   -- clock seconds the 
 ALTER TABLE notifications RENAME COLUMN digest_key TO message_key;
 """,
     ),
+    (
+        10,
+        "exchange holidays: closed days after the exchange calendar's data, stored with who added them and when",
+        """
+-- Days the exchanges close that exchange_calendars does not know yet (its XSHG data ends 2026-12-31): the user adds
+-- them (`workbench calendar holidays add`) once the exchanges publish their closure schedule. Weekdays only, each
+-- after the exchange calendar's last date; the change itself is in task_audit.
+CREATE TABLE calendar_holidays (
+    holiday_date DATE PRIMARY KEY,
+    added_by VARCHAR NOT NULL,         -- the actor: cli, dashboard, notebook ...
+    added_at TIMESTAMPTZ NOT NULL
+);
+""",
+    ),
 ]
