@@ -23,7 +23,8 @@ from workbench.calendar import TZ  # noqa: E402
 from workbench.feeds.eastmoney import parse_eastmoney  # noqa: E402
 from workbench.feeds.sina import parse_sina  # noqa: E402
 from workbench.feeds.tencent import parse_tencent  # noqa: E402
-from workbench.market import limit_prices, limit_ratio, normalize_code  # noqa: E402
+from workbench.limits import limit_prices, limit_ratios  # noqa: E402
+from workbench.market import boards_of, normalize_code, risk_warnings  # noqa: E402
 from workbench.models import BOOK_COLUMNS, QUOTE_COLUMNS, QUOTE_DTYPES  # noqa: E402
 
 RUNS = 7
@@ -99,7 +100,8 @@ def _row(code: str, name: str, ts: pd.Timestamp, v: dict[str, float]) -> dict[st
     halted = not (v["last"] > 0)
     up, down = v.get("limit_up", 0.0), v.get("limit_down", 0.0)
     if not (up > 0 and down > 0):
-        up, down = limit_prices(v["prev_close"], limit_ratio(code, name))
+        ups, downs = limit_prices(v["prev_close"], *limit_ratios(boards_of([code]), risk_warnings([name]), ts.date()))
+        up, down = ups[0], downs[0]
     row: dict[str, object] = {"code": code, "name": name, "ts": ts, "suspended": halted,
                               "limit_up": float(up), "limit_down": float(down)}
     for k in ("last", "open", "high", "low"):

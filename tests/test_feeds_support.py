@@ -28,7 +28,7 @@ TRUTH: dict[str, tuple[float, float, int, float, float, bool]] = {
     "300750.SZ": (251.30, 248.00, 12_345_600, 297.60, 198.40, False),  # ChiNext: +-20%
     "688981.SH": (88.88, 85.00, 23_456_700, 102.00, 68.00, False),  # STAR: +-20%
     "600519.SH": (1420.00, 1415.00, 2_345_600, 1556.50, 1273.50, False),  # a 50-field Tencent line
-    "600079.SH": (4.20, 4.00, 34_567_800, 4.20, 3.80, False),  # ST: +-5%, sealed at limit-up
+    "600079.SH": (4.20, 4.00, 34_567_800, 4.40, 3.60, False),  # main-board ST: +-10% since 2026-07-06
     "600868.SH": (float("nan"), 2.50, 0, 2.75, 2.25, True),  # suspended: zero / "-" prices
 }
 # Codes that the recorded payloads answer with a malformed row (truncated, short, GBK garbage, empty string).

@@ -45,12 +45,8 @@ def test_the_universe_has_every_stock_in_canonical_form(universe):
     assert len(universe) == 5223
     assert universe["code"].str.fullmatch(r"\d{6}\.(SH|SZ)").all()
     assert universe["code"].is_unique
-    ratios = universe.set_index("code")["limit_ratio"]
-    assert ratios["600000.SH"] == 0.10 and ratios["300750.SZ"] == 0.20 and ratios["688981.SH"] == 0.20
-    st = universe["name"].str.contains("ST")
-    main = universe["board"] == "main"
-    assert (universe.loc[st & main, "limit_ratio"] == 0.05).all(), "ST on the main board: +-5%"
-    assert (universe.loc[st & ~main, "limit_ratio"] == 0.20).all(), "ST on ChiNext/STAR keeps +-20%"
+    boards = universe.set_index("code")["board"]
+    assert (boards["600000.SH"], boards["300750.SZ"], boards["688981.SH"]) == ("main", "chinext", "star")
 
 
 def test_a_bad_universe_is_refused_by_field():
@@ -101,7 +97,8 @@ def test_limits_follow_the_board(closing, universe):
     # Rounding to the fen moves a cheap stock's limit by up to half a fen: compare to the percent.
     assert set(up[main & ~st]) == {0.10} and set(down[main & ~st]) == {0.10}
     assert set(up[~main]) == {0.20} and set(down[~main]) == {0.20}
-    assert set(up[st & main]) == {0.05} and set(down[st & main]) == {0.05}
+    assert set(up[st & main]) == {0.10} and set(down[st & main]) == {0.10}, "ST on the main board: +-10 % since " \
+        "2026-07-06 (+-5 % before: tests/test_limits.py)"
 
 
 def test_a_few_stocks_are_halted_all_day_and_never_trade(universe):

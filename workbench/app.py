@@ -23,6 +23,7 @@ from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.history import BarSource, SampleBars, SimulatedBars
 from workbench.instruments import load_universe
 from workbench.interrupt import as_keyboard_interrupt
+from workbench.limits import PriceLimits
 from workbench.runner import ProgressHook, RunInfo, SessionSummary, run_session
 from workbench.store import events as event_store
 from workbench.store import holidays as holiday_store
@@ -117,6 +118,7 @@ def _live_feed(name: str, settings: Settings, universe: pd.DataFrame, clock: Clo
     from workbench.net import HttpClient
 
     codes = universe["code"].tolist()
+    limits = PriceLimits.of_universe(universe, TradingCalendar(settings.extra_holidays))
 
     def client(headers: dict[str, str] | None = None) -> HttpClient:
         return HttpClient(timeout=settings.feed_timeout, retries=settings.feed_retries, backoff=0.25, headers=headers)
@@ -125,21 +127,21 @@ def _live_feed(name: str, settings: Settings, universe: pd.DataFrame, clock: Clo
         from workbench.feeds.tencent import TencentFeed
 
         return TencentFeed(client(), clock, codes, settings.tencent_url, settings.feed_batch_size,
-                           settings.feed_concurrency)
+                           settings.feed_concurrency, limits)
     if name == "sina":
         from workbench.feeds.sina import SinaFeed
 
         return SinaFeed(client({"Referer": settings.sina_referer}), clock, codes, settings.sina_url,
-                        settings.feed_batch_size, settings.feed_concurrency)
+                        settings.feed_batch_size, settings.feed_concurrency, limits)
     if name == "eastmoney":
         from workbench.feeds.eastmoney import EastmoneyFeed
 
         return EastmoneyFeed(client(), clock, codes, settings.eastmoney_quote_url, settings.eastmoney_page_size,
-                             settings.feed_concurrency)
+                             settings.feed_concurrency, limits)
     if name == "xtquant":
         from workbench.feeds.xtquant import XtQuantFeed
 
-        feed = XtQuantFeed(clock, codes, dict(zip(universe["code"], universe["name"], strict=True)))
+        feed = XtQuantFeed(clock, codes, dict(zip(universe["code"], universe["name"], strict=True)), limits=limits)
         feed.xt()  # fail at start, not at the first tick, when xtquant is not installed
         return feed
     raise OperationalError(f"feed {name!r} is not a live provider (expected tencent, sina, eastmoney or xtquant)")

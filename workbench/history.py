@@ -144,7 +144,7 @@ class SimulatedBars:
             raise ValidationError("codes", f"not in the universe: {unknown[:5]}")
         if freq == "1d":
             sessions = self.calendar.sessions_in_range(HISTORY_START, end)
-            return conform(simulate_daily(universe, sessions, self.seed).frame(start, end))
+            return conform(simulate_daily(universe, sessions, self.seed, self.calendar).frame(start, end))
         days = self.calendar.sessions_in_range(start, end)
         frames = [self._minute_bars(universe, day) for day in days]
         return conform(pd.concat(frames, ignore_index=True)) if frames else empty_bars()

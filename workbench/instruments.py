@@ -1,4 +1,5 @@
-"""The instrument universe: which stocks exist, on which exchange and board, and their daily price-limit ratio."""
+"""The instrument universe: which stocks exist, on which exchange and board, and since when (their daily price
+limits follow from that and the date: :mod:`workbench.limits`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import ValidationError
-from workbench.market import board_of, limit_ratio, normalize_code
+from workbench.market import boards_of, normalize_code
 
-UNIVERSE_COLUMNS = ["code", "name", "exchange", "board", "listing_date", "limit_ratio"]
+UNIVERSE_COLUMNS = ["code", "name", "exchange", "board", "listing_date"]
 
 
 def universe_from_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -23,10 +24,9 @@ def universe_from_frame(raw: pd.DataFrame) -> pd.DataFrame:
         dupes = out.loc[out["code"].duplicated(), "code"].head(3).tolist()
         raise ValidationError("universe", f"duplicate codes {dupes}")
     out["exchange"] = out["code"].str[-2:]
-    out["board"] = [board_of(c) for c in codes]
+    out["board"] = boards_of(codes).astype(object)
     listing = raw["listing_date"] if "listing_date" in raw.columns else pd.Series([None] * len(raw))
     out["listing_date"] = pd.to_datetime(listing.to_numpy(), errors="coerce").date
-    out["limit_ratio"] = [limit_ratio(c, n) for c, n in zip(codes, out["name"], strict=True)]
     return out.sort_values("code", ignore_index=True)[UNIVERSE_COLUMNS]
 
 

@@ -1,4 +1,5 @@
-"""A-share market rules that do not depend on time: code forms, boards, tick size and daily price limits.
+"""A-share market rules that do not depend on time: code forms, boards and the tick size (the daily price limits,
+which do, are in :mod:`workbench.limits`).
 
 Pure functions, vectorised where a whole-market snapshot needs them.
 """
@@ -67,43 +68,24 @@ def normalize_code(raw: str) -> str:
     raise ValidationError("stock_code", f"{text!r} is not a stock code (expected e.g. 600000, sh600000, 600000.SH)")
 
 
-def board_of(code: str) -> Board:
-    """The board of a canonical code: main, ChiNext (30), STAR (688/689) or Beijing."""
-    code6, _, exchange = code.partition(".")
-    if exchange == "BJ":
-        return "beijing"
-    if code6.startswith("30"):
-        return "chinext"
-    if code6.startswith(("688", "689")):
-        return "star"
-    return "main"
+def boards_of(codes: np.ndarray | list[str]) -> np.ndarray:
+    """The board of each canonical code: main, ChiNext (30), STAR (688/689) or Beijing (``.BJ``)."""
+    text = np.asarray(codes, dtype=str)
+    out = np.full(text.shape, "main", dtype="<U8")
+    out[np.strings.startswith(text, "30")] = "chinext"
+    out[np.strings.startswith(text, "688") | np.strings.startswith(text, "689")] = "star"
+    out[np.strings.endswith(text, ".BJ")] = "beijing"
+    return out
 
 
-def is_st(name: str) -> bool:
-    """ST and *ST stocks carry the marker in their short name."""
-    return "ST" in name.upper()
-
-
-def limit_ratio(code: str, name: str) -> float:
-    """Daily price-limit ratio: main +-10% (ST +-5%), ChiNext and STAR +-20%, Beijing +-30%."""
-    board = board_of(code)
-    if board in ("chinext", "star"):
-        return 0.20
-    if board == "beijing":
-        return 0.30
-    return 0.05 if is_st(name) else 0.10
+def risk_warnings(names: np.ndarray | list[str]) -> np.ndarray:
+    """ST and *ST stocks (risk warning, 风险警示) carry the marker in their short name."""
+    return np.strings.find(np.strings.upper(np.asarray(names, dtype=str)), "ST") >= 0
 
 
 def round_price(x: np.ndarray | float) -> np.ndarray:
     """Round to the 0.01 tick, half up (the exchange's rule), robust to binary float error."""
     return np.floor(np.asarray(x, dtype=np.float64) * 100.0 + 0.5 + 1e-7) / 100.0
-
-
-def limit_prices(prev_close: np.ndarray | float, ratio: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """Limit-up and limit-down prices from the previous close, rounded to the tick."""
-    prev = np.asarray(prev_close, dtype=np.float64)
-    r = np.asarray(ratio, dtype=np.float64)
-    return round_price(prev * (1.0 + r)), round_price(prev * (1.0 - r))
 
 
 _VENDOR_EXCHANGES = {"SH": "SH", "SZ": "SZ", "BJ": "BJ", "1": "SH", "0": "0", "": ""}

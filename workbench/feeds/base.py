@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.calendar import TZ, Clock
-from workbench.market import limit_prices, limit_ratio, normalize_codes
+from workbench.limits import PriceLimits
+from workbench.market import normalize_codes
 from workbench.models import BOOK_COLUMNS, BOOK_LEVELS, QUOTE_COLUMNS, QUOTE_DTYPES
 
 QuoteCallback = Callable[[pd.DataFrame], None]
@@ -194,11 +195,6 @@ def to_floats(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=np.float64).reshape(arr.shape)
 
 
-def _limit_ratios(codes: np.ndarray, names: np.ndarray) -> np.ndarray:
-    return np.fromiter((limit_ratio(c, str(n)) for c, n in zip(codes, names, strict=True)), np.float64,
-                       count=len(codes))
-
-
 def _positive(x: np.ndarray) -> np.ndarray:
     return np.isfinite(x) & (x > 0)
 
@@ -221,12 +217,14 @@ def _valid_rows(raw: Mapping[str, np.ndarray], ts: pd.DatetimeIndex) -> tuple[np
     return valid, suspended
 
 
-def assemble_quotes(raw: Mapping[str, np.ndarray], ts: pd.DatetimeIndex | pd.Series) -> tuple[pd.DataFrame, int]:
+def assemble_quotes(raw: Mapping[str, np.ndarray], ts: pd.DatetimeIndex | pd.Series,
+                    limits: PriceLimits | None = None) -> tuple[pd.DataFrame, int]:
     """The canonical snapshot from vendor columns, and how many rows were rejected.
 
     ``raw`` holds ``code`` (canonical, None where invalid), ``name``, the prices, ``prev_close``, ``volume``
     (shares) and ``amount`` (yuan) as float arrays with NaN for what was missing, optionally the book columns and
-    ``limit_up``/``limit_down`` (computed from the previous close and the board when absent or zero). ``ts`` is
+    ``limit_up``/``limit_down`` (where absent or zero: computed from the previous close by the rules of the quote's
+    date, from ``limits`` when given, which knows the listing dates; NaN on a day without a limit). ``ts`` is
     tz-aware with NaT where the vendor's time was unreadable; those rows take the newest time of the payload.
     Rejected: not a code, no positive previous close, negative numbers, a traded row without a sane high/low/volume,
     a second row for the same code. Suspended rows (zero or missing last price) are kept, flagged, prices NaN.
@@ -245,17 +243,17 @@ def assemble_quotes(raw: Mapping[str, np.ndarray], ts: pd.DatetimeIndex | pd.Ser
     rejected = n - len(keep)
     if len(keep) == 0:
         return empty_snapshot(), rejected
-    return _frame(raw, stamps, keep, suspended[keep]), rejected
+    return _frame(raw, stamps, keep, suspended[keep], limits or PriceLimits()), rejected
 
 
 def _frame(raw: Mapping[str, np.ndarray], stamps: pd.DatetimeIndex, keep: np.ndarray,
-           halted: np.ndarray) -> pd.DataFrame:
+           halted: np.ndarray, limits: PriceLimits) -> pd.DataFrame:
     with np.errstate(invalid="ignore", over="ignore"):
-        return _build(raw, stamps, keep, halted)
+        return _build(raw, stamps, keep, halted, limits)
 
 
 def _build(raw: Mapping[str, np.ndarray], stamps: pd.DatetimeIndex, keep: np.ndarray,
-           halted: np.ndarray) -> pd.DataFrame:
+           halted: np.ndarray, limits: PriceLimits) -> pd.DataFrame:
     m = len(keep)
     code = raw["code"][keep].astype(object)
     name = np.asarray(raw["name"], dtype=object)[keep]
@@ -281,9 +279,11 @@ def _build(raw: Mapping[str, np.ndarray], stamps: pd.DatetimeIndex, keep: np.nda
     down = raw["limit_down"][keep] if "limit_down" in raw else np.full(m, np.nan)
     missing = ~(_positive(up) & _positive(down) & (up < _MAX_PRICE) & (down < _MAX_PRICE))
     if missing.any():
-        computed_up, computed_down = limit_prices(prev_close[missing], _limit_ratios(code[missing], name[missing]))
         up, down = up.copy(), down.copy()
-        up[missing], down[missing] = computed_up, computed_down
+        days = stamps[keep].tz_convert(TZ.key).date
+        for day in np.unique(days[missing]):
+            rows = missing & (days == day)
+            up[rows], down[rows] = limits.prices(code[rows], name[rows], prev_close[rows], day)
     cols["limit_up"], cols["limit_down"] = up, down
     cols["suspended"] = halted.astype(bool)
     return pd.DataFrame(cols, columns=QUOTE_COLUMNS)
@@ -333,7 +333,7 @@ def empty_snapshot() -> pd.DataFrame:
 
 def parse_keyed_lines(body: bytes, line: re.Pattern[str], sep: str, min_fields: int,
                       columns: Callable[[np.ndarray], dict[str, np.ndarray]],
-                      time_format: str) -> tuple[pd.DataFrame, int]:
+                      time_format: str, limits: PriceLimits | None = None) -> tuple[pd.DataFrame, int]:
     """The line-per-stock formats (Tencent ``v_sh600000="..."``, Sina ``var hq_str_sh600000="..."``): GBK text,
     one regex pass for (vendor key, payload), payloads of the same field count split together, vendor columns
     mapped by ``columns``. Returns the canonical quotes and the lines rejected. Pure; never raises."""
@@ -352,5 +352,5 @@ def parse_keyed_lines(body: bytes, line: re.Pattern[str], sep: str, min_fields: 
     short = np.array([v is None for v in cols["name"]])
     cols["code"] = np.where(short, None, normalize_codes(keys))
     ts = pd.to_datetime(pd.Series(cols["time"], dtype=object), format=time_format, errors="coerce")
-    frame, rejected = assemble_quotes(cols, pd.DatetimeIndex(ts).tz_localize("Asia/Shanghai"))
+    frame, rejected = assemble_quotes(cols, pd.DatetimeIndex(ts).tz_localize("Asia/Shanghai"), limits)
     return frame, rejected + max(lines - len(found), 0)

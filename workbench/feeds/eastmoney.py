@@ -27,6 +27,7 @@ from workbench.calendar import TZ, Clock
 from workbench.errors import ValidationError
 from workbench.feeds.base import FeedHealth, assemble_quotes, empty_snapshot, to_floats
 from workbench.history import canonical_codes, check_request, conform, empty_bars, in_range
+from workbench.limits import PriceLimits
 from workbench.market import BOARD_LOT, codes_from_parts, exchange_of, normalize_code, normalize_codes
 from workbench.net import FeedUnavailable, HttpClient
 
@@ -160,8 +161,9 @@ def _text(values: list[Any]) -> np.ndarray:
     return np.array([v if isinstance(v, str) else "" for v in values], dtype=object)
 
 
-def parse_clist_page(body: bytes) -> ClistPage:
-    """A page of Eastmoney's whole-market list. Pure; never raises (an unreadable body gives ``readable=False``)."""
+def parse_clist_page(body: bytes, limits: PriceLimits | None = None) -> ClistPage:
+    """A page of Eastmoney's whole-market list. Pure; never raises (an unreadable body gives ``readable=False``).
+    The list gives no limit prices: they come from ``limits``."""
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
@@ -180,13 +182,13 @@ def parse_clist_page(body: bytes) -> ClistPage:
     with np.errstate(invalid="ignore"):
         seconds = np.where(np.isfinite(raw["time"]) & (raw["time"] > 0) & (raw["time"] < 4e9), raw["time"], np.nan)
     ts = pd.to_datetime(seconds, unit="s", utc=True).tz_convert(TZ.key)
-    frame, rejected = assemble_quotes(cols, ts)
+    frame, rejected = assemble_quotes(cols, ts, limits)
     return ClistPage(frame, rejected + odd, total, len(entries) + odd, readable=True)
 
 
-def parse_eastmoney(body: bytes) -> tuple[pd.DataFrame, int]:
+def parse_eastmoney(body: bytes, limits: PriceLimits | None = None) -> tuple[pd.DataFrame, int]:
     """Canonical quotes from one clist page, and how many entries were rejected. Pure; never raises."""
-    page = parse_clist_page(body)
+    page = parse_clist_page(body, limits)
     return page.frame, page.rejected + (0 if page.readable else 1)
 
 
@@ -196,8 +198,9 @@ class EastmoneyFeed:
     name = "eastmoney"
 
     def __init__(self, client: HttpClient, clock: Clock, codes: Sequence[str] | None = None, url: str = CLIST_URL,
-                 page_size: int = 100, concurrency: int = 4) -> None:
+                 page_size: int = 100, concurrency: int = 4, limits: PriceLimits | None = None) -> None:
         self.client = client
+        self.limits = limits or PriceLimits()  # the universe's listing dates, for the limits the list leaves out
         self.clock = clock
         self.codes = None if codes is None else [str(c) for c in normalize_codes(list(codes)) if c is not None]
         self.url = url
@@ -213,7 +216,7 @@ class EastmoneyFeed:
         self.client.close()
 
     def _page(self, page: int) -> ClistPage:
-        parsed = parse_clist_page(self.client.get(self.url, clist_params(page, self.page_size)))
+        parsed = parse_clist_page(self.client.get(self.url, clist_params(page, self.page_size)), self.limits)
         if not parsed.readable:
             raise FeedUnavailable(f"page {page} of {self.url} is not readable JSON (truncated or not Eastmoney)")
         return parsed

@@ -27,7 +27,8 @@ from workbench.config import SAMPLES_DIR
 from workbench.errors import ValidationError
 from workbench.feeds.base import FeedHealth
 from workbench.history import SampleBars
-from workbench.market import limit_prices, limit_ratio, normalize_codes
+from workbench.limits import PriceLimits
+from workbench.market import normalize_codes
 from workbench.models import BOOK_COLUMNS, QUOTE_COLUMNS, QUOTE_DTYPES, check_quotes, empty_quotes
 from workbench.store.db import Store
 from workbench.store.history import read_bars
@@ -99,12 +100,13 @@ class StoreTape:
         return self._rows.iloc[i:j]
 
 
-def bars_to_quotes(bars: pd.DataFrame, names: Mapping[str, str] | None = None) -> pd.DataFrame:
+def bars_to_quotes(bars: pd.DataFrame, names: Mapping[str, str] | None = None,
+                   limits: PriceLimits | None = None) -> pd.DataFrame:
     """Quote rows from bars (``code, ts, open, high, low, close, volume, amount``, stamped at bar end): at each bar's
     end a stock's last price is the bar's close and its day high, low, volume and amount run on from the open.
 
     The previous close is the stock's last close of the previous day in ``bars`` (else the day's first open); limits
-    follow from it and the board. There is no book.
+    follow from it by the rules of each bar's date (``limits``, which may know listing dates). There is no book.
     """
     if bars.empty:
         return empty_quotes()
@@ -123,8 +125,13 @@ def bars_to_quotes(bars: pd.DataFrame, names: Mapping[str, str] | None = None) -
     prev = day_close.groupby(level=0).shift(1)
     keys = pd.MultiIndex.from_arrays([frame["code"], day])
     out["prev_close"] = np.where(prev.reindex(keys).isna(), out["open"], prev.reindex(keys).to_numpy())
-    ratio = np.array([limit_ratio(c, n) for c, n in zip(out["code"], out["name"], strict=True)], dtype=np.float64)
-    out["limit_up"], out["limit_down"] = limit_prices(out["prev_close"].to_numpy(np.float64), ratio)
+    out["limit_up"], out["limit_down"] = np.nan, np.nan
+    rules, codes, names_ = limits or PriceLimits(), out["code"].to_numpy(object), out["name"].to_numpy(object)
+    prev_close = out["prev_close"].to_numpy(np.float64)
+    for d in day.unique():
+        rows = (day == d).to_numpy()
+        up, down = rules.prices(codes[rows], names_[rows], prev_close[rows], d)
+        out.loc[rows, "limit_up"], out.loc[rows, "limit_down"] = up, down
     for col in BOOK_COLUMNS:
         out[col] = 0 if col.endswith("_volume") else np.nan
     out["suspended"] = False

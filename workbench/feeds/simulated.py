@@ -27,7 +27,8 @@ import pandas as pd
 
 from workbench.calendar import TZ, Clock, TradingCalendar
 from workbench.errors import ValidationError
-from workbench.market import TICK_SIZE, limit_prices, round_price
+from workbench.limits import PriceLimits, limit_prices, limit_ratios
+from workbench.market import TICK_SIZE, boards_of, risk_warnings, round_price
 from workbench.models import BOOK_LEVELS, QUOTE_COLUMNS
 
 _MORNING = (dt.time(9, 30), dt.time(11, 30))
@@ -75,9 +76,31 @@ def _price_level(stock: np.ndarray) -> np.ndarray:
     return round_price(np.where(_uniform(stock, 1) < 0.03, level * (2.0 + 18.0 * _uniform(stock, 2)), level))
 
 
-def _daily_vol(stock: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """Daily volatility 1.5-4%, higher on the +-20% boards."""
-    return (0.015 + 0.025 * _uniform(stock, 4)) * np.where(ratio >= 0.2, 1.3, 1.0)
+def _daily_vol(stock: np.ndarray, boards: np.ndarray) -> np.ndarray:
+    """Daily volatility 1.5-4%, higher on the +-20% and +-30% boards."""
+    return (0.015 + 0.025 * _uniform(stock, 4)) * np.where(boards != "main", 1.3, 1.0)
+
+
+_FREE_BAND = 2.0  # a day without a limit (a new listing) is simulated inside twice the board's ordinary ratio
+
+
+class _Bands:
+    """Each stock's price band on a day: its limits, or on a day without limits (a new listing's first days) a
+    wide band the simulation stays inside, with ``free`` telling which (those show no limit prices)."""
+
+    def __init__(self, universe: pd.DataFrame, calendar: TradingCalendar) -> None:
+        self.codes = universe["code"].to_numpy(dtype=object)
+        self.boards = boards_of(self.codes)
+        self.st = risk_warnings(universe["name"].to_numpy(dtype=object))
+        self.limits = PriceLimits.of_universe(universe, calendar)
+
+    def on(self, day: dt.date, prev_close: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        up, down = limit_ratios(self.boards, self.st, day, *self.limits.listing_state(self.codes, day))
+        free = np.isnan(up)
+        ordinary, _ = limit_ratios(self.boards, self.st, day)
+        up = np.where(free, _FREE_BAND * ordinary, up)
+        down = np.where(free, np.minimum(_FREE_BAND * ordinary, 0.9), down)
+        return *limit_prices(prev_close, up, down), free
 
 
 def _day_hash(stock: np.ndarray, days: Sequence[dt.date]) -> np.ndarray:
@@ -125,7 +148,8 @@ _REVERSION = 0.01  # daily pull of the log price towards the stock's own level, 
 _BLOCK = 64  # days of random draws made at once
 
 
-def simulate_daily(universe: pd.DataFrame, sessions: Sequence[dt.date], seed: int) -> DailyHistory:
+def simulate_daily(universe: pd.DataFrame, sessions: Sequence[dt.date], seed: int,
+                   calendar: TradingCalendar | None = None) -> DailyHistory:
     """Daily bars for ``sessions`` (consecutive trading days from :data:`HISTORY_START`), chained close to close.
 
     Each day moves every stock by a market factor times its beta plus its own noise, pulled gently towards the
@@ -133,28 +157,29 @@ def simulate_daily(universe: pd.DataFrame, sessions: Sequence[dt.date], seed: in
     halted (a gap, no bar). The intraday simulator takes its previous close from the same chain
     (:func:`previous_closes`), so backfilled history and a simulated live day join up.
     """
-    chain = _DailyChain(universe, seed)
+    chain = _DailyChain(universe, seed, calendar)
     out = {k: np.full((len(sessions), len(universe)), np.nan)
            for k in ("open", "high", "low", "close", "volume", "amount")}
     last = chain.run(sessions, out)
     return DailyHistory(sessions=list(sessions), codes=chain.codes, last_close=last, **out)
 
 
-def previous_closes(universe: pd.DataFrame, sessions: Sequence[dt.date], seed: int) -> np.ndarray:
+def previous_closes(universe: pd.DataFrame, sessions: Sequence[dt.date], seed: int,
+                    calendar: TradingCalendar | None = None) -> np.ndarray:
     """Each stock's close after ``sessions`` of the daily chain, without keeping the bars (cheaper)."""
-    return _DailyChain(universe, seed).run(sessions, None)
+    return _DailyChain(universe, seed, calendar).run(sessions, None)
 
 
 class _DailyChain:
     """The close-to-close chain of :func:`simulate_daily`. Draws are made per block of days; only the chain
     itself (limits depend on yesterday's close) steps day by day."""
 
-    def __init__(self, universe: pd.DataFrame, seed: int) -> None:
+    def __init__(self, universe: pd.DataFrame, seed: int, calendar: TradingCalendar | None = None) -> None:
         self.codes = universe["code"].to_numpy(dtype=object)
         self.seed = seed
         self.stock = _code_hash(seed, list(self.codes))
-        self.ratio = universe["limit_ratio"].to_numpy(np.float64)
-        self.vol = _daily_vol(self.stock, self.ratio)
+        self.bands = _Bands(universe, calendar or TradingCalendar())
+        self.vol = _daily_vol(self.stock, self.bands.boards)
         self.beta = 0.5 + _uniform(self.stock, 5)
         self.amount_level = np.exp(np.log(3e8) + _normal(self.stock, 6))
         self.listed = _listing_dates(universe)
@@ -174,7 +199,7 @@ class _DailyChain:
             extra = None if out is None else self._extra_draws(h)
             for i in range(len(block)):
                 ret = noise[i] - _REVERSION * (np.log(prev) - log_level)
-                up, down = limit_prices(prev, self.ratio)
+                up, down, _ = self.bands.on(block[i], prev)
                 close = np.clip(round_price(prev * np.exp(ret)), down, up)
                 if out is not None and extra is not None:
                     self._record(out, first + i, i, prev, ret, close, up, down, extra)
@@ -217,8 +242,9 @@ class _Traits:
     """What is fixed for the whole simulated day."""
 
     prev_close: np.ndarray
-    limit_up: np.ndarray
+    limit_up: np.ndarray  # the band prices stay in: the limits, or a wide band on a day without limits
     limit_down: np.ndarray
+    free: np.ndarray  # no limit today (a new listing's first days): no limit prices shown, never sealed
     suspended: np.ndarray
     beta: np.ndarray
     step_var: np.ndarray  # baseline variance of one step's idiosyncratic log return
@@ -247,7 +273,8 @@ class _State:
 
 
 class SimulatedMarket:
-    """One simulated trading day for a universe (``code``, ``name``, ``limit_ratio``[, ``listing_date``])."""
+    """One simulated trading day for a universe (``code``, ``name``[, ``listing_date``]): limits are the day's rules
+    (a new listing's free days show none)."""
 
     name = "simulated"
 
@@ -298,18 +325,18 @@ class SimulatedMarket:
         day = _code_hash(self.seed, codes, salt=self.trading_date.isoformat())
 
         prev_close = self._previous_close(universe)
-        ratio = universe["limit_ratio"].to_numpy(np.float64)
-        limit_up, limit_down = limit_prices(prev_close, ratio)
+        bands = _Bands(universe, self.calendar)
+        limit_up, limit_down, free = bands.on(self.trading_date, prev_close)
 
         not_yet_listed = _listing_dates(universe) > self.trading_date.toordinal()
         story = _uniform(day, 2)
         suspended = (story < SUSPENDED_SHARE) | not_yet_listed
-        runs_up = (story >= SUSPENDED_SHARE) & (story < SUSPENDED_SHARE + LIMIT_UP_SHARE)
-        runs_down = (story >= 1.0 - LIMIT_DOWN_SHARE)
+        runs_up = (story >= SUSPENDED_SHARE) & (story < SUSPENDED_SHARE + LIMIT_UP_SHARE) & ~free
+        runs_down = (story >= 1.0 - LIMIT_DOWN_SHARE) & ~free
         broken = runs_up & (_uniform(day, 3) < BROKEN_SHARE)
 
         steps = max(len(self._times) - 1, 1)
-        daily_vol = _daily_vol(stock, ratio)
+        daily_vol = _daily_vol(stock, bands.boards)
         step_var = daily_vol**2 / steps
         beta = 0.5 + _uniform(stock, 5)
         daily_amount = np.exp(np.log(3e8) + 1.0 * _normal(stock, 6))
@@ -323,14 +350,14 @@ class SimulatedMarket:
         hold = np.sqrt(step_var)
         drift_after = np.where(runs_up, np.where(broken, -0.04 / 1200.0, 0.5 * hold),
                                np.where(runs_down, -0.5 * hold, 0.0))
-        return _Traits(prev_close=prev_close, limit_up=limit_up, limit_down=limit_down, suspended=suspended,
+        return _Traits(prev_close=prev_close, limit_up=limit_up, limit_down=limit_down, free=free, suspended=suspended,
                        beta=beta, step_var=step_var, lots=lots, gap=gap, drift_before=drift_before,
                        drift_after=drift_after, turn_step=turn)
 
     def _previous_close(self, universe: pd.DataFrame) -> np.ndarray:
         """Yesterday's close from the simulated daily chain (a new listing starts at its own level)."""
         sessions = self.calendar.sessions_in_range(HISTORY_START, self.trading_date - dt.timedelta(days=1))
-        return previous_closes(universe, sessions, self.seed)
+        return previous_closes(universe, sessions, self.seed, self.calendar)
 
     # -- stepping ------------------------------------------------------------------------------------------
     def _opening(self) -> _State:
@@ -382,7 +409,7 @@ class SimulatedMarket:
         st.log_price = self._bounded(st.log_price + ret)
         price = self._price(st.log_price)
         lots = np.floor(tr.lots * activity * (1.0 + 300.0 * np.abs(ret)) * rng.exponential(size=n))
-        sealed = (price >= tr.limit_up) | (price <= tr.limit_down)
+        sealed = ((price >= tr.limit_up) | (price <= tr.limit_down)) & ~tr.free
         lots = np.where(sealed, np.floor(lots * 0.2), lots)
         shares = np.where(tr.suspended, 0, lots * 100.0).astype(np.int64)
         st.last = price
@@ -428,8 +455,8 @@ class SimulatedMarket:
             "amount": np.round(st.amount, 2),
         }
         columns.update(self._book(last))
-        columns["limit_up"] = tr.limit_up
-        columns["limit_down"] = tr.limit_down
+        columns["limit_up"] = np.where(tr.free, np.nan, tr.limit_up)
+        columns["limit_down"] = np.where(tr.free, np.nan, tr.limit_down)
         columns["suspended"] = halted
         return pd.DataFrame(columns, columns=QUOTE_COLUMNS, copy=False)
 
@@ -443,8 +470,8 @@ class SimulatedMarket:
         at_bid = np.where(last >= tr.limit_up, True, np.where(last <= tr.limit_down, False, at_bid))
         bid1 = np.where(at_bid, last, last - TICK_SIZE)
         sizes = np.floor(tr.lots[None, :] * 3.0 * rng.exponential(size=(2 * BOOK_LEVELS, n)) + 1.0) * 100.0
-        sealed_up = last >= tr.limit_up
-        sealed_down = last <= tr.limit_down
+        sealed_up = (last >= tr.limit_up) & ~tr.free
+        sealed_down = (last <= tr.limit_down) & ~tr.free
         out: dict[str, np.ndarray] = {}
         for level in range(BOOK_LEVELS):
             bid = round_price(bid1 - TICK_SIZE * level)

@@ -22,6 +22,7 @@ from workbench.feeds.base import (
     to_floats,
 )
 from workbench.feeds.tencent import BatchedHttpFeed
+from workbench.limits import PriceLimits
 from workbench.net import HttpClient
 
 SINA_URL = "https://hq.sinajs.cn/list="
@@ -48,10 +49,10 @@ def _columns(fields: np.ndarray) -> dict[str, np.ndarray]:
     return cols
 
 
-def parse_sina(body: bytes) -> tuple[pd.DataFrame, int]:
+def parse_sina(body: bytes, limits: PriceLimits | None = None) -> tuple[pd.DataFrame, int]:
     """Canonical quotes from one Sina answer, and how many lines were rejected (empty ``""`` strings of unknown
-    codes included). Pure; never raises."""
-    return parse_keyed_lines(body, _LINE, ",", MIN_FIELDS, _columns, "%Y-%m-%d %H:%M:%S")
+    codes included). Pure; never raises. Sina gives no limit prices: they come from ``limits``."""
+    return parse_keyed_lines(body, _LINE, ",", MIN_FIELDS, _columns, "%Y-%m-%d %H:%M:%S", limits)
 
 
 class SinaFeed(BatchedHttpFeed):
@@ -60,11 +61,11 @@ class SinaFeed(BatchedHttpFeed):
     name = "sina"
 
     def __init__(self, client: HttpClient, clock: Clock, codes: Sequence[str], url: str = SINA_URL,
-                 batch_size: int = 100, concurrency: int = 4) -> None:
-        super().__init__(client, clock, codes, url, batch_size, concurrency)
+                 batch_size: int = 100, concurrency: int = 4, limits: PriceLimits | None = None) -> None:
+        super().__init__(client, clock, codes, url, batch_size, concurrency, limits)
 
     def parse(self, body: bytes) -> tuple[pd.DataFrame, int]:
-        return parse_sina(body)
+        return parse_sina(body, self.limits)
 
 
 def sina_client(timeout: float, retries: int, referer: str = SINA_REFERER, backoff: float = 0.25) -> HttpClient:

@@ -24,6 +24,7 @@ from workbench.feeds.base import (
     parse_keyed_lines,
     to_floats,
 )
+from workbench.limits import PriceLimits
 from workbench.market import BOARD_LOT, normalize_codes
 from workbench.net import FeedUnavailable, HttpClient
 
@@ -68,14 +69,15 @@ def _columns(fields: np.ndarray) -> dict[str, np.ndarray]:
     return cols
 
 
-def parse_tencent(body: bytes) -> tuple[pd.DataFrame, int]:
+def parse_tencent(body: bytes, limits: PriceLimits | None = None) -> tuple[pd.DataFrame, int]:
     """Canonical quotes from one Tencent answer, and how many lines were rejected. Pure; never raises.
 
     Lines are found with one regex pass over the decoded body; lines of the same field count are split together.
     Rejected: lines that do not parse (truncated, garbage), too few fields, the rules of
     :func:`workbench.feeds.base.assemble_quotes`. ``v_pv_none_match`` (unknown code) lines are rejected too.
+    Full lines carry the exchange's limit prices (fields 47/48); short ones get them from ``limits``.
     """
-    return parse_keyed_lines(body, _LINE, "~", MIN_FIELDS, _columns, "%Y%m%d%H%M%S")
+    return parse_keyed_lines(body, _LINE, "~", MIN_FIELDS, _columns, "%Y%m%d%H%M%S", limits)
 
 
 class BatchedHttpFeed:
@@ -86,8 +88,9 @@ class BatchedHttpFeed:
     name = "batched"
 
     def __init__(self, client: HttpClient, clock: Clock, codes: Sequence[str], url: str, batch_size: int,
-                 concurrency: int = 4) -> None:
+                 concurrency: int = 4, limits: PriceLimits | None = None) -> None:
         self.client = client
+        self.limits = limits or PriceLimits()  # the universe's listing dates, for limits the vendor leaves out
         self.clock = clock
         self.codes = [str(c) for c in normalize_codes(list(codes)) if c is not None]
         self.url = url
@@ -141,8 +144,8 @@ class TencentFeed(BatchedHttpFeed):
     name = "tencent"
 
     def __init__(self, client: HttpClient, clock: Clock, codes: Sequence[str], url: str = TENCENT_URL,
-                 batch_size: int = MAX_BATCH, concurrency: int = 4) -> None:
-        super().__init__(client, clock, codes, url, min(batch_size, MAX_BATCH), concurrency)
+                 batch_size: int = MAX_BATCH, concurrency: int = 4, limits: PriceLimits | None = None) -> None:
+        super().__init__(client, clock, codes, url, min(batch_size, MAX_BATCH), concurrency, limits)
 
     def parse(self, body: bytes) -> tuple[pd.DataFrame, int]:
-        return parse_tencent(body)
+        return parse_tencent(body, self.limits)

@@ -31,6 +31,7 @@ import pandas as pd
 from workbench.calendar import TZ, Clock
 from workbench.errors import OperationalError
 from workbench.feeds.base import FeedHealth, QuoteCallback, assemble_quotes, empty_snapshot, to_floats
+from workbench.limits import PriceLimits
 from workbench.market import BOARD_LOT, normalize_codes
 from workbench.net import FeedUnavailable
 
@@ -63,11 +64,13 @@ def _times(ticks: list[Mapping[str, Any]]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(stamps)
 
 
-def parse_full_tick(ticks: Mapping[Any, Any], names: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, int]:
+def parse_full_tick(ticks: Mapping[Any, Any], names: Mapping[str, str] | None = None,
+                    limits: PriceLimits | None = None) -> tuple[pd.DataFrame, int]:
     """Canonical quotes from ``get_full_tick`` (or a whole-quote push), and how many entries were rejected.
 
-    Ticks carry no name, and the name decides an ST stock's +-5% limit: ``names`` (canonical code -> name, from the
-    universe) fills it. Pure; never raises. Entries that are not dicts or whose key is not a stock code are rejected;
+    Ticks carry no name and no limit prices, and the name tells a risk-warning (ST) stock, whose limit was +-5% on
+    the main board until 2026-07-03: ``names`` (canonical code -> name, from the universe) fills it, and ``limits``
+    the limit prices. Pure; never raises. Entries that are not dicts or whose key is not a stock code are rejected;
     the rest follow :func:`workbench.feeds.base.assemble_quotes`.
     """
     if not isinstance(ticks, Mapping) or not ticks:
@@ -95,7 +98,7 @@ def parse_full_tick(ticks: Mapping[Any, Any], names: Mapping[str, str] | None = 
     cols["name"] = np.array([lookup.get(c, "") if c is not None else "" for c in codes], dtype=object)
     codes[np.array([not r for r in rows])] = None
     cols["code"] = codes
-    return assemble_quotes(cols, _times(rows))
+    return assemble_quotes(cols, _times(rows), limits)
 
 
 @dataclass
@@ -112,8 +115,10 @@ class XtQuantFeed:
     name = "xtquant"
 
     def __init__(self, clock: Clock, codes: Sequence[str], names: Mapping[str, str] | None = None,
-                 module: str = XT_MODULE, reconnect_delay: float = 1.0, max_reconnects: int = 10) -> None:
+                 module: str = XT_MODULE, reconnect_delay: float = 1.0, max_reconnects: int = 10,
+                 limits: PriceLimits | None = None) -> None:
         self.clock = clock
+        self.limits = limits or PriceLimits()
         self.codes = [str(c) for c in normalize_codes(list(codes)) if c is not None]
         self.names = dict(names or {})
         self.module = module
@@ -146,7 +151,7 @@ class XtQuantFeed:
             error = FeedUnavailable(f"xtquant: get_full_tick failed ({type(exc).__name__}: {exc})")
             self.health.record_error(self.clock.now(), error)
             raise error from exc
-        frame, rejected = parse_full_tick(ticks, self.names)
+        frame, rejected = parse_full_tick(ticks, self.names, self.limits)
         self.health.record_success(self.clock.now(), frame, rejected)
         return frame
 
@@ -202,7 +207,7 @@ class XtQuantFeed:
 
         def relay(data: Mapping[str, Any]) -> None:
             latest = {code: (v[-1] if isinstance(v, list) and v else v) for code, v in dict(data).items()}
-            frame, rejected = parse_full_tick(latest, self.names)
+            frame, rejected = parse_full_tick(latest, self.names, self.limits)
             self.health.record_success(self.clock.now(), frame, rejected)
             if frame.empty:
                 return

@@ -18,7 +18,7 @@ import pandas as pd
 
 from workbench.calendar import TZ, TradingCalendar
 from workbench.errors import ValidationError
-from workbench.market import limit_prices, limit_ratio
+from workbench.limits import PriceLimits
 from workbench.rules.engine import RuleBook, RuleSpec
 from workbench.rules.inputs import MINUTES_PER_DAY, Bar, MarketInputs, minutes_of, needs_of
 from workbench.rules.model import TIMEFRAMES, Alert, Rule
@@ -28,12 +28,14 @@ _BAR_FIELDS = ("open", "high", "low", "close", "volume")
 
 
 def backtest(rule: Rule | str, bars: pd.DataFrame, alert: Alert | None = None,
-             names: dict[str, str] | None = None, calendar: TradingCalendar | None = None) -> pd.DataFrame:
+             names: dict[str, str] | None = None, calendar: TradingCalendar | None = None,
+             limits: PriceLimits | None = None) -> pd.DataFrame:
     """Fires of ``rule`` over ``bars`` (columns code, ts, open, high, low, close, volume; ts = bar end).
 
     The bars' frequency (a ``freq`` column: 1m, 5m, 15m, 30m, 60m or 1d; else told from the timestamps) is the
     rule's timeframe: indicators run on the bars given, and on N-minute bars ``change_over(n)`` counts bars.
-    Warm-up uses the bars given, so give a lead-in before the period you study.
+    Warm-up uses the bars given, so give a lead-in before the period you study. Each day's price limits are that
+    day's rules (``names`` tell ST stocks; ``limits`` may know listing dates), as the live monitor's feed gives them.
     Returns one row per fire: code, ts (bar end), trading_date, price (the bar's close).
     """
     if isinstance(rule, str):
@@ -52,12 +54,15 @@ def backtest(rule: Rule | str, bars: pd.DataFrame, alert: Alert | None = None,
                      for i in range(len(codes))])
     market = MarketInputs(len(codes))
     market.require(needs_of(book.programs()))
-    ratio = np.array([limit_ratio(c, (names or {}).get(c, "")) for c in codes])
+    short_names = np.array([(names or {}).get(c, "") for c in codes], dtype=object)
     fires: list[pd.DataFrame] = []
     calendar = calendar or TradingCalendar()
+    limits = limits or PriceLimits(calendar=calendar)
     last_close = np.full(len(codes), np.nan)
     for day, columns in history.days():
-        steps = _Day(market, last_close, history.panel(columns), history.times[columns], ratio, freq, calendar, day)
+        up, down = limits.prices(codes, short_names, last_close, day)
+        steps = _Day(market, last_close, history.panel(columns), history.times[columns], (up, down), freq,
+                     calendar, day)
         for ts, closed in steps:
             if freq not in ("1m", "1d"):
                 closed = {"1m": closed["1m"]}
@@ -158,15 +163,14 @@ class _Day:
     last_close: np.ndarray     # each stock's last close so far: the previous close of the next day
     panel: dict[str, np.ndarray]
     times: pd.DatetimeIndex
-    ratio: np.ndarray
+    limits: tuple[np.ndarray, np.ndarray]  # the day's limit-up and limit-down prices
     freq: str
     calendar: TradingCalendar
     day: dt.date
 
     def __iter__(self) -> Iterator[tuple[dt.datetime, dict[str, Bar]]]:
         m, n, panel = self.market, self.market.n, self.panel
-        up, down = limit_prices(self.last_close, self.ratio)
-        m.start_day(self.last_close.copy(), up, down)
+        m.start_day(self.last_close.copy(), *self.limits)
         day_open, day_high, day_low, volume = (np.full(n, np.nan) for _ in range(4))
         close_ts = self.calendar.session_bounds(self.day).close if self.calendar.is_session(self.day) else None
         for t, ts in enumerate(self.times):
@@ -178,7 +182,7 @@ class _Day:
             volume = np.where(has, np.nan_to_num(volume) + v, volume)
             m.quote(np.where(has, c, np.nan), day_open, day_high, day_low, volume,
                     minutes=MINUTES_PER_DAY if self.freq == "1d" else (t + 1) * minutes_of(self.freq),
-                    forming_minute=None, limits=(up, down))
+                    forming_minute=None, limits=self.limits)
             stamp = ts.to_pydatetime()
             if self.freq == "1d":
                 closed = m.close_day()

@@ -328,4 +328,14 @@ CREATE TABLE calendar_holidays (
 );
 """,
     ),
+    (
+        11,
+        "instruments without a fixed limit ratio: a stock's daily limit depends on the date (workbench.limits)",
+        """
+-- A stored ratio was one date's rule for ever (main-board ST: +-5 % until 2026-07-03, +-10 % from 2026-07-06; no
+-- limit in a new listing's first days): limits are computed from the board, the short name, the listing date and
+-- the quote's date instead.
+ALTER TABLE instruments DROP COLUMN limit_ratio;
+""",
+    ),
 ]

@@ -199,7 +199,7 @@ def load_rule_state(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def upsert_instruments(con: duckdb.DuckDBPyConnection, universe: pd.DataFrame) -> None:
-    cols = ["code", "name", "exchange", "board", "listing_date", "limit_ratio"]
+    cols = ["code", "name", "exchange", "board", "listing_date"]
     con.register("_universe", universe[cols])
     con.execute(f"INSERT OR REPLACE INTO instruments ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _universe")
     con.unregister("_universe")
