@@ -299,6 +299,13 @@ def test_the_fallback_warning_says_how_to_add_the_holidays(cal):
     assert text is not None and "workbench calendar holidays add" in text and "January 1 included" in text
 
 
+def test_the_fallback_warning_ends_once_the_years_holidays_are_entered():
+    """A 2027 run is not unhealthy for ever: with the exchanges' closures of 2027 entered the calendar is known."""
+    entered = TradingCalendar(extra_holidays=[D(2027, 1, 1), D(2027, 2, 8)])
+    assert entered.calendar_warning(D(2027, 1, 4)) is None
+    assert entered.calendar_warning(D(2028, 1, 4)) is not None, "2028 still has none"
+
+
 # -- holidays the user adds after the exchange calendar's data ------------------------------------------------------
 
 

@@ -220,10 +220,16 @@ class TradingCalendar:
         return self._extra_holidays
 
     def calendar_warning(self, d: dt.date) -> str | None:
-        """The text to show (health panel, log) when ``d`` is answered by the fallback rule, else None."""
-        if _as_date(d) <= self.valid_until:
+        """The text to show (health panel, log; a run on such a day counts it as a problem) when ``d`` is answered
+        by the weekday rule with no holiday of its year entered, else None: once the user has entered the
+        exchanges' closures of that year, the calendar is theirs, not a guess."""
+        day = _as_date(d)
+        if day <= self.valid_until or self._has_holidays_in(day.year):
             return None
         return self._warning_text()
+
+    def _has_holidays_in(self, year: int) -> bool:
+        return any(h.year == year and h > self.valid_until for h in self._extra_holidays)
 
     def _warning_text(self) -> str:
         return (
@@ -246,7 +252,7 @@ class TradingCalendar:
         for year in years:
             if year > dt.MAXYEAR or self.valid_until >= dt.date(year, 12, 31):
                 continue
-            if not any(h.year == year and h > self.valid_until for h in self._extra_holidays):
+            if not self._has_holidays_in(year):
                 return (
                     f"{year} holidays unknown: the exchange calendar ends on {self.valid_until.isoformat()} and no "
                     f"{year} holiday is stored or configured; when the exchanges publish the {year} closure schedule "
