@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import ipaddress
+import signal
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +31,15 @@ def _loopback_only(self: socket.socket, address: object) -> object:
         if host != "localhost" and (ip is None or not ip.is_loopback):
             raise OSError(f"tests may not reach outside addresses ({host})")
     return _real_connect(self, address)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def dies_with_parent() -> None:
+    """``preexec_fn`` for a server or run a test starts: it gets SIGTERM when the test process dies (Linux), so a
+    killed or timed-out test run leaves no dashboard, demo or Prefect server behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @pytest.fixture(autouse=True)

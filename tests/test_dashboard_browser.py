@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.conftest import dies_with_parent
 from workbench.app import prepare_demo_day
 from workbench.calendar import RealClock, TradingCalendar
 from workbench.config import PROJECT_ROOT, Settings
@@ -81,7 +82,8 @@ def live_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setting
     log = db.parent / "dashboard.log"  # a file, not a pipe nobody reads: a full pipe would block the server
     with open(log, "wb") as out:
         server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--port", str(port), "--db",
-                                   str(db)], env=env, stdout=out, stderr=subprocess.STDOUT)
+                                   str(db)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  preexec_fn=dies_with_parent)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for(lambda: answers(url) or server.poll() is not None, timeout=120)

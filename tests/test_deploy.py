@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_service import DAY, table, wait_for
+from tests.conftest import dies_with_parent
+from tests.test_service import DAY, assert_stopped_at_the_next_flush, table, wait_for
 from workbench.app import prepare_demo_day
 from workbench.calendar import TradingCalendar
 from workbench.config import Settings
@@ -60,7 +61,7 @@ def served(prefect_harness, tmp_path: Path):
            "WORKBENCH_DEMO_SYMBOLS": "30", "PREFECT_LOGGING_LEVEL": "WARNING"}
     serve = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--db", str(settings.db_path)],
                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=dies_with_parent)
     try:
         wait_for(lambda: PrefectLauncher(settings.monitor_deployment).serving() or None, timeout=120, every=0.5)
         yield settings
@@ -89,10 +90,7 @@ def test_service_start_runs_the_deployment_and_stop_ends_its_flow_run(served):
     stopped = service.stop_service(timeout=30)
     assert stopped is not None and stopped.state == "stopped"
     assert time.monotonic() - asked < 10
-    command = table(service.store, "SELECT ts FROM service_commands WHERE run_id = ?", [run.run_id])
-    late = table(service.store, "SELECT count(*) AS n FROM monitor_ticks WHERE written_at > ?",
-                 [command["ts"][0]])["n"][0]
-    assert late <= 1
+    assert_stopped_at_the_next_flush(service.store, run.run_id)
     assert wait_for(lambda: launcher.state(run.flow_run_id) == "COMPLETED" or None, timeout=60)
     assert service.stop_service() is None
     started = table(service.store, "SELECT payload->>'flow_run_id' AS f FROM events "

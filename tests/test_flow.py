@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.conftest import dies_with_parent
 from tests.test_session import DAY, ROOT, prepared, table
 from workbench.store.db import Store
 
@@ -50,7 +51,7 @@ def test_a_reader_polling_every_100ms_beside_the_writing_flow(tmp_path):
     writer = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "demo", "--headless", "--symbols", "300", "--date", DAY.isoformat(),
          "--db", str(db)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=dies_with_parent,
     )
     seen: list[int] = []
     polls = 0

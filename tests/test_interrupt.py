@@ -16,6 +16,7 @@ import duckdb
 import psutil
 import pytest
 
+from tests.conftest import dies_with_parent
 from workbench.calendar import TZ
 from workbench.errors import WorkbenchError
 from workbench.interrupt import as_keyboard_interrupt
@@ -67,7 +68,7 @@ def test_ctrl_c_on_the_headless_demo_stops_with_one_line(tmp_path, webhook):
             [sys.executable, "-m", "workbench.cli", "demo", "--headless", "--symbols", "60", "--date", DAY.isoformat(),
              "--speed", "20", "--db", str(db)],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=dies_with_parent,
         )
     try:
         deadline = time.monotonic() + 45

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import StopAt
+from tests.conftest import StopAt, dies_with_parent
 from workbench.app import make_clock, make_feed, prepare_demo_day
 from workbench.calendar import TZ, TradingCalendar
 from workbench.config import Settings
@@ -149,7 +149,7 @@ def test_kill_9_mid_day_then_rerun_gives_the_same_triggers(tmp_path):
     log = tmp_path / "killed.log"
     with log.open("wb") as err:
         proc = subprocess.Popen([*demo, "--db", str(killed)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=err, start_new_session=True)
+                                stderr=err, start_new_session=True, preexec_fn=dies_with_parent)
         deadline = time.monotonic() + 300
         written = 0
         while time.monotonic() < deadline and written < 1500 and proc.poll() is None:
