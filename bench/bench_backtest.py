@@ -1,9 +1,9 @@
 """A rule backtest over a year of daily bars for the whole market, against the same rule written in pandas.
 
-    .venv/bin/python bench/bench_backtest.py [--days 250] [--stocks 5223]
+    .venv/bin/python bench/bench_backtest.py [--days 250] [--stocks 5447]
 
 The rule has four conditions: ``close crosses_above sma(20) and rsi(14) < 70 and volume_ratio(5) > 1.5 and
-change_pct > 2``, on the simulated market's daily bars (5,223 stocks). Our side is ``workbench.rules.backtest``:
+change_pct > 2``, on the simulated market's daily bars (5,447 stocks). Our side is ``workbench.rules.backtest``:
 the live evaluation code stepped bar by bar (incremental indicators, the alert state machine). The peer is what a
 researcher writes in pandas: group by stock, rolling mean, Chinese-terminal RSI by ``ewm``, the volume ratio from
 the previous five days, a shift for the cross. Both must find the same fires; the script checks that first.

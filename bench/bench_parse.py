@@ -1,4 +1,4 @@
-"""Parsing a whole-market quote payload (5,223 stocks) per source: the vectorised parsers vs a per-line pure-Python
+"""Parsing a whole-market quote payload (5,447 stocks) per source: the vectorised parsers vs a per-line pure-Python
 split parser (the peer), both producing the same canonical snapshot.
 
     .venv/bin/python bench/bench_parse.py

@@ -4,7 +4,7 @@
 
 Tasks of eight kinds (entry range with take-profit / stop-loss, level crosses with and without a hysteresis band,
 a held position, a 1-minute MA golden cross, RSI with a trend filter, a day-change-or-limit-up alert with a cooldown,
-price outside BOLL with a daily cap) on the 5,223 stocks of the simulated market, from 10:30 so the 1-minute
+price outside BOLL with a daily cap) on the 5,447 stocks of the simulated market, from 10:30 so the 1-minute
 indicators are warm. The peer is what a per-task engine does: walk each task's rule tree in Python every tick,
 reading the same indicator values, with the same alert semantics (edge / level, frequency bucket, cooldown, cap,
 hysteresis). Both must fire the same triggers; the script checks that before it prints a ratio.

@@ -106,7 +106,7 @@ class Failing:
 
 
 def test_an_interrupted_backfill_resumes_at_the_first_unfinished_chunk(tmp_path):
-    universe = load_universe(UNIVERSE_CSV).iloc[::50].reset_index(drop=True)  # 105 stocks
+    universe = load_universe(UNIVERSE_CSV).iloc[::50].reset_index(drop=True)  # 109 stocks
     codes = universe["code"].tolist()
     start, end = dt.date(2026, 1, 5), dt.date(2026, 3, 31)
     clean = Store(tmp_path / "clean.duckdb").open()
@@ -190,15 +190,15 @@ def test_simulated_history_refuses_dates_before_it_begins(store):
 
 
 def test_progress_events_every_1_percent_or_50_stocks(store):
-    universe = load_universe(UNIVERSE_CSV).iloc[::40].reset_index(drop=True)  # 131 stocks
+    universe = load_universe(UNIVERSE_CSV).iloc[::40].reset_index(drop=True)  # 137 stocks
     seen: list[int] = []
     summary = backfill_bars(store, SimulatedBars(universe, seed=2), universe["code"], dt.date(2026, 11, 2),
                             dt.date(2026, 11, 6), "1d", chunk_size=10, progress=lambda s, done: seen.append(done))
-    assert seen[-1] == 131 and len(seen) == summary.chunks == 14
+    assert seen[-1] == 137 and len(seen) == summary.chunks == 14
     events = table(store, "SELECT event_type, channel, payload->>'done' AS done, payload->>'job' AS job "
                           "FROM events ORDER BY seq")
     progress = events[events["event_type"] == "task.progress"]
-    assert progress["done"].astype(int).tolist() == seen  # 1% of 131 is 2 stocks: every 10-stock chunk reports
+    assert progress["done"].astype(int).tolist() == seen  # 1% of 137 is 2 stocks: every 10-stock chunk reports
     assert events["event_type"].tolist()[-1] == "task.completed"
     assert set(events["job"]) == {"backfill"} and set(events["channel"]) == {"events:tasks"}
 

@@ -24,7 +24,7 @@ DAY = dt.date(2026, 11, 24)
 
 @pytest.fixture(scope="module")
 def universe() -> pd.DataFrame:
-    return load_universe(UNIVERSE_CSV).iloc[::60].reset_index(drop=True)  # 88 stocks, every board
+    return load_universe(UNIVERSE_CSV).iloc[::60].reset_index(drop=True)  # 91 stocks, every board
 
 
 @pytest.fixture

@@ -76,6 +76,7 @@ def test_requests_carry_eastmoneys_parameters():
     assert params["secid"] == "1.600000" and params["klt"] == "5" and params["fqt"] == "0"
     assert params["beg"] == "20200601" and params["end"] == "20200630"
     assert secid("000338") == "0.000338" and secid("688981.SH") == "1.688981"
+    assert secid("920163.BJ") == secid("bj838163") == "0.920163", "Beijing is market 0, under its 920 code"
     with pytest.raises(ValidationError, match="freq"):
         kline_params("600000", "2h", dt.date(2020, 6, 1), dt.date(2020, 6, 30))
 
@@ -88,6 +89,14 @@ def test_daily_klines_parse_to_the_real_bars(server):
                                   truth[["code", "ts", "open", "high", "low", "close"]])
     assert (abs(bars["volume"] - truth["volume"]) <= 50).all(), "lots of 100 shares become shares"
     assert {q["secid"][0] for q in server.requests} == {"0.000338", "1.601318"}
+
+
+def test_a_beijing_stock_asked_by_its_old_code_comes_back_under_its_920_code(server):
+    bars = source(server).bars(["838163"], dt.date(2026, 11, 23), dt.date(2026, 11, 25), "1d")
+    assert [q["secid"][0] for q in server.requests] == ["0.920163"]
+    assert set(bars["code"]) == {"920163.BJ"}
+    assert bars["close"].tolist() == [12.18, 12.34, 13.10]
+    assert bars["volume"].tolist() == [987_600, 1_023_400, 1_234_500], "lots of 100 shares become shares"
 
 
 def test_minute_klines_are_end_stamped(server):

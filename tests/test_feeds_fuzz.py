@@ -44,7 +44,7 @@ NUMBERS = st.one_of(
     st.text(max_size=6),
 )
 KEYS = st.sampled_from(["sh600000", "sz000001", "sz300750", "sh688981", "bj830799", "sh999999", "xx123456", "sh60000",
-                        "SH600519", "sz000002"])
+                        "SH600519", "sz000002", "bj920163", "bj838163", "sh920163"])
 
 
 def recorded_fields(name: str, sep: str) -> list[list[str]]:
@@ -54,7 +54,7 @@ def recorded_fields(name: str, sep: str) -> list[list[str]]:
 
 TENCENT = recorded_fields("tencent.txt", "~")
 SINA = recorded_fields("sina.txt", ",")
-EASTMONEY = [e for n in (1, 2)
+EASTMONEY = [e for n in (1, 2, 3)
              for e in json.loads((RECORDED / f"eastmoney_clist_p{n}.json").read_bytes())["data"]["diff"]]
 TICKS = truth_ticks()
 

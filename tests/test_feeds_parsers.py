@@ -3,6 +3,8 @@ scalar rule (normalize_code)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from test_feeds_support import RECORDED, TRUTH
@@ -13,7 +15,7 @@ from workbench.feeds.eastmoney import parse_clist_page
 from workbench.feeds.sina import parse_sina
 from workbench.feeds.tencent import parse_tencent
 from workbench.instruments import load_universe
-from workbench.market import normalize_code, normalize_codes
+from workbench.market import bse_code_map, codes_from_parts, normalize_code, normalize_codes
 
 
 def test_tencent_short_and_long_lines_and_what_is_rejected():
@@ -40,10 +42,38 @@ def test_sina_counts_empty_strings_and_reads_shares():
 def test_eastmoney_pages_report_their_total_and_dashes_mean_suspended():
     first = parse_clist_page((RECORDED / "eastmoney_clist_p1.json").read_bytes())
     second = parse_clist_page((RECORDED / "eastmoney_clist_p2.json").read_bytes())
-    assert first.total == 8 and first.entries == 4 and first.rejected == 1
+    assert first.total == 9 and first.entries == 4 and first.rejected == 1
     halted = second.frame.set_index("code").loc["600868.SH"]
     assert bool(halted["suspended"]) and np.isnan(halted["last"]) and halted["volume"] == 0
-    assert not parse_clist_page(b'{"rc":0,"data":{"total":8,"diff":[{"f2"').readable
+    assert not parse_clist_page(b'{"rc":0,"data":{"total":9,"diff":[{"f2"').readable
+
+
+def _beijing(frame) -> dict:
+    assert "920163.SZ" not in set(frame["code"])
+    return frame.set_index("code").loc["920163.BJ"].to_dict()
+
+
+def test_a_beijing_line_from_each_vendor_is_a_920_bj_row_in_shares_with_30_percent_limits():
+    """The recorded bj920163 lines: Tencent in lots with its own limits, Sina in shares with a longer line than
+    SH/SZ ones (limits computed), Eastmoney in lots with market f13=0 (which is Beijing's as well as Shenzhen's)."""
+    tencent = _beijing(parse_tencent((RECORDED / "tencent.txt").read_bytes())[0])
+    sina = _beijing(parse_sina((RECORDED / "sina.txt").read_bytes())[0])
+    eastmoney = _beijing(parse_clist_page((RECORDED / "eastmoney_clist_p3.json").read_bytes()).frame)
+    last, prev, shares, up, down, _ = TRUTH["920163.BJ"]
+    for row in (tencent, sina, eastmoney):
+        assert (row["last"], row["prev_close"], row["volume"]) == (last, prev, shares)
+        assert (row["limit_up"], row["limit_down"]) == (up, down) == (round(prev * 1.3, 2), round(prev * 0.7, 2))
+        assert row["name"] == "方大新材"
+    assert tencent["bid1_volume"] == 300 * 100 and sina["bid1_volume"] == 30_000, "lots vs shares"
+
+
+def test_eastmoney_market_0_is_shenzhen_or_beijing_by_the_code_and_market_1_is_never_beijing():
+    entry = json.loads((RECORDED / "eastmoney_clist_p3.json").read_bytes())["data"]["diff"][0]
+    diff = [entry, {**entry, "f12": "838163"}, {**entry, "f12": "831167"}, {**entry, "f12": "000001"},
+            {**entry, "f12": "920163", "f13": 1}]
+    page = parse_clist_page(json.dumps({"rc": 0, "data": {"total": 5, "diff": diff}}).encode())
+    assert page.frame["code"].tolist() == ["920163.BJ", "000001.SZ"], "838163 is 920163 again: the later row wins"
+    assert page.rejected == 3, "a duplicate, an old code with no known 920 code, a Beijing code under Shanghai"
 
 
 def test_the_vectorised_normaliser_agrees_with_normalize_code():
@@ -51,11 +81,28 @@ def test_the_vectorised_normaliser_agrees_with_normalize_code():
     forms = [f"{ex.lower()}{c}" for c, ex in zip(universe, [normalize_code(c)[-2:] for c in universe], strict=True)]
     odd = ["600000.ss", "SH:600000", "1.600000", "0.000001", "0.830799", "sz600000", "1.000001", "x", "", "60000",
            "bj830799", "600000.XSHG", " 000001.sz ", "SZ000001", "9.600000"]
-    raw = universe + forms + odd
-    expected = []
-    for value in raw:
-        try:
-            expected.append(normalize_code(value))
-        except ValidationError:
-            expected.append(None)
+    old_beijing = [f"{prefix}{code}{suffix}" for code in [*bse_code_map(), "831167", "873167", "430478", "899050"]
+                   for prefix, suffix in (("", ""), ("bj", ""), ("", ".BJ"), ("0.", ""), ("BJ:", ""), ("1.", ""),
+                                          ("sz", ""), ("", ".SH"))]
+    beijing = ["920163", "bj920163", "920163.BJ", "0.920163", "1.920163", "sh920163", "920163.SZ", "BJ:920163"]
+    raw = universe + forms + odd + old_beijing + beijing
+    expected = [_scalar(value) for value in raw]
     assert normalize_codes(raw).tolist() == expected
+    assert "920163.BJ" in expected and expected.count(None) > len(odd), "both mapped and refused codes are tried"
+
+
+def _scalar(value: str) -> str | None:
+    try:
+        return normalize_code(value)
+    except ValidationError:
+        return None
+
+
+def test_codes_from_parts_agrees_with_normalize_code_on_every_vendor_market():
+    """Eastmoney hands over (f12, f13) pairs, other vendors (code, market letters): each pair read as one spelling."""
+    code6 = ["600000", "000001", "920163", "838163", "831167", "300750", "688981", "12345", "abcdef"]
+    markets = ["1", "0", "SH", "SZ", "BJ", "bj", "", "7"]
+    pairs = [(c, m) for c in code6 for m in markets]
+    got = codes_from_parts(np.array([c for c, _ in pairs]), np.array([m for _, m in pairs])).tolist()
+    spelt = [f"{m}.{c}" if m.isdigit() else f"{c}.{m}" if m else c for c, m in pairs]
+    assert got == [_scalar(text) for text in spelt]

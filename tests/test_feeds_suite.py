@@ -128,9 +128,10 @@ def test_snapshot_values_are_the_recorded_market_in_yuan_and_shares(adapter):
 
 
 def test_codes_in_any_vendor_spelling_come_back_canonical(adapter):
-    asked = ["sh600000", "000001.SZ", "SH:688981", "1.600519", "300750"]
+    asked = ["sh600000", "000001.SZ", "SH:688981", "1.600519", "300750", "838163.BJ"]
     frame = adapter.feed.snapshot(asked)
-    assert sorted(frame["code"]) == sorted(["600000.SH", "000001.SZ", "688981.SH", "600519.SH", "300750.SZ"])
+    assert sorted(frame["code"]) == sorted(["600000.SH", "000001.SZ", "688981.SH", "600519.SH", "300750.SZ",
+                                            "920163.BJ"]), "838163 is 方大新材's old code: it trades as 920163"
 
 
 def test_health_counts_answers_and_rejected_rows_and_staleness(adapter):

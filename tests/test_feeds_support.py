@@ -30,6 +30,7 @@ TRUTH: dict[str, tuple[float, float, int, float, float, bool]] = {
     "600519.SH": (1420.00, 1415.00, 2_345_600, 1556.50, 1273.50, False),  # a 50-field Tencent line
     "600079.SH": (4.20, 4.00, 34_567_800, 4.40, 3.60, False),  # main-board ST: +-10% since 2026-07-06
     "600868.SH": (float("nan"), 2.50, 0, 2.75, 2.25, True),  # suspended: zero / "-" prices
+    "920163.BJ": (13.10, 12.34, 1_234_500, 16.04, 8.64, False),  # Beijing (old code 838163): +-30%, bj920163
 }
 # Codes that the recorded payloads answer with a malformed row (truncated, short, GBK garbage, empty string).
 MALFORMED = {"tencent": ["000002.SZ", "600004.SH", "600006.SH"], "sina": ["000002.SZ", "600001.SH"],
@@ -59,7 +60,7 @@ class QuoteServer:
     def __init__(self) -> None:
         self.tencent = _lines("tencent.txt", r'v_([a-z]{2}\d{6})=')
         self.sina = _lines("sina.txt", r'var hq_str_([a-z]{2}\d{6})=')
-        self.pages = [(RECORDED / f"eastmoney_clist_p{n}.json").read_bytes() for n in (1, 2)]
+        self.pages = [(RECORDED / f"eastmoney_clist_p{n}.json").read_bytes() for n in (1, 2, 3)]
         self.requests: dict[str, list[str]] = {"tencent": [], "sina": [], "eastmoney": []}
         self.script: dict[str, list[Callable[[], Answer]]] = {"tencent": [], "sina": [], "eastmoney": []}
         self.down: set[str] = set()
@@ -128,7 +129,7 @@ class QuoteServer:
             return route, 503, b"service unavailable"
         if route == "tencent":
             codes = raw[len("/q="):].split(",")
-            return route, 200, b"".join(self.tencent.get(c, b'v_pv_none_match="1";\n') for c in codes)
+            return route, 200, b"".join(self.tencent.get(c, self._tencent_unknown(c)) for c in codes)
         if route == "sina":
             if "finance.sina.com.cn" not in headers.get("Referer", ""):
                 return route, 403, b"Kinsoku jikou desu!"
@@ -139,7 +140,14 @@ class QuoteServer:
         page = int(parse_qs(url.query).get("pn", ["1"])[0])
         if page <= len(self.pages):
             return route, 200, self.pages[page - 1]
-        return route, 200, json.dumps({"rc": 0, "data": {"total": 8, "diff": []}}).encode()
+        total = json.loads(self.pages[0])["data"]["total"]
+        return route, 200, json.dumps({"rc": 0, "data": {"total": total, "diff": []}}).encode()
+
+    @staticmethod
+    def _tencent_unknown(code: str) -> bytes:
+        """Tencent's answer for a code it has no quote under: a Beijing code spelt ``sh`` gets an empty line (no
+        error), anything else ``v_pv_none_match``."""
+        return f'v_{code}="";\n'.encode() if code.startswith("sh92") else b'v_pv_none_match="1";\n'
 
 
 def truth_ticks() -> dict[str, dict[str, Any]]:

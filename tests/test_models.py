@@ -19,9 +19,24 @@ def test_every_vendor_spelling_normalises_to_one_form(raw):
 
 @pytest.mark.parametrize(("raw", "expected"), [("000001", "000001.SZ"), ("sz300750", "300750.SZ"),
                                                ("0.000001", "000001.SZ"), ("688981", "688981.SH"),
-                                               ("830799.BJ", "830799.BJ")])
+                                               ("920799.BJ", "920799.BJ"), ("bj920163", "920163.BJ")])
 def test_exchange_is_inferred_from_the_prefix(raw, expected):
     assert normalize_code(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["838163", "bj838163", "838163.BJ", "BJ:838163", "0.838163", " 838163.bj "])
+def test_an_old_beijing_code_becomes_its_920_code(raw):
+    assert normalize_code(raw) == "920163.BJ", "方大新材 moved from 838163 to 920163 on 2025-10-09"
+
+
+@pytest.mark.parametrize("raw", ["831167", "bj873167", "830799.BJ"])
+def test_an_old_beijing_code_without_a_known_920_code_is_refused(raw):
+    """831167 and 873167 share their last digits (and 920167 is 同享科技): no rule says where either went."""
+    with pytest.raises(ValidationError) as err:
+        normalize_code(raw)
+    assert err.value.field == "stock_code"
+    assert "old Beijing code" in str(err.value) and "920 code is unknown" in str(err.value)
+    assert "give its 920 code" in str(err.value)
 
 
 @pytest.mark.parametrize("raw", ["60000", "abcdef", "sz600000", "700000", ""])

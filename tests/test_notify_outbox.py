@@ -30,8 +30,7 @@ from workbench.store.db import Store
 DAY = dt.date(2026, 11, 25)
 CODES = ["600000.SH", "000001.SZ", "300750.SZ"]
 UNIVERSE = pd.DataFrame({"code": CODES, "name": ["浦发银行", "平安银行", "宁德时代"], "exchange": ["SH", "SZ", "SZ"],
-                         "board": ["main", "main", "chinext"], "listing_date": [None] * 3,
-                         "limit_ratio": [0.1, 0.1, 0.2]})
+                         "board": ["main", "main", "chinext"], "listing_date": [None] * 3})
 SECRET = "s3cret-key-for-tests"
 
 

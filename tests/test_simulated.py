@@ -42,8 +42,8 @@ def every_price(frame: pd.DataFrame) -> np.ndarray:
 
 
 def test_the_universe_has_every_stock_in_canonical_form(universe):
-    assert len(universe) == 5223
-    assert universe["code"].str.fullmatch(r"\d{6}\.(SH|SZ)").all()
+    assert universe["exchange"].value_counts().to_dict() == {"SZ": 2906, "SH": 2317, "BJ": 224}
+    assert universe["code"].str.fullmatch(r"\d{6}\.(SH|SZ)|920\d{3}\.BJ").all(), "Beijing under its 920 codes"
     assert universe["code"].is_unique
     boards = universe.set_index("code")["board"]
     assert (boards["600000.SH"], boards["300750.SZ"], boards["688981.SH"]) == ("main", "chinext", "star")
@@ -96,7 +96,10 @@ def test_limits_follow_the_board(closing, universe):
     main = merged["board"] == "main"
     # Rounding to the fen moves a cheap stock's limit by up to half a fen: compare to the percent.
     assert set(up[main & ~st]) == {0.10} and set(down[main & ~st]) == {0.10}
-    assert set(up[~main]) == {0.20} and set(down[~main]) == {0.20}
+    growth = merged["board"].isin(["chinext", "star"])
+    assert set(up[growth]) == {0.20} and set(down[growth]) == {0.20}
+    beijing = merged["board"] == "beijing"
+    assert set(up[beijing]) == {0.30} and set(down[beijing]) == {0.30}
     assert set(up[st & main]) == {0.10} and set(down[st & main]) == {0.10}, "ST on the main board: +-10 % since " \
         "2026-07-06 (+-5 % before: tests/test_limits.py)"
 
@@ -176,3 +179,19 @@ def test_the_feed_reads_the_market_at_the_clock(universe):
     frame = feed.snapshot(["600000.SH", "000001.SZ", "999999.SH"])
     assert (frame["ts"] == pd.Timestamp(at("10:29:00"))).all()
     assert set(frame["code"]) <= {"600000.SH", "000001.SZ"} and len(frame) >= 1
+
+
+def test_beijing_stocks_trade_in_the_simulated_market_like_the_others(universe, closing):
+    """The simulator takes whatever universe it is given: the shipped one's Beijing rows trade under 920 codes."""
+    beijing = universe.loc[universe["board"] == "beijing", "code"]
+    rows = closing[closing["code"].isin(beijing)]
+    assert set(rows["code"]) == set(beijing) and len(beijing) == 224
+    assert rows["code"].str.fullmatch(r"920\d{3}\.BJ").all()
+    live = rows[~rows["suspended"]]
+    assert len(live) > 0.9 * len(rows)
+    assert (live["prev_close"] > 0).all() and (live["volume"] > 0).all() and (live["amount"] > 0).all()
+    assert ((live["low"] <= live["last"]) & (live["last"] <= live["high"])).all()
+    assert ((live["limit_down"] <= live["low"]) & (live["high"] <= live["limit_up"])).all()
+    assert np.allclose(live["last"] * 100, np.round(live["last"] * 100), atol=1e-6), "on the 0.01 tick"
+    moved = (live["last"] != live["prev_close"]).mean()
+    assert moved > 0.5, "Beijing stocks move during the day"

@@ -24,7 +24,6 @@ DAY = dt.date(2026, 11, 25)
 UNIVERSE = pd.DataFrame({
     "code": ["600000.SH", "000001.SZ"], "name": ["浦发银行", "平安银行"], "exchange": ["SH", "SZ"],
     "board": ["main", "main"], "listing_date": [dt.date(1999, 11, 10), dt.date(1991, 4, 3)],
-    "limit_ratio": [0.1, 0.1],
 })
 
 

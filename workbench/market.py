@@ -6,12 +6,17 @@ Pure functions, vectorised where a whole-market snapshot needs them.
 
 from __future__ import annotations
 
+import csv
 import re
+from collections.abc import Mapping
+from functools import cache
+from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
 
-from workbench.errors import ValidationError
+from workbench.config import SAMPLES_DIR
+from workbench.errors import OperationalError, ValidationError
 
 Exchange = Literal["SH", "SZ", "BJ"]
 Board = Literal["main", "chinext", "star", "beijing"]
@@ -30,6 +35,34 @@ _EXCHANGE_ALIASES = {
     "SZ": "SZ", "SZSE": "SZ", "XSHE": "SZ", "0": "SZ",
     "BJ": "BJ",
 }
+BSE_CODE_MAP = SAMPLES_DIR / "bse_code_map.csv"
+NEW_BSE_PREFIX = "920"
+
+
+@cache
+def bse_code_map() -> Mapping[str, str]:
+    """Old Beijing code (43/83/87xxxx) -> its 920 code, read once from :data:`BSE_CODE_MAP` (read-only).
+
+    Beijing's old codes moved to 920 + their last three digits on 2025-10-09, except where two old codes shared
+    those digits: only codes whose move is certain are in the file (``data/samples/README.md`` says how it was
+    made), so an old code missing from it has an unknown 920 code and is refused rather than guessed.
+    """
+    try:
+        with BSE_CODE_MAP.open(encoding="utf-8", newline="") as f:
+            pairs = {row["old_code"]: row["new_code"] for row in csv.DictReader(f)}
+    except (OSError, KeyError) as exc:
+        raise OperationalError(f"cannot read the Beijing code map {BSE_CODE_MAP} ({exc!r})") from exc
+    return MappingProxyType(pairs)
+
+
+@cache
+def _bse_code_table() -> tuple[np.ndarray, np.ndarray]:
+    """The code map as two read-only sorted arrays (old, new), for lookups over whole snapshots."""
+    pairs = sorted(bse_code_map().items())
+    old = np.array([o for o, _ in pairs], dtype="<U6")
+    new = np.array([n for _, n in pairs], dtype="<U6")
+    old.flags.writeable = new.flags.writeable = False
+    return old, new
 
 
 def exchange_of(code6: str) -> Exchange:
@@ -47,7 +80,8 @@ def normalize_code(raw: str) -> str:
     """Return the one canonical form ``600000.SH`` of any vendor spelling.
 
     Accepts ``600000``, ``sh600000``, ``SH:600000``, ``600000.SH``, ``600000.SS`` and Eastmoney's ``1.600000``
-    (``0.`` is Shenzhen or Beijing, told apart by the prefix).
+    (``0.`` is Shenzhen or Beijing, told apart by the prefix). An old Beijing code (``838163``, ``bj838163``,
+    ``838163.BJ``) becomes its 920 code (``920163.BJ``) from :func:`bse_code_map`; one not in the map is refused.
     """
     text = str(raw).strip()
     for form in _CODE_FORMS:
@@ -58,14 +92,25 @@ def normalize_code(raw: str) -> str:
         inferred = exchange_of(code6)
         given = match.groupdict().get("ex")
         if given is None:
-            return f"{code6}.{inferred}"
+            return f"{_current_code(code6, inferred, text)}.{inferred}"
         exchange = _EXCHANGE_ALIASES[given.upper()]
         if exchange == "SZ" and given == "0" and inferred == "BJ":
             exchange = "BJ"
         if exchange != inferred:
             raise ValidationError("stock_code", f"{text!r}: code {code6} belongs to {inferred}, not {exchange}")
-        return f"{code6}.{exchange}"
+        return f"{_current_code(code6, inferred, text)}.{exchange}"
     raise ValidationError("stock_code", f"{text!r} is not a stock code (expected e.g. 600000, sh600000, 600000.SH)")
+
+
+def _current_code(code6: str, exchange: Exchange, text: str) -> str:
+    """The code a stock trades under today: an old Beijing code's 920 code (refused when unknown), else itself."""
+    if exchange != "BJ" or code6.startswith(NEW_BSE_PREFIX):
+        return code6
+    new = bse_code_map().get(code6)
+    if new is None:
+        raise ValidationError("stock_code", f"{text!r} is an old Beijing code (Beijing stocks moved to 920xxx codes "
+                              "on 2025-10-09) whose 920 code is unknown here: give its 920 code (920xxx.BJ)")
+    return new
 
 
 def boards_of(codes: np.ndarray | list[str]) -> np.ndarray:
@@ -96,8 +141,9 @@ def codes_from_parts(code6: np.ndarray, exchange: np.ndarray | None = None) -> n
 
     ``code6`` holds the six digits; ``exchange`` the vendor's market per row (``SH``/``SZ``/``BJ`` in any case,
     Eastmoney's ``1``/``0``, or ``""`` to infer it from the prefix). The rules are :func:`normalize_code`'s
-    (prefix decides the exchange, a contradicting market is refused, ``0`` is Shenzhen or Beijing), applied with
-    numpy string operations so a 5,000-row payload costs no Python loop; a test holds the two to the same answers.
+    (prefix decides the exchange, a contradicting market is refused, ``0`` is Shenzhen or Beijing, an old Beijing
+    code becomes its 920 code or ``None`` when the map lacks it), applied with numpy string operations so a
+    5,000-row payload costs no Python loop; a test holds the two to the same answers.
     """
     digits = np.asarray(code6, dtype=str)
     inferred = np.full(digits.shape, "", dtype="<U2")
@@ -112,9 +158,26 @@ def codes_from_parts(code6: np.ndarray, exchange: np.ndarray | None = None) -> n
         known = np.isin(given, list(_VENDOR_EXCHANGES))
         ok &= known & ((given == inferred) | (given == "") | ((given == "1") & (inferred == "SH"))
                        | ((given == "0") & (inferred != "SH")))
+    digits, ok = _current_codes(digits, inferred, ok)
     out = np.full(digits.shape, None, dtype=object)
     out[ok] = np.strings.add(np.strings.add(digits[ok], "."), inferred[ok]).astype(object)
     return out
+
+
+def _current_codes(digits: np.ndarray, inferred: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_current_code` over arrays: old Beijing codes swapped for their 920 codes, unknown ones no longer ok."""
+    old_bse = ok & (inferred == "BJ") & ~np.strings.startswith(digits, NEW_BSE_PREFIX)
+    if not old_bse.any():
+        return digits, ok
+    old, new = _bse_code_table()
+    where = np.flatnonzero(old_bse)
+    at = np.searchsorted(old, digits[where])
+    found = at < len(old)
+    found[found] = old[at[found]] == digits[where[found]]
+    digits, ok = digits.copy(), ok.copy()
+    digits[where[found]] = new[at[found]]
+    ok[where[~found]] = False
+    return digits, ok
 
 
 def normalize_codes(raw: np.ndarray | list[str]) -> np.ndarray:

@@ -118,6 +118,7 @@ class EastmoneyKlines:
 # --- whole-market quotes -------------------------------------------------------------------------------------------
 
 CLIST_URL = "https://82.push2.eastmoney.com/api/qt/clist/get"
+# Shenzhen main and ChiNext, Shanghai main and STAR, Beijing (m:0 t:81 s:2048): market 0 holds SZ and BJ alike.
 CLIST_MARKETS = "m:0 t:6,m:0 t:80,m:1 t:2,m:1 t:23,m:0 t:81 s:2048"
 CLIST_FIELDS = "f2,f3,f4,f5,f6,f7,f8,f9,f10,f12,f13,f14,f15,f16,f17,f18,f124"
 _NUMERIC = {"last": "f2", "volume": "f5", "amount": "f6", "high": "f15", "low": "f16", "open": "f17",
@@ -163,7 +164,10 @@ def _text(values: list[Any]) -> np.ndarray:
 
 def parse_clist_page(body: bytes, limits: PriceLimits | None = None) -> ClistPage:
     """A page of Eastmoney's whole-market list. Pure; never raises (an unreadable body gives ``readable=False``).
-    The list gives no limit prices: they come from ``limits``."""
+
+    The market ``f13`` is 1 for Shanghai and 0 for Shenzhen and Beijing alike: the code ``f12`` tells those two apart
+    (920xxx is Beijing), so a Beijing row is never read as ``.SZ``. The list gives no limit prices: they come from
+    ``limits``."""
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):

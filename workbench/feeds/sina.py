@@ -5,6 +5,7 @@ GBK text, one line a code: ``var hq_str_sh600000="浦发银行,6.830,...,2022-11
 ``,``: 0 name, 1 open, 2 previous close, 3 last, 4/5 high/low, 6/7 bid/ask, 8 volume (SHARES), 9 amount (yuan),
 10..19 bid1-5 as volume, price pairs, 20..29 ask1-5 the same, 30 date, 31 time, 32 status. An invalid or delisted
 code answers ``""``: skipped and counted. Sina gives no price limits: they are computed from the previous close.
+Beijing stocks are ``bj920xxx``; their lines carry a few more fields after the status, which are not read.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Tencent (腾讯) real-time quotes: ``GET http://qt.gtimg.cn/q=sh600000,sz000001,...`` (up to ~60 codes a request).
+"""Tencent (腾讯) real-time quotes: ``GET http://qt.gtimg.cn/q=sh600000,sz000001,bj920163,...`` (up to ~60 codes a
+request). Beijing stocks are ``bj920xxx``: asked as ``sh920xxx`` Tencent answers an empty line and no error.
 
 The answer is GBK text, one line a code: ``v_sh600000="1~浦发银行~600000~10.13~10.05~...";``. Fields of the quoted
 part, split on ``~`` (about 85 for stocks, ~50 for some securities): 0 market, 1 name, 2 code, 3 last, 4 previous
@@ -39,7 +40,7 @@ _ASKS = book_indices(19)
 
 
 def vendor_code(code: str) -> str:
-    """``600000.SH`` -> ``sh600000`` (Tencent and Sina spell codes the same way)."""
+    """``600000.SH`` -> ``sh600000``, ``920163.BJ`` -> ``bj920163`` (Tencent and Sina spell codes the same way)."""
     code6, _, exchange = code.partition(".")
     return f"{exchange.lower()}{code6}"
 

@@ -3,8 +3,8 @@
 ``xtquant`` installs on Linux but works only on Windows beside a running MiniQMT, so it is imported only when this
 feed is used (``importlib.import_module("xtquant.xtdata")`` on first call), never at import time. The shape
 mirrored: ``get_full_tick(codes) -> {code: tick}``; ``subscribe_quote(code, period, start_time, end_time, count,
-callback) -> seq`` (the callback gets ``{code: [ticks]}``); ``subscribe_whole_quote(["SH", "SZ"], callback) -> seq``
-(``{code: tick}``, changed stocks only); ``unsubscribe_quote(seq)``; ``run()`` blocks and raises on disconnect.
+callback) -> seq`` (the callback gets ``{code: [ticks]}``); ``subscribe_whole_quote(["SH", "SZ", "BJ"], callback) ->
+seq`` (``{code: tick}``, changed stocks only); ``unsubscribe_quote(seq)``; ``run()`` blocks and raises on disconnect.
 
 Every seq this feed obtains is given back: on ``unsubscribe``, on ``close``, and before resubscribing after a
 reconnect (the client keeps a subscription until told, and leaked ones grow its memory without bound). The handles
@@ -38,7 +38,7 @@ from workbench.net import FeedUnavailable
 log = logging.getLogger("workbench.feeds.xtquant")
 
 XT_MODULE = "xtquant.xtdata"
-WHOLE_MARKET = ("SH", "SZ")
+WHOLE_MARKET = ("SH", "SZ", "BJ")  # QMT's markets; Beijing stocks are 920xxx.BJ there
 _FIELDS = {"last": "lastPrice", "open": "open", "high": "high", "low": "low", "prev_close": "lastClose",
            "amount": "amount"}
 
@@ -162,7 +162,7 @@ class XtQuantFeed:
         return self._add(_Subscription(wanted, callback))
 
     def subscribe_whole(self, callback: QuoteCallback) -> int:
-        """Push every changed stock of Shanghai and Shenzhen to ``callback``."""
+        """Push every changed stock of Shanghai, Shenzhen and Beijing to ``callback``."""
         return self._add(_Subscription(None, callback))
 
     def unsubscribe(self, handle: int) -> None:
