@@ -224,11 +224,14 @@ def run_day(
     progress: ProgressHook | None = None,
     log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
     run: RunInfo | None = None,
+    store: Store | None = None,
+    deliver: bool = True,
 ) -> dict[str, Any]:
     """Monitor one trading day against the configured feed and database; return the loop's summary.
 
-    ``run`` names the service run the loop reports to (the control plane's, or a schedule's)."""
-    store = open_store(settings)
+    ``run`` names the service run the loop reports to (the control plane's, or a schedule's). The workbench server
+    passes its held ``store`` and, since its own dispatcher delivers for its whole life, ``deliver=False``."""
+    store = store or open_store(settings)
     calendar = calendar_for(settings, store)
     clock_for_today = RealClock()
     day = trading_date or clock_for_today.now().date()
@@ -251,7 +254,7 @@ def run_day(
 
     channels = make_channels(settings)  # delivery runs beside the loop, on its own thread and the real clock
     delivery = (BackgroundDelivery(make_dispatcher(settings, store, RealClock(), channels),
-                                   finish=settings.notify_finish_seconds) if channels else None)
+                                   finish=settings.notify_finish_seconds) if channels and deliver else None)
     with delivery or contextlib.nullcontext(), contextlib.closing(feed) if hasattr(feed, "close") \
             else contextlib.nullcontext(), as_keyboard_interrupt():  # Ctrl-C hands the outbox over at once
         summary = _run_session(settings, store, calendar, clock, feed, universe, day, speed, progress,

@@ -225,25 +225,58 @@ def _headless_day(settings: Settings, store: Any, day: dt.date, symbols: int, sp
 
 
 def _live_day(settings: Settings, day: dt.date, speed: float) -> None:
-    """The monitor as a service run of its own process on a compressed day, and the dashboard in this process;
-    Ctrl-C (or SIGTERM) stops the monitor through the control plane, then the server."""
-    import signal
+    """The workbench server in this process, running the compressed day's session and serving the dashboard;
+    Ctrl-C (or SIGTERM) stops the session through the control plane, then the server."""
+    from workbench.server import WorkbenchServer, serve_until_interrupted
 
-    from workbench.dashboard import serve_dashboard
-    from workbench.service import Service
-
-    service = Service(settings, actor="cli")
-    run = service.start_service(trading_date=day, speed=speed, mode="local", wait=0)
-    typer.echo(f"monitor: {day} at {speed:g}x (service run {run.run_id}, {run.state})", err=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    server = WorkbenchServer(settings).start()
     try:
-        typer.echo(f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}  (Ctrl-C stops)")
-        serve_dashboard(settings)
-    except KeyboardInterrupt:
-        typer.echo("stopping ...", err=True)
-    finally:
-        stopped = service.stop_service()
-        typer.echo(f"monitor stopped ({'nothing running' if stopped is None else stopped.state})", err=True)
+        run = server.start_session(day, speed, wait=0)
+    except BaseException:
+        server.stop()
+        raise
+    typer.echo(f"monitor: {day} at {speed:g}x (service run {run.run_id}, {run.state})", err=True)
+    _announce_server(server)
+    serve_until_interrupted(server, lambda line: typer.echo(line, err=True))
+    typer.echo("server stopped", err=True)
+
+
+def _announce_server(server: Any) -> None:
+    settings = server.settings
+    typer.echo(f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}  (Ctrl-C stops)")
+    typer.echo(f"store: {server.store.path} (held by this server, process {os.getpid()})", err=True)
+
+
+@app.command()
+def server(
+    date: Annotated[str | None, typer.Option("--date", help="run this trading day's session at once (YYYY-MM-DD, "
+                                                            "or 'today')")] = None,
+    speed: Annotated[float | None, typer.Option(help="simulated clock N times faster for --date's session "
+                                                     "(default: the real clock)")] = None,
+    port: Annotated[int | None, typer.Option(help="dashboard port (default: WORKBENCH_DASHBOARD_PORT, 5006)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Run the workbench server until Ctrl-C: the one process that owns the database. It hosts the monitor (a
+    session starts on demand from the dashboard or `service start`, or at once with --date), the notification
+    dispatcher and the dashboard; other programs are its clients."""
+    _quiet_prefect()
+    from workbench.server import WorkbenchServer, serve_until_interrupted
+
+    with _reported():
+        settings = _settings(db, dashboard_port=port)
+        day = None if date in (None, "today") else _date_option("--date", date)
+    with _reported(exit_code=1):
+        running = WorkbenchServer(settings).start()
+        try:
+            if date is not None:
+                run = running.start_session(day, speed, wait=0)
+                typer.echo(f"monitor: {run.trading_date} (service run {run.run_id}, {run.state})", err=True)
+        except BaseException:
+            running.stop()
+            raise
+    _announce_server(running)
+    serve_until_interrupted(running, lambda line: typer.echo(line, err=True))
+    typer.echo("server stopped", err=True)
 
 
 @app.command()

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
                                         description="seconds `service stop` waits for the loop before cancelling")
     notification_retention_days: int = Field(default=180, ge=1,
                                              description="days of delivered notifications the retention job keeps")
+    # The workbench server (one process owns the store; everything else is its client).
+    server_host: str = Field(default="127.0.0.1", description="address the server's API and SQL endpoint bind to")
+    api_port: int = Field(default=5007, ge=0, le=65535, description="port of the server's HTTP API (0: any free one)")
+    sql_port: int = Field(default=5008, ge=0, le=65535, description="port of the server's SQL endpoint (Quack)")
     # Dashboard.
     dashboard_host: str = Field(default="127.0.0.1", description="address the dashboard binds to (loopback only "
                                 "by default; set 0.0.0.0 to share it, with dashboard_basic_auth)")

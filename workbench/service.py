@@ -420,8 +420,10 @@ class Service:
                                      self.settings.service_start_wait if wait is None else wait)
 
     def _launcher(self, mode: str) -> Launcher:
-        if mode not in ("auto", "prefect", "local"):
-            raise ValidationError("mode", f"must be auto, prefect or local, got {mode!r}")
+        if mode not in ("auto", "prefect", "local", "server"):
+            raise ValidationError("mode", f"must be auto, prefect, local or server, got {mode!r}")
+        if mode == "auto" and "server" in self.launchers:  # inside the workbench server: its own session thread
+            mode = "server"
         if mode == "auto":
             prefect = self.launchers.get("prefect")
             use_prefect = isinstance(prefect, PrefectLauncher) and prefect.configured() and prefect.serving()
@@ -506,8 +508,10 @@ class Service:
         """Why an active run's process or flow run has ended without saying so, or None."""
         if not run.active:
             return None
-        # a prefect run is judged by its flow run; a local or inline one (the CLI, the demo) by its process
-        launcher = self.launchers.get("prefect" if run.mode == "prefect" else "local")
+        # a prefect run is judged by its flow run; a server's by its session thread (or its process, when another
+        # process looks); a local or inline one (the CLI, the demo) by its process
+        launcher = self.launchers.get(run.mode if run.mode in ("prefect", "server") else "local") \
+            or self.launchers.get("local")
         if launcher is None:
             return None
         try:

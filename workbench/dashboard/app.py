@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import panel as pn
 import param
@@ -27,6 +28,11 @@ from workbench.errors import TransientError
 from workbench.events import INDICATORS, SYSTEM, TASKS
 from workbench.store import events as event_store
 from workbench.store import tasks as task_store
+
+if TYPE_CHECKING:
+    from workbench.service import Service
+
+    ServiceFactory = Callable[[str], Service]
 
 log = logging.getLogger("workbench.dashboard")
 CHANNELS = [TASKS, INDICATORS, SYSTEM]
@@ -113,17 +119,20 @@ def notebook_settings() -> Settings:
     return settings
 
 
-def _default_day(settings: Settings) -> dt.date:
+def _default_day(settings: Settings, ctx: DashboardContext) -> dt.date:
     from workbench.calendar import RealClock
     from workbench.demo import default_demo_date
 
-    return settings.demo_date or default_demo_date(calendar_for(settings), RealClock().now().date())
+    return settings.demo_date or default_demo_date(calendar_for(settings, ctx.store), RealClock().now().date())
 
 
-def dashboard_session(settings: Settings) -> Dashboard:
-    """One browser session's dashboard, loaded, with its periodic refresh registered when it is served."""
+def dashboard_session(settings: Settings, services: ServiceFactory | None = None) -> Dashboard:
+    """One browser session's dashboard, loaded, with its periodic refresh registered when it is served.
+
+    ``services`` gives the session its control plane: inside the workbench server, one bound to the held store."""
     pn.extension("tabulator", notifications=True)
-    dashboard = Dashboard(DashboardContext.open(settings), default_day=_default_day(settings)).load()
+    ctx = DashboardContext.open(settings) if services is None else DashboardContext(settings, services("dashboard"))
+    dashboard = Dashboard(ctx, default_day=_default_day(settings, ctx)).load()
     doc = pn.state.curdoc
     if doc is not None and doc.session_context is not None:
         pn.state.add_periodic_callback(dashboard.refresh, period=settings.dashboard_refresh_ms)
@@ -154,10 +163,12 @@ def _random_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def serve_dashboard(settings: Settings, start: bool = True) -> Any:
+def serve_dashboard(settings: Settings, start: bool = True, services: ServiceFactory | None = None,
+                    threaded: bool = False) -> Any:
     """Serve the dashboard at ``http://{dashboard_host}:{dashboard_port}/`` with every JS/CSS resource from the
-    Panel server itself (no CDN). Blocks until Ctrl-C when ``start``; else returns the server to start."""
+    Panel server itself (no CDN). Blocks until Ctrl-C when ``start``; else returns the server to start.
+    ``threaded``: on a thread of its own (the workbench server's way), returned so that ``.stop()`` ends it."""
     def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it once per browser session
-        return dashboard_session(settings).__panel__()
+        return dashboard_session(settings, services).__panel__()
 
-    return pn.serve({"/": page}, start=start, threaded=False, **server_options(settings))
+    return pn.serve({"/": page}, start=start, threaded=threaded, **server_options(settings))

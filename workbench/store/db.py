@@ -4,6 +4,10 @@ DuckDB lets one process write or many read, never both across processes. So nobo
 across a sleep, a tick or a user's think time: ``with store.write() as con`` opens, works and closes.
 A lock conflict is retried with exponential backoff and jitter until ``lock_timeout``; then StoreBusy.
 
+A long-lived owner (the workbench server) calls ``hold()``: the store then keeps one connection for its life and
+every unit of work gets a cursor of it (its own connection to the same instance: no file lock to take, no
+instance to build), so threads of that process never wait on each other's opens and no other process competes.
+
 Within one process every connection to a file shares one database instance from DuckDB's process-wide instance
 cache. Opening and closing are not safe against each other across threads: a thread that connects while another
 closes the last connection can get a half-built instance, before the Python client has registered its scans,
@@ -86,6 +90,8 @@ class Store:
         self.lock_timeout = lock_timeout
         self.memory_limit = memory_limit
         self.stats = StoreStats()
+        self._root: duckdb.DuckDBPyConnection | None = None  # held for the owner's life (``hold``)
+        self._cursors = threading.Lock()  # cursors are made one at a time; each is then used by one thread
 
     # -- connections -------------------------------------------------------------------------------------
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -156,8 +162,47 @@ class Store:
         """A read-write connection without an implicit transaction, for a writer that commits in steps."""
         return self._opened(read_only=False, timeout=timeout)
 
+    # -- the owner's connection -------------------------------------------------------------------------
+    @property
+    def held(self) -> bool:
+        return self._root is not None
+
+    def hold(self) -> Store:
+        """Keep the file open (read-write) until ``release``: this process becomes the file's one owner. Opens then
+        hand out cursors of the held connection; another process cannot open the file meanwhile (it asks the
+        owner: the API, or SQL over Quack)."""
+        if self._root is None:
+            self._require_file()
+            self._root = self._connect_with_retry(read_only=False)
+        return self
+
+    def release(self) -> None:
+        """Close the held connection (the owner is going away); opens go back to one connection per unit."""
+        root, self._root = self._root, None
+        if root is not None:
+            with contextlib.suppress(duckdb.Error):
+                root.execute("CHECKPOINT")
+            _close(root)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the held instance, for one thread's unit of work (never shared)."""
+        if self._root is None:
+            raise OperationalError(f"{self.path} is not held")
+        with self._cursors:
+            cursor = self._root.cursor()
+        cursor.execute("SET TimeZone = 'Asia/Shanghai'")
+        self.stats.record(0, 0.0)
+        return cursor
+
     @contextmanager
     def _opened(self, read_only: bool, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._root is not None:
+            cursor = self._cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+            return
         self._require_file()
         con = self._connect_with_retry(read_only=read_only, timeout=timeout)
         try:
@@ -173,7 +218,7 @@ class Store:
     def open(self) -> Store:
         """Create the file if missing and apply pending migrations, each in its own transaction."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect_with_retry(read_only=False)
+        con = self._cursor() if self._root is not None else self._connect_with_retry(read_only=False)
         try:
             con.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
