@@ -41,7 +41,7 @@ def ctrl_c_safe_api() -> Iterator[None]:
     if server.running:
         yield
         return
-    with _sigint_blocked():
+    with _sigint_blocked(), _children_die_with_this_process():
         server.start()
     try:
         yield
@@ -58,6 +58,47 @@ def _drain_prefect_workers() -> None:
 
     for worker in (APILogWorker, EventsWorker):
         worker.drain_all(timeout=DRAIN_SECONDS)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the forked child: be sent SIGTERM when the process that started it dies, even by kill -9 (Linux)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@contextmanager
+def _children_die_with_this_process() -> Iterator[None]:
+    """While the block starts Prefect's uvicorn subprocess, give it ``_die_with_parent``: a demo killed with kill -9
+    used to leave that API server running for good. Only the ``subprocess`` name Prefect's server module uses is
+    replaced, for the block's length; elsewhere (and off Linux) nothing changes."""
+    import subprocess
+    import sys
+    import types
+
+    from prefect.server.api import server as prefect_server
+
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+
+    class _Popen(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("preexec_fn", _die_with_parent)
+            super().__init__(*args, **kwargs)
+
+    shim = types.ModuleType("subprocess")
+    shim.__dict__.update(subprocess.__dict__)
+    shim.Popen = _Popen  # type: ignore[attr-defined]
+    previous = prefect_server.subprocess
+    prefect_server.subprocess = shim  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        prefect_server.subprocess = previous  # type: ignore[attr-defined]
 
 
 @contextmanager

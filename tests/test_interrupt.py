@@ -128,3 +128,29 @@ def test_ctrl_c_during_a_duckdb_query_is_a_keyboard_interrupt():
         raise RuntimeError("not an interrupt")
     with pytest.raises(duckdb.CatalogException), as_keyboard_interrupt():
         duckdb.connect().execute("SELECT * FROM no_such_table")
+
+
+def test_a_demo_killed_with_kill_9_leaves_no_prefect_api_server_behind(tmp_path):
+    """kill -9 gives the CLI no chance to stop the ephemeral API server it started; the server goes with it."""
+    db = tmp_path / "killed.duckdb"
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "demo", "--headless", "--symbols", "20", "--date", DAY.isoformat(),
+         "--speed", "20", "--db", str(db)],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, preexec_fn=dies_with_parent)
+    try:
+        deadline = time.monotonic() + 90
+        while _committed_ticks(db) == 0:
+            assert proc.poll() is None and time.monotonic() < deadline, "no tick committed in 90 s"
+            time.sleep(0.5)
+        servers = [p for p in _session_processes(proc.pid) if "uvicorn" in " ".join(p.cmdline())]
+        assert servers, "the Prefect API server should run beside the loop"
+        os.kill(proc.pid, signal.SIGKILL)  # the CLI only, as the OOM killer or `kill -9 <pid>` would
+        proc.wait(timeout=10)
+        gone, alive = psutil.wait_procs(servers, timeout=15)
+        assert not alive, f"left running after kill -9: {[p.cmdline() for p in alive]}"
+    finally:
+        for left in _session_processes(proc.pid):
+            left.kill()
