@@ -10,8 +10,6 @@ Authentication: with a token, every route under ``/api/v1`` (streams included) n
 compared in constant time and never logged, stored or echoed.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import anyio
@@ -57,6 +55,7 @@ def create_api(service: Service, token: str | None = None, notifier: Notifier | 
     context = ApiContext(service, feed)
     bearer = HTTPBearer(auto_error=False, description="the token the server advertises beside the database")
 
+    # (no ``from __future__ import annotations`` here: FastAPI must see this closure's annotation, not its text)
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         tokens.check(None if credentials is None else credentials.credentials)
 

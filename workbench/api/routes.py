@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, status
+from fastapi import APIRouter, Body, Depends, Header, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.api.common import ACTOR_HEADER, ApiContext, plain, records
@@ -18,7 +18,7 @@ from workbench.errors import ValidationError
 from workbench.market import normalize_code
 from workbench.models import MonitorTask
 from workbench.safetext import check_text
-from workbench.service import Service
+from workbench.service import ACTORS, Service
 from workbench.store.tasks import TaskFilter, task_from_row
 
 _OVERVIEW = ("last_evaluated", "last_trigger", "fires_today")
@@ -97,8 +97,14 @@ def health_router(context: ApiContext) -> APIRouter:
     return api
 
 
+def known_actor(actor: Actor = None) -> None:
+    """Every route refuses an actor the audit log does not know, reads too: a client's typo shows at once."""
+    if actor and actor not in ACTORS:
+        raise ValidationError("actor", f"{ACTOR_HEADER} must be one of {', '.join(ACTORS)}, got {actor!r}")
+
+
 def router(context: ApiContext) -> APIRouter:  # noqa: C901 - one closure per route, each a few lines
-    api = APIRouter()
+    api = APIRouter(dependencies=[Depends(known_actor)])
     feed = context.feed
 
     async def command(service: Service, fn: Any, *args: Any) -> Any:

@@ -60,6 +60,18 @@ class ApiServer:
         self.stop()
 
 
+class _DenialIsNotAnError(logging.Filter):
+    """uvicorn 0.54's sans-I/O WebSocket protocol logs "ASGI callable returned without completing handshake" after
+    a refusal sent as an HTTP answer (the denial-response extension: our 401 / 422 to a WebSocket handshake), though
+    the client got that answer. The API's WebSocket route always accepts or refuses, so the line is noise here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+_DENIAL_FILTER = _DenialIsNotAnError()
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -106,6 +118,7 @@ def serve_api(app: Any, host: str = "127.0.0.1", port: int = 0, *, ready_timeout
     config = uvicorn.Config(app, log_config=None, log_level=log_level, access_log=False, lifespan="off",
                             timeout_graceful_shutdown=graceful_timeout, ws="websockets-sansio")
     server = uvicorn.Server(config)
+    logging.getLogger("uvicorn.error").addFilter(_DENIAL_FILTER)  # the same object once: adding it again is a no-op
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"workbench-api-{real_port}",
                               daemon=True)
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
