@@ -11,6 +11,8 @@ import datetime as dt
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +25,12 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
+from tests.conftest import dies_with_parent
 from workbench.api import ApiServer, create_api, serve_api
 from workbench.app import prepare_demo_day
 from workbench.calendar import TZ, TradingCalendar
 from workbench.config import Settings
-from workbench.events import Heartbeat
+from workbench.events import FeedStale, Heartbeat, StockIndicatorsCompleted
 from workbench.service import Service
 from workbench.store import events as event_store
 from workbench.store import outbox as outbox_store
@@ -282,6 +285,27 @@ def test_health_and_service_start_status_stop(api: Served):
     assert actions == ["service.stop", "service.start", "service.start", "service.stop"]
 
 
+def test_a_store_held_by_another_process_is_a_503_with_retry_after(settings: Settings):
+    """Without a server owning the file, another process can hold it: the API says so and when to try again."""
+    prepare_demo_day(settings, TradingCalendar(), DAY)
+    service = Service(settings.model_copy(update={"lock_timeout": 0.5}), actor="api")
+    holder = subprocess.Popen(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+         " time.sleep(120)", str(settings.db_path)], stdout=subprocess.PIPE, text=True, preexec_fn=dies_with_parent)
+    server = None
+    try:
+        server = serve_api(create_api(service, token=TOKEN))
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        busy = httpx.get(server.url + "/api/v1/tasks", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        assert busy.status_code == 503 and busy.headers["Retry-After"].isdigit()
+        assert "locked" in busy.json()["detail"][0]["message"] and "Traceback" not in busy.text
+    finally:
+        holder.kill()
+        holder.wait(10)
+        if server is not None:
+            server.stop()
+
+
 # -- the token ---------------------------------------------------------------------------------------------------
 def test_every_route_but_health_and_the_docs_needs_the_token(api: Served):
     url = api.server.url
@@ -405,6 +429,17 @@ def test_an_sse_client_resumes_from_last_event_id_and_misses_nothing(api: Served
     page = api.client.get("/api/v1/events", params={"channels": "events:system", "after": first[0]["seq"]}).json()
     assert [e["payload"]["ticks"] for e in page["events"]] == [2, 3, 4, 5, 6]
     assert page["cursor"] >= page["events"][-1]["seq"]
+    # a parent channel includes its children; a child named in any spelling is the stored one
+    code = a_code(api.store)
+    other = a_code(api.store, 1)
+    after = page["cursor"]
+    api.publish(FeedStale(timestamp=dt.datetime.now(TZ), feed="simulated", seconds=9.0),
+                *(StockIndicatorsCompleted(timestamp=dt.datetime.now(TZ), code=c, trading_date=DAY, convention="cn")
+                  for c in (code, other)))
+    market = api.client.get("/api/v1/events", params={"channels": "events:market", "after": after}).json()["events"]
+    assert [e["channel"] for e in market] == ["events:market", f"events:market:{code}", f"events:market:{other}"]
+    one = api.client.get("/api/v1/events", params={"channels": f"events:market:{code[:6]}", "after": after}).json()
+    assert [e["payload"]["code"] for e in one["events"]] == [code]
     bad = api.client.get(url, headers={"Last-Event-ID": "yesterday"})
     assert bad.status_code == 422 and fields(bad) == ["Last-Event-ID"]
 
