@@ -25,7 +25,7 @@ API_PREFIX = "/api/v1"
 
 
 def create_api(service: Service, token: str | None = None, notifier: Notifier | None = None, *,
-               poll: float = 1.0, threads: int = 16, keepalive: float = 15.0) -> FastAPI:
+               poll: float = 1.0, threads: int = 16) -> FastAPI:
     """The API app over ``service`` (its actor, usually ``api``, is who the audit log names unless a request says
     ``X-Workbench-Actor: cli`` / ``notebook`` ...).
 
@@ -42,15 +42,13 @@ def create_api(service: Service, token: str | None = None, notifier: Notifier | 
         Seconds a caught-up stream waits for a notification before it looks at the store anyway.
     threads
         Worker threads for blocking calls (DuckDB reads, commands), shared by all routes and streams.
-    keepalive
-        Seconds of quiet after which a Server-Sent Events stream sends a comment (proves the client is there).
 
     Returns
     -------
     The app; ``app.state.notifier`` is its notifier (``close()`` ends the streams, e.g. before a shutdown).
     """
     notifier = notifier or Notifier()
-    feed = EventFeed(notifier, anyio.CapacityLimiter(threads), poll=poll, keepalive=keepalive)
+    feed = EventFeed(notifier, anyio.CapacityLimiter(threads), poll=poll)
     tokens = TokenCheck(token)
     context = ApiContext(service, feed)
     bearer = HTTPBearer(auto_error=False, description="the token the server advertises beside the database")

@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -117,12 +116,10 @@ def parse_cursor(channels: Sequence[str], after: str | int | None, last_event_id
 class EventFeed:
     """Follows the event log for any number of streams, on the event loop, with bounded worker threads."""
 
-    def __init__(self, notifier: Notifier, limiter: anyio.CapacityLimiter, poll: float = 1.0,
-                 keepalive: float = 15.0) -> None:
+    def __init__(self, notifier: Notifier, limiter: anyio.CapacityLimiter, poll: float = 1.0) -> None:
         self.notifier = notifier
         self.limiter = limiter
         self.poll = poll
-        self.keepalive = keepalive
         self.closed = False
 
     def close(self) -> None:
@@ -135,12 +132,10 @@ class EventFeed:
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=self.limiter)
 
     async def follow(self, service: Service, cursor: Cursor) -> AsyncIterator[list[StoredEvent]]:
-        """Batches of events after the cursor, in seq order, for as long as the caller iterates and the notifier is
-        open. An empty batch now and then (every ``keepalive`` seconds of quiet) lets a transport prove the client
-        is still there."""
+        """Batches of events after the cursor, in seq order, for as long as the caller iterates and the feed is
+        open. The transports keep a quiet connection alive themselves (SSE comments, WebSocket pings)."""
         after = cursor.after
         channels = list(cursor.channels) or None
-        quiet_since = time.monotonic()
         while not (self.closed or self.notifier.closed):
             seen = self.notifier.generation
             try:
@@ -151,14 +146,10 @@ class EventFeed:
                 continue
             if events:
                 yield events
-                quiet_since = time.monotonic()
             if upto != after:  # moved on: there may be more right behind
                 after = upto
                 continue
             await self.notifier.wait(seen, self.poll)
-            if time.monotonic() - quiet_since >= self.keepalive:
-                yield []
-                quiet_since = time.monotonic()
 
 
 def event_text(event: StoredEvent) -> str:

@@ -53,7 +53,7 @@ def sse_router(context: ApiContext) -> APIRouter:
         yield ServerSentEvent(retry=1000, comment="workbench events")
         async with contextlib.aclosing(feed.follow(context.service, cursor)) as batches:
             async for batch in batches:
-                for event in batch:  # an empty batch: FastAPI's own keepalive comment covers quiet streams
+                for event in batch:  # a quiet stream: FastAPI sends keepalive comments itself
                     yield ServerSentEvent(raw_data=event_text(event), id=str(event.seq), event=event.event_type)
 
     return api
