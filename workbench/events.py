@@ -13,8 +13,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from workbench.errors import ValidationError
+
 TASKS, MARKET, INDICATORS, SYSTEM = "events:tasks", "events:market", "events:indicators", "events:system"
 PARENTS = {TASKS: "events:task:", MARKET: "events:market:"}
+CHANNELS = (TASKS, MARKET, INDICATORS, SYSTEM)
 
 
 def task_channel(task_id: int) -> str:
@@ -23,6 +26,26 @@ def task_channel(task_id: int) -> str:
 
 def market_channel(code: str) -> str:
     return f"events:market:{code}"
+
+
+def check_channel(name: str) -> str:
+    """The channel a reader names, in its stored form: one of the fixed channels, ``events:task:{id}``, or
+    ``events:market:{code}`` with the code in any vendor spelling (``600000`` is ``events:market:600000.SH``).
+    Raises ValidationError(``channels``) for anything else, which could only ever match nothing."""
+    from workbench.market import normalize_code  # market data (the Beijing code map) only when a code is named
+
+    if name in CHANNELS:
+        return name
+    task_prefix, market_prefix = PARENTS[TASKS], PARENTS[MARKET]
+    if name.startswith(task_prefix) and name[len(task_prefix):].isdigit():
+        return task_channel(int(name[len(task_prefix):]))
+    if name.startswith(market_prefix):
+        try:
+            return market_channel(normalize_code(name[len(market_prefix):]))
+        except ValidationError as exc:
+            raise ValidationError("channels", f"{name!r}: {exc.problem}") from None
+    raise ValidationError("channels", f"{name!r} is not a channel (expected {', '.join(CHANNELS)}, "
+                                      "events:task:ID or events:market:CODE)")
 
 
 class Event(BaseModel):

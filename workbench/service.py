@@ -9,6 +9,7 @@ honours within one tick, and cancels the run only when the loop does not answer.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import logging
 import os
@@ -33,6 +34,7 @@ from workbench.health import loop_problems, silence_limit
 from workbench.models import MonitorTask
 from workbench.store import events as event_store
 from workbench.store import holidays as holiday_store
+from workbench.store import outbox as outbox_store
 from workbench.store import service as service_store
 from workbench.store import tasks as task_store
 from workbench.store.db import Store
@@ -337,6 +339,49 @@ class Service:
             run = service_store.latest_run(con)
             day = run.trading_date if run is not None and run.trading_date is not None else self.clock.now().date()
             return task_store.task_overview(con, day, flt)
+
+    def acting_as(self, actor: str) -> Service:
+        """This control plane for another actor (the API relays who asks: ``cli``, ``notebook``), sharing its store,
+        clock and launchers, so the audit log says who gave each command."""
+        if actor == self.actor:
+            return self
+        if actor not in ACTORS:
+            raise ValidationError("actor", f"must be one of {', '.join(ACTORS)}, got {actor!r}")
+        other = copy.copy(self)
+        other.actor = actor
+        return other
+
+    # -- the in-app notification history and the event log -------------------------------------------------------
+    def notifications(self, page: int = 1, page_size: int = 50, task_id: int | None = None,
+                      unread: bool = False) -> tuple[pd.DataFrame, int]:
+        """A page of the in-app history, newest first, and how many there are in all."""
+        if page < 1:
+            raise ValidationError("page", f"must be 1 or more, got {page}")
+        if not 1 <= page_size <= 500:
+            raise ValidationError("page_size", f"must be 1 to 500, got {page_size}")
+        with self.store.read() as con:
+            return outbox_store.history(con, page, page_size, task_id, unread=unread)
+
+    def mark_read(self, notification_ids: Sequence[int] | None) -> int:
+        """Mark in-app notifications read (every unread one when ``notification_ids`` is None); audited. Returns how
+        many changed: ids already read, or not in-app ones, change nothing."""
+        ids = None if notification_ids is None else [int(i) for i in notification_ids]
+        detail = {"notification_ids": "all unread" if ids is None else ids}
+        with self._command("notifications.read", detail=detail):
+            if ids is not None and not ids:
+                raise ValidationError("notification_ids", "name at least one notification (or none for all unread)")
+            with self.store.write() as con:
+                now = self.clock.now()
+                changed = outbox_store.mark_read(con, ids, now)
+                task_store.audit(con, now, self.actor, "notifications.read", None, {**detail, "changed": changed},
+                                 "ok" if changed else "noop")
+            return changed
+
+    def events(self, channels: Sequence[str] | None, after_seq: int,
+               limit: int = 1000) -> tuple[list[event_store.StoredEvent], int]:
+        """Events on ``channels`` (children included) after ``after_seq``, and the cursor to pass next time."""
+        with self.store.read() as con:
+            return event_store.follow(con, channels, after_seq, limit)
 
     # -- exchange holidays after the exchange calendar's data -----------------------------------------------------
     def holidays(self) -> list[dict[str, Any]]:

@@ -34,6 +34,11 @@ class StoredEvent:
     def typed(self) -> Event | None:
         return event_from_row(self.event_type, self.ts, self.payload)
 
+    def to_json(self) -> dict[str, Any]:
+        """The event as readers get it (the API's streams, ``workbench events follow``): the seq is the cursor."""
+        return {"seq": self.seq, "ts": self.ts.isoformat(), "event_type": self.event_type, "channel": self.channel,
+                "version": self.version, "payload": self.payload}
+
 
 def append(con: duckdb.DuckDBPyConnection, events: Sequence[Event], written_at: dt.datetime | None = None) -> int:
     """Append events in order in one statement; an event whose dedupe key is already there is skipped."""
