@@ -410,9 +410,10 @@ def _date_option(name: str, value: str | None) -> dt.date | None:
 
 
 def _service(db: Path | None, **overrides: Any) -> Any:
-    from workbench.service import Service
+    """The control plane: the running workbench server's (through its API) when one owns the file, else the file's."""
+    from workbench.remote import control_plane
 
-    return Service(_settings(db, **overrides), actor="cli")
+    return control_plane(_settings(db, **overrides), actor="cli")
 
 
 def _filter(status: str | None, code: str | None, name: str | None, ids: str | None) -> Any:

@@ -12,11 +12,13 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.api import ApiServer, Notifier, create_api, serve_api
 from workbench.app import make_channels, make_dispatcher, open_store, run_day
 from workbench.calendar import RealClock
 from workbench.config import Settings
@@ -88,14 +90,20 @@ class WorkbenchServer:
     until the block ends; ``server.service(actor)`` is the control plane bound to the held store and to the
     session thread, which is how every command inside the process (dashboard, API) reaches the monitor."""
 
-    def __init__(self, settings: Settings, dashboard: bool = True) -> None:
+    def __init__(self, settings: Settings, dashboard: bool = True, token: str | None = None) -> None:
         self.settings = settings
         self.store = open_store(settings)
         self.sessions = SessionLauncher(settings, self.store)
+        self.token = token or secrets.token_urlsafe(32)  # the clients' key: in the advert file only, never logged
+        self.api: ApiServer | None = None
         self._serve_dashboard = dashboard
         self._delivery: BackgroundDelivery | None = None
         self._dashboard: Any = None
         self._stack = contextlib.ExitStack()
+
+    @property
+    def api_url(self) -> str | None:
+        return None if self.api is None else self.api.url
 
     def service(self, actor: str = "api") -> Service:
         """The control plane for ``actor`` inside the server: the held store, sessions on the server's thread."""
@@ -106,6 +114,22 @@ class WorkbenchServer:
     # -- life ---------------------------------------------------------------------------------------------------
     def start(self) -> WorkbenchServer:
         self.store.hold()
+        try:
+            self._start_parts()
+        except BaseException:
+            self._stack.close()
+            self.store.release()
+            raise
+        log.info("workbench server: holding %s, API at %s", self.store.path, self.api_url)
+        return self
+
+    def _start_parts(self) -> None:
+        notifier = Notifier()
+        self.store.after_write = notifier.notify  # every commit wakes the event streams at once
+        self._stack.callback(setattr, self.store, "after_write", None)
+        self.api = serve_api(create_api(self.service("api"), token=self.token, notifier=notifier),
+                             host=self.settings.server_host, port=self.settings.api_port)
+        self._stack.callback(self.api.stop)
         channels = make_channels(self.settings)
         if channels:
             self._delivery = BackgroundDelivery(make_dispatcher(self.settings, self.store, RealClock(), channels),
@@ -116,8 +140,6 @@ class WorkbenchServer:
 
             self._dashboard = serve_dashboard(self.settings, services=self.service, threaded=True)
             self._stack.callback(self._stop_dashboard)
-        log.info("workbench server: holding %s", self.store.path)
-        return self
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the session (its stop command, honoured within a tick), deliver what is left, let the file go."""

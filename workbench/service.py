@@ -56,7 +56,7 @@ class BulkResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "matched": len(self.matched), "changed": len(self.changed),
-                "task_ids": self.changed}
+                "task_ids": self.changed, "matched_ids": self.matched}
 
 
 # -- launchers: where a service run executes ---------------------------------------------------------------------

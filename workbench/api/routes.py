@@ -57,6 +57,11 @@ class ReadBody(BaseModel):
     all: bool = Field(default=False, description="mark every unread in-app notification read instead")
 
 
+class DatesBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dates: list[str] = Field(description="days YYYY-MM-DD, or ranges YYYY-MM-DD..YYYY-MM-DD")
+
+
 def task_json(task: MonitorTask) -> dict[str, Any]:
     return task.model_dump(mode="json")
 
@@ -216,6 +221,22 @@ def router(context: ApiContext) -> APIRouter:  # noqa: C901 - one closure per ro
                                                       "(not both)")
         service = svc(actor)
         return {"changed": await command(service, service.mark_read, None if body.all else body.notification_ids)}
+
+    # -- the calendar's stored holidays ---------------------------------------------------------------------------
+    @api.get("/calendar/holidays", tags=["calendar"], summary="Holidays entered beyond the exchange calendar")
+    async def holidays() -> dict[str, Any]:
+        return {"items": [{k: plain(v) for k, v in row.items()}
+                          for row in await feed.blocking(context.service.holidays)]}
+
+    @api.post("/calendar/holidays", tags=["calendar"], summary="Enter closure days (休市安排) the calendar lacks")
+    async def add_holidays(body: DatesBody, actor: Actor = None) -> dict[str, Any]:
+        service = svc(actor)
+        return {"dates": [d.isoformat() for d in await command(service, service.add_holidays, body.dates)]}
+
+    @api.post("/calendar/holidays/remove", tags=["calendar"], summary="Remove entered closure days")
+    async def remove_holidays(body: DatesBody, actor: Actor = None) -> dict[str, Any]:
+        service = svc(actor)
+        return {"dates": [d.isoformat() for d in await command(service, service.remove_holidays, body.dates)]}
 
     @api.get("/audit", tags=["audit"], summary="The audit log of commands, newest first")
     async def audit(limit: Annotated[int, Query(ge=1, le=10_000)] = 50,

@@ -25,7 +25,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +92,7 @@ class Store:
         self.stats = StoreStats()
         self._root: duckdb.DuckDBPyConnection | None = None  # held for the owner's life (``hold``)
         self._cursors = threading.Lock()  # cursors are made one at a time; each is then used by one thread
+        self.after_write: Callable[[], None] | None = None  # the owner's hook: wake whoever follows the event log
 
     # -- connections -------------------------------------------------------------------------------------
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -153,14 +154,23 @@ class Store:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+        self._written()
 
     def read(self, timeout: float | None = None) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A read-only connection for one unit of work; many processes may read at once."""
         return self._opened(read_only=True, timeout=timeout)
 
-    def connection(self, timeout: float | None = None) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection without an implicit transaction, for a writer that commits in steps."""
-        return self._opened(read_only=False, timeout=timeout)
+        with self._opened(read_only=False, timeout=timeout) as con:
+            yield con
+        self._written()
+
+    def _written(self) -> None:
+        hook = self.after_write
+        if hook is not None:
+            hook()
 
     # -- the owner's connection -------------------------------------------------------------------------
     @property
