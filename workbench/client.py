@@ -10,7 +10,8 @@ Quack is a beta (DuckDB 1.5.5): read freely, and append with plain or parameteri
 ``INSERT ... SELECT * FROM dataframe``. Client-side ``BEGIN`` / ``ROLLBACK`` on the attached store is not atomic;
 ``UPDATE``, ``DELETE`` and ``INSERT ... ON CONFLICT`` on it fail; ``SELECT * FROM wb.query('...')`` runs the statement
 twice, ``CALL wb.query('...')`` once; ``SHOW TABLES`` fails ("multiple streaming scans"). Commands and merges go
-through the server's API.
+through the server's API. A server that is gone (stopped, killed) is reported at once; one that is frozen (SIGSTOP)
+holds the query until it resumes: Quack 1.5.5 does not honour ``http_timeout``.
 """
 
 from __future__ import annotations
