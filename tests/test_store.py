@@ -117,7 +117,8 @@ def test_a_locked_file_is_retried_then_reported_busy(tmp_path: Path):
     assert ready.wait(30)
     started = time.monotonic()
     with Store(path, lock_timeout=20).write() as con:  # waits for the holder, then works
-        con.execute("INSERT INTO service_commands (ts, command, actor) VALUES (now(), 'stop', 't')")
+        con.execute("INSERT INTO service_commands (command_id, ts, command, actor) "
+                    "VALUES (nextval('command_id_seq'), now(), 'stop', 't')")
     assert time.monotonic() - started > 0.2
     holder.join()
     ready = ctx.Event()

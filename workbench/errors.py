@@ -33,3 +33,24 @@ class ValidationError(WorkbenchError, ValueError):
 
 class NotFound(WorkbenchError, LookupError):
     """A task, instrument or record that the caller named does not exist."""
+
+
+class ServerGone(OperationalError):
+    """The workbench server a client reads through went away (stopped, killed or restarting).
+
+    Raised from ``None`` so the user sees one line, not DuckDB's HTTP error chain; in IPython and Jupyter
+    ``_render_traceback_`` makes it exactly one line. The connection re-attaches by itself at its next query once a
+    server is advertised again."""
+
+    def __init__(self, db_path: object, address: str | None = None) -> None:
+        self.db_path = db_path
+        self.address = address
+        where = f" (its SQL endpoint {address} does not answer)" if address else ""
+        super().__init__(
+            f"the workbench server of {db_path} went away{where}: start it again with `workbench server`, then run "
+            "the query again (this connection re-attaches by itself)"
+        )
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook: show the message alone, without the frames."""
+        return [f"ServerGone: {self}"]

@@ -45,8 +45,11 @@ def append(con: duckdb.DuckDBPyConnection, events: Sequence[Event], written_at: 
     if not events:
         return 0
     now = written_at or dt.datetime.now(dt.UTC)
+    # The ids are taken from the sequence here (no column default: see migration 12) and handed out in the events'
+    # order, so the sequence stays in append order however the statement below is parallelised.
+    seqs = sorted(int(r[0]) for r in con.execute("SELECT nextval('event_seq') FROM range(?)", [len(events)]).fetchall())
     frame = pd.DataFrame({
-        "n": np.arange(len(events)),
+        "seq": np.asarray(seqs, dtype=np.int64),
         "ts": [e.timestamp for e in events],
         "event_type": [e.event_type for e in events],
         "channel": [e.channel for e in events],
@@ -57,8 +60,8 @@ def append(con: duckdb.DuckDBPyConnection, events: Sequence[Event], written_at: 
     })
     con.register("_events", frame)
     row = con.execute(
-        "INSERT INTO events (ts, event_type, channel, version, dedupe_key, payload, written_at) "
-        "SELECT ts, event_type, channel, version, dedupe_key, payload::JSON, written_at FROM _events ORDER BY n "
+        "INSERT INTO events (seq, ts, event_type, channel, version, dedupe_key, payload, written_at) "
+        "SELECT seq, ts, event_type, channel, version, dedupe_key, payload::JSON, written_at FROM _events ORDER BY seq "
         "ON CONFLICT DO NOTHING").fetchone()
     con.unregister("_events")
     return int(row[0]) if row else 0

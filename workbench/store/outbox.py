@@ -38,8 +38,9 @@ def enqueue(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame, now: dt.date
     frame = pd.DataFrame(rows, columns=["trigger_id", "channel", "task_id", "title", "body", "created_at", "status",
                                         "next_attempt", "delivered_at", "payload"])
     con.register("_outbox", frame)
-    con.execute("INSERT INTO notifications (trigger_id, channel, task_id, title, body, created_at, status, "
-                "next_attempt, delivered_at, payload, attempts, late) SELECT trigger_id, channel, task_id, title, "
+    con.execute("INSERT INTO notifications (notification_id, trigger_id, channel, task_id, title, body, created_at, "
+                "status, next_attempt, delivered_at, payload, attempts, late) "
+                "SELECT nextval('notification_id_seq'), trigger_id, channel, task_id, title, "
                 "body, created_at, status, next_attempt, delivered_at, payload::JSON, 0, false FROM _outbox "
                 "ON CONFLICT DO NOTHING")
     con.unregister("_outbox")

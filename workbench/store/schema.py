@@ -338,4 +338,18 @@ CREATE TABLE calendar_holidays (
 ALTER TABLE instruments DROP COLUMN limit_ratio;
 """,
     ),
+    (
+        12,
+        "ids from sequences are given by the writers, not column defaults: the store can be served over Quack",
+        """
+-- A client of DuckDB 1.5.5's Quack cannot ATTACH a database that has a column default calling a function (nextval,
+-- now()): 'Binder Error: Catalog "<alias>" does not exist!'. Constant defaults are fine. The writers in
+-- workbench/store/ now take each id from its sequence themselves (nextval in the INSERT).
+ALTER TABLE monitor_tasks ALTER COLUMN task_id DROP DEFAULT;
+ALTER TABLE task_audit ALTER COLUMN audit_id DROP DEFAULT;
+ALTER TABLE notifications ALTER COLUMN notification_id DROP DEFAULT;
+ALTER TABLE events ALTER COLUMN seq DROP DEFAULT;
+ALTER TABLE service_commands ALTER COLUMN command_id DROP DEFAULT;
+""",
+    ),
 ]

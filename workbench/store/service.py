@@ -122,7 +122,8 @@ def report(con: duckdb.DuckDBPyConnection, run_id: str, health: dict[str, Any], 
 
 # -- commands ---------------------------------------------------------------------------------------------------
 def request_stop(con: duckdb.DuckDBPyConnection, now: dt.datetime, actor: str, run_id: str | None = None) -> int:
-    row = con.execute("INSERT INTO service_commands (ts, command, actor, run_id) VALUES (?, 'stop', ?, ?) "
+    row = con.execute("INSERT INTO service_commands (command_id, ts, command, actor, run_id) "
+                      "VALUES (nextval('command_id_seq'), ?, 'stop', ?, ?) "
                       "RETURNING command_id", [now, actor, run_id]).fetchone()
     assert row is not None
     return int(row[0])

@@ -41,7 +41,8 @@ def insert_task(con: duckdb.DuckDBPyConnection, task: MonitorTask, now: dt.datet
     values = _row_values(stored)
     cols = [c for c in TASK_COLUMNS if c != "task_id"]
     row = con.execute(
-        f"INSERT INTO monitor_tasks ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) RETURNING task_id",
+        f"INSERT INTO monitor_tasks (task_id, {', '.join(cols)}) "
+        f"VALUES (nextval('task_id_seq'), {', '.join('?' for _ in cols)}) RETURNING task_id",
         [values[c] for c in cols],
     ).fetchone()
     assert row is not None
@@ -208,7 +209,8 @@ def audit(con: duckdb.DuckDBPyConnection, now: dt.datetime, actor: str, action: 
           detail: dict[str, Any] | None, result: str, error: str | None = None) -> None:
     """One entry of the audit log: who did what, when, to which task, and how it ended (ok | noop | error)."""
     con.execute(
-        "INSERT INTO task_audit (ts, actor, action, task_id, detail, result, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO task_audit (audit_id, ts, actor, action, task_id, detail, result, error) "
+        "VALUES (nextval('audit_id_seq'), ?, ?, ?, ?, ?, ?, ?)",
         [now, actor, action, task_id, None if detail is None else json.dumps(detail, default=str), result, error],
     )
 
@@ -219,8 +221,8 @@ def audit_many(con: duckdb.DuckDBPyConnection, now: dt.datetime, actor: str, act
     if not task_ids:
         return
     con.execute(
-        "INSERT INTO task_audit (ts, actor, action, task_id, detail, result) "
-        "SELECT ?, ?, ?, unnest(?), ?, ?",
+        "INSERT INTO task_audit (audit_id, ts, actor, action, task_id, detail, result) "
+        "SELECT nextval('audit_id_seq'), * FROM (SELECT ?, ?, ?, unnest(?), ?, ?)",
         [now, actor, action, list(task_ids), None if detail is None else json.dumps(detail, default=str), result],
     )
 
