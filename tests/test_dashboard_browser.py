@@ -21,12 +21,12 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.conftest import dies_with_parent
+from workbench.advert import read_advert
 from workbench.app import prepare_demo_day
 from workbench.calendar import RealClock, TradingCalendar
 from workbench.config import PROJECT_ROOT, Settings
 from workbench.demo import default_demo_date
-from workbench.service import Service
-from workbench.store import tasks as task_store
+from workbench.remote import control_plane
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -65,40 +65,35 @@ def answers(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def live_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
-    """A prepared database, the monitor on a compressed day in its own process, the dashboard in another."""
+    """A prepared database and the workbench server in its own process: it owns the file, runs the compressed day
+    and serves the dashboard; the test reads what it did through the server's API, as every other client does."""
     db = tmp_path_factory.mktemp("dash") / "wb.duckdb"
-    env = {**os.environ, "WORKBENCH_DB_PATH": str(db), "WORKBENCH_DEMO_SYMBOLS": str(SYMBOLS),
-           "WORKBENCH_DEMO_TASKS": str(TASKS)}
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("WORKBENCH_DEMO_SYMBOLS", "WORKBENCH_DEMO_TASKS"):
-            mp.setenv(key, env[key])  # the monitor's process inherits them
-        settings = Settings(db_path=db, demo_symbols=SYMBOLS, demo_tasks=TASKS, service_stop_timeout=15)
-        calendar = TradingCalendar()
-        day = default_demo_date(calendar, RealClock().now().date())
-        prepare_demo_day(settings, calendar, day)
-        service = Service(settings, actor="cli")
-        service.start_service(trading_date=day, speed=SPEED, mode="local", wait=30)
     port = free_port()
-    log = db.parent / "dashboard.log"  # a file, not a pipe nobody reads: a full pipe would block the server
+    env = {**os.environ, "WORKBENCH_DB_PATH": str(db), "WORKBENCH_DEMO_SYMBOLS": str(SYMBOLS),
+           "WORKBENCH_DEMO_TASKS": str(TASKS), "WORKBENCH_API_PORT": str(free_port()),
+           "WORKBENCH_SQL_PORT": str(free_port())}
+    settings = Settings(db_path=db, demo_symbols=SYMBOLS, demo_tasks=TASKS, service_stop_timeout=15)
+    calendar = TradingCalendar()
+    day = default_demo_date(calendar, RealClock().now().date())
+    prepare_demo_day(settings, calendar, day)
+    log = db.parent / "server.log"  # a file, not a pipe nobody reads: a full pipe would block the server
     with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--port", str(port), "--db",
-                                   str(db)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  preexec_fn=dies_with_parent)
+        server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "server", "--date", day.isoformat(),
+                                   "--speed", str(SPEED), "--port", str(port), "--db", str(db)], env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, preexec_fn=dies_with_parent)
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_for(lambda: answers(url) or server.poll() is not None, timeout=120)
+        wait_for(lambda: (answers(url) and read_advert(db) is not None) or server.poll() is not None, timeout=120)
         assert server.poll() is None, log.read_text(errors="replace")
         yield settings, url
     finally:
-        server.terminate()
-        server.wait(timeout=15)
-        service.stop_service()
+        server.terminate()  # SIGTERM: the server stops the session, then lets the file go
+        server.wait(timeout=60)
         print(log.read_text(errors="replace")[-4000:])  # shown by pytest when the test failed
 
 
 def statuses(settings: Settings) -> set[str]:
-    with Service(settings, actor="cli").store.read() as con:
-        return {t.status for t in task_store.load_tasks(con)}
+    return set(control_plane(settings).list_tasks()["status"])
 
 
 def table_statuses(page) -> set[str]:
@@ -145,8 +140,7 @@ def test_the_served_dashboard_works_offline_against_a_running_day(live_day):
             wait_for(lambda: table_statuses(page) == {"running"}, timeout=20)
 
             # A bad task: the error beside its field, nothing written.
-            with Service(settings, actor="cli").store.read() as con:
-                before = len(task_store.load_tasks(con))
+            before = len(control_plane(settings).list_tasks())
             page.get_by_placeholder("task_name").fill("bad range")
             page.get_by_placeholder("stock_code").fill("600519")
             page.get_by_placeholder("entry_min").fill("12")
@@ -154,8 +148,7 @@ def test_the_served_dashboard_works_offline_against_a_running_day(live_day):
             page.get_by_placeholder("entry_max").press("Tab")
             page.get_by_role("button", name="Create task").click()
             page.locator(".error-entry_min").get_by_text("must not exceed entry_max").wait_for(timeout=20_000)
-            with Service(settings, actor="cli").store.read() as con:
-                assert len(task_store.load_tasks(con)) == before
+            assert len(control_plane(settings).list_tasks()) == before
 
             # A trigger of the running day shows in the notifications.
             page.locator(".bk-tab", has_text="Notifications").click()
@@ -163,9 +156,9 @@ def test_the_served_dashboard_works_offline_against_a_running_day(live_day):
             wait_for(lambda: rows.count() > 0, timeout=60)
 
             # The Live view of the task that fired most: candles, levels and trigger markers.
-            with Service(settings, actor="cli").store.read() as con:
-                task_id, label = con.execute(
-                    "SELECT t.task_id, count(*) FROM triggers t GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT 1").fetchone()
+            fired = control_plane(settings).list_tasks().sort_values(["fires_today", "task_id"],
+                                                                      ascending=[False, True])
+            task_id = int(fired["task_id"].iloc[0])
             page.locator(".bk-tab", has_text="Live").click()
             chooser = page.locator(".live-task select")
             value = chooser.locator("option", has_text=f"{task_id} ·").first.get_attribute("value")

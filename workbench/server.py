@@ -12,17 +12,18 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.advert import remove_advert, write_advert
 from workbench.api import ApiServer, Notifier, create_api, serve_api
 from workbench.app import make_channels, make_dispatcher, open_store, run_day
 from workbench.calendar import RealClock
 from workbench.config import Settings
 from workbench.notify.background import BackgroundDelivery
+from workbench.quack import SqlEndpoint, new_token, serve_sql
 from workbench.runner import RunInfo
 from workbench.service import PrefectLauncher, Service, _pid_alive
 from workbench.store.db import Store
@@ -94,8 +95,9 @@ class WorkbenchServer:
         self.settings = settings
         self.store = open_store(settings)
         self.sessions = SessionLauncher(settings, self.store)
-        self.token = token or secrets.token_urlsafe(32)  # the clients' key: in the advert file only, never logged
+        self.token = token or new_token()  # the clients' key (API and SQL): in the advert file only, never logged
         self.api: ApiServer | None = None
+        self.sql: SqlEndpoint | None = None
         self._serve_dashboard = dashboard
         self._delivery: BackgroundDelivery | None = None
         self._dashboard: Any = None
@@ -130,6 +132,9 @@ class WorkbenchServer:
         self.api = serve_api(create_api(self.service("api"), token=self.token, notifier=notifier),
                              host=self.settings.server_host, port=self.settings.api_port)
         self._stack.callback(self.api.stop)
+        self.sql = serve_sql(self.store.held_connection(), host=self.settings.server_host,
+                             port=self.settings.sql_port, token=self.token)
+        self._stack.callback(self.sql.stop)
         channels = make_channels(self.settings)
         if channels:
             self._delivery = BackgroundDelivery(make_dispatcher(self.settings, self.store, RealClock(), channels),
@@ -140,6 +145,8 @@ class WorkbenchServer:
 
             self._dashboard = serve_dashboard(self.settings, services=self.service, threaded=True)
             self._stack.callback(self._stop_dashboard)
+        write_advert(self.store.path, self.api.url, self.sql.address, self.token)  # clients find us here
+        self._stack.callback(remove_advert, self.store.path)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the session (its stop command, honoured within a tick), deliver what is left, let the file go."""

@@ -194,6 +194,13 @@ class Store:
                 root.execute("CHECKPOINT")
             _close(root)
 
+    def held_connection(self) -> duckdb.DuckDBPyConnection:
+        """The owner's own connection (for what must live as long as the hold, e.g. the SQL endpoint): take cursors
+        of it, never close it."""
+        if self._root is None:
+            raise OperationalError(f"{self.path} is not held")
+        return self._root
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own to the held instance, for one thread's unit of work (never shared)."""
         if self._root is None:

@@ -117,7 +117,7 @@ def last_health(con: duckdb.DuckDBPyConnection, run_id: str) -> StoredEvent | No
     what a new judgement would say."""
     row = con.execute(
         "SELECT seq, ts, event_type, channel, version, payload FROM events "
-        "WHERE event_type IN ('service.unhealthy', 'service.healthy') AND payload->>'run_id' = ? "
+        "WHERE event_type IN ('service.unhealthy', 'service.healthy') AND (payload->>'run_id') = ? "  # 1.5.5 needs ( )
         "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone()
     if row is None:
         return None
