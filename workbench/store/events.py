@@ -54,12 +54,14 @@ def append(con: duckdb.DuckDBPyConnection, events: Sequence[Event], written_at: 
         "written_at": now,
     })
     con.register("_events", frame)
-    row = con.execute(
-        "INSERT INTO events (seq, ts, event_type, channel, version, dedupe_key, payload, written_at) "
-        "SELECT seq, ts, event_type, channel, version, dedupe_key, payload::JSON, written_at FROM _events ORDER BY seq "
-        "ON CONFLICT DO NOTHING").fetchone()
+    insert = ("INSERT INTO events (seq, ts, event_type, channel, version, dedupe_key, payload, written_at) "
+              "SELECT seq, ts, event_type, channel, version, dedupe_key, payload::JSON, written_at FROM _events ")
+    # Two statements: DuckDB 1.5.5's ON CONFLICT DO NOTHING drops rows whose UNIQUE column is NULL when a batch has
+    # several (NULLs never conflict), so only the events with a dedupe key go through it.
+    plain = con.execute(insert + "WHERE dedupe_key IS NULL ORDER BY seq").fetchone()
+    keyed = con.execute(insert + "WHERE dedupe_key IS NOT NULL ORDER BY seq ON CONFLICT DO NOTHING").fetchone()
     con.unregister("_events")
-    return int(row[0]) if row else 0
+    return (int(plain[0]) if plain else 0) + (int(keyed[0]) if keyed else 0)
 
 
 def _channel_filter(channels: Sequence[str] | None) -> tuple[str, list[Any]]:
@@ -112,7 +114,7 @@ def last_health(con: duckdb.DuckDBPyConnection, run_id: str) -> StoredEvent | No
     what a new judgement would say."""
     row = con.execute(
         "SELECT seq, ts, event_type, channel, version, payload FROM events "
-        "WHERE event_type IN ('service.unhealthy', 'service.healthy') AND payload->>'run_id' = ? "
+        "WHERE event_type IN ('service.unhealthy', 'service.healthy') AND (payload->>'run_id') = ? "  # 1.5.5 needs ( )
         "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone()
     if row is None:
         return None
