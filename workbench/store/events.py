@@ -59,12 +59,14 @@ def append(con: duckdb.DuckDBPyConnection, events: Sequence[Event], written_at: 
         "written_at": now,
     })
     con.register("_events", frame)
-    row = con.execute(
-        "INSERT INTO events (seq, ts, event_type, channel, version, dedupe_key, payload, written_at) "
-        "SELECT seq, ts, event_type, channel, version, dedupe_key, payload::JSON, written_at FROM _events ORDER BY seq "
-        "ON CONFLICT DO NOTHING").fetchone()
+    insert = ("INSERT INTO events (seq, ts, event_type, channel, version, dedupe_key, payload, written_at) "
+              "SELECT seq, ts, event_type, channel, version, dedupe_key, payload::JSON, written_at FROM _events ")
+    # Two statements: DuckDB 1.5.5's ON CONFLICT DO NOTHING drops rows whose UNIQUE column is NULL when a batch has
+    # several (NULLs never conflict), so only the events with a dedupe key go through it.
+    plain = con.execute(insert + "WHERE dedupe_key IS NULL ORDER BY seq").fetchone()
+    keyed = con.execute(insert + "WHERE dedupe_key IS NOT NULL ORDER BY seq ON CONFLICT DO NOTHING").fetchone()
     con.unregister("_events")
-    return int(row[0]) if row else 0
+    return (int(plain[0]) if plain else 0) + (int(keyed[0]) if keyed else 0)
 
 
 def _channel_filter(channels: Sequence[str] | None) -> tuple[str, list[Any]]:
