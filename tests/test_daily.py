@@ -73,7 +73,7 @@ def test_one_event_per_stock_progress_and_a_rerun_adds_nothing(filled, calendar)
     with filled.read() as con:
         rows = con.execute("SELECT count(*) FROM daily_indicators").fetchone()[0]
         events = con.execute("SELECT event_type, count(*) FROM events WHERE channel LIKE 'events:market:%' "
-                             "OR payload->>'job' = 'indicators' GROUP BY ALL").fetchall()
+                             "OR (payload->>'job') = 'indicators' GROUP BY ALL").fetchall()
         payload = con.execute("SELECT payload FROM events WHERE event_type = 'stock.indicators.completed' "
                               "ORDER BY seq LIMIT 1").fetchone()[0]
     counts = dict(events)
