@@ -58,6 +58,11 @@ def _session(trading_date: dt.date | None, speed: float | None, db_path: str | N
         overrides["demo_symbols"] = symbols
     settings = Settings(**overrides)
     if service_run_id is None:
+        from workbench.remote import control_plane
+
+        plane = control_plane(settings, actor="schedule")
+        if not isinstance(plane, Service):  # a workbench server owns the store: it runs the session, we follow it
+            return follow_server_session(plane, trading_date, speed, logger)
         live = Service(settings, actor="schedule").active_run()
         if live is not None:
             logger.info("the monitor already runs (run %s): nothing to do", live.run_id)
@@ -82,3 +87,45 @@ def _session(trading_date: dt.date | None, speed: float | None, db_path: str | N
         bar.close()
     logger.info("session done: %s", summary)
     return summary
+
+
+FOLLOW_POLL = 2.0  # seconds between looks at the server's session
+
+
+def follow_server_session(plane: Any, trading_date: dt.date | None, speed: float | None, logger: Any,
+                          poll: float = FOLLOW_POLL) -> dict[str, Any]:
+    """Ask the server to run the day's session and follow it: its progress as this run's artifact and logs, its end
+    as this run's end. A cancelled or interrupted run (SIGTERM, Ctrl-C) stops the session with the stop command,
+    which the loop honours within one tick."""
+    import signal
+    import threading
+    import time
+
+    from workbench.calendar import TradingCalendar, session_progress
+
+    run = plane.start_service(trading_date=trading_date, speed=speed, wait=60)
+    logger.info("the workbench server runs the session of %s (service run %s, %s)", run.trading_date, run.run_id,
+                run.state)
+    artifact_id = create_progress_artifact(progress=0.0, description="share of the trading day, run by the server")
+    calendar = TradingCalendar()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # a cancellation reaches the finally below
+    finished = False
+    try:
+        while True:
+            status = plane.status()
+            share = session_progress(calendar, run.trading_date, status.get("last_tick"))
+            update_progress_artifact(artifact_id=artifact_id, progress=round(100 * share, 1))
+            if status.get("run_id") != run.run_id or status["state"] not in ("starting", "running", "stopping"):
+                finished = True
+                break
+            logger.info("%s: %s ticks, lag %s s", status.get("last_tick"), status.get("ticks_today"),
+                        status.get("tick_lag_seconds"))
+            time.sleep(poll)
+    finally:
+        if not finished:
+            logger.warning("stopping the server's session %s: this run was cancelled", run.run_id)
+            plane.stop_service()
+    logger.info("the server's session ended: %s", status["state"])
+    return {"run_id": run.run_id, "trading_date": str(run.trading_date), "state": status["state"],
+            "ticks": status.get("ticks_today"), "mode": "server"}

@@ -55,14 +55,15 @@ def wait_for(predicate, timeout: float, every: float = 0.2):
     raise AssertionError(f"timed out after {timeout} s")
 
 
-def start_server(db: Path, log: Path, speed: float) -> subprocess.Popen[bytes]:
+def start_server(db: Path, log: Path, speed: float | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "WORKBENCH_DEMO_SYMBOLS": str(SYMBOLS), "WORKBENCH_DEMO_TASKS": str(TASKS),
            "WORKBENCH_API_PORT": str(free_port()), "WORKBENCH_SQL_PORT": str(free_port()),
            "PREFECT_LOGGING_LEVEL": "WARNING"}
     env.pop("WORKBENCH_NOTIFY_WEBHOOK_URL", None)
     with log.open("ab") as out:
-        server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "server", "--date", DAY, "--speed",
-                                   str(speed), "--port", str(free_port()), "--db", str(db)], cwd=ROOT, env=env,
+        session = [] if speed is None else ["--date", DAY, "--speed", str(speed)]
+        server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "server", *session, "--port",
+                                   str(free_port()), "--db", str(db)], cwd=ROOT, env=env,
                                   stdout=out, stderr=subprocess.STDOUT, preexec_fn=dies_with_parent)
     wait_for(lambda: read_advert(db) is not None or server.poll() is not None, timeout=120)
     assert server.poll() is None, log.read_text(errors="replace")
@@ -144,3 +145,31 @@ def test_the_cli_and_a_held_client_work_beside_the_server_and_a_kill_9_loses_not
     assert resumed == 1
     assert duplicates == [0, 0, 0, 0]
     assert ticks > before_kill
+
+
+def test_a_prefect_run_of_the_monitor_flow_has_the_server_run_the_session_and_follows_it(prepared, tmp_path,
+                                                                                       prefect_harness):
+    from prefect.client.orchestration import get_client
+
+    from flows.monitor import monitor_session
+
+    db = prepared
+    server = start_server(db, tmp_path / "server.log", speed=None)  # no session until someone asks
+    try:
+        state = monitor_session(trading_date=dt.date.fromisoformat(DAY), speed=0.0, db_path=str(db),
+                                return_state=True)
+        result = state.result()
+        status = json.loads(cli(db, "service", "status", "--json").stdout)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert state.is_completed() and result["mode"] == "server" and result["state"] == "completed", result
+    assert status["run_id"] == result["run_id"] and status["mode"] == "server" and status["actor"] == "schedule"
+    with Store(db).read() as con:  # the session ran in the server, not in the flow's process
+        pids = con.execute("SELECT DISTINCT pid FROM service_runs").fetchall()
+        ticks = con.execute("SELECT count(*) FROM monitor_ticks").fetchone()[0]
+    assert pids == [(server.pid,)] and ticks == 4802
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    progress = [a.data for a in artifacts if a.type == "progress" and a.flow_run_id == state.state_details.flow_run_id]
+    assert progress == [100.0]

@@ -566,3 +566,15 @@ class SimulatedClock:
             raise ValidationError("seconds", f"can only move forward by a finite amount, got {seconds!r}")
         with self._lock:
             self._offset += s
+
+
+def session_progress(calendar: TradingCalendar, day: dt.date | None, last_tick: str | dt.datetime | None) -> float:
+    """How much of ``day``'s continuous trading (lunch left out) lies before ``last_tick``, from 0 to 1: the
+    progress a follower of someone else's session can show (0 before the first tick or on a closed day)."""
+    if day is None or last_tick is None or not calendar.is_session(day):
+        return 0.0
+    ts = dt.datetime.fromisoformat(last_tick) if isinstance(last_tick, str) else last_tick
+    b = calendar.session_bounds(day)
+    total = (b.break_start - b.open) + (b.close - b.break_end)
+    done = (min(max(ts, b.open), b.break_start) - b.open) + (min(max(ts, b.break_end), b.close) - b.break_end)
+    return max(0.0, min(1.0, done / total))

@@ -290,10 +290,16 @@ def dashboard(
     _quiet_prefect()
     import signal
 
+    from workbench.advert import read_advert
     from workbench.dashboard import serve_dashboard
 
     with _reported():
         settings = _settings(db, dashboard_port=port, dashboard_host=address)
+    advert = read_advert(settings.db_path)
+    if advert is not None:  # the file is the server's; so is the dashboard over it
+        typer.echo(f"error: the workbench server (process {advert.pid}) owns {settings.db_path} and serves its "
+                   "dashboard; open that one, or stop the server first", err=True)
+        raise typer.Exit(1)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     typer.echo(f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}  (Ctrl-C stops)")
     try:
