@@ -63,7 +63,7 @@ def backfill_bars_flow(
         update_progress_artifact(artifact_id=artifact, progress=round(100 * done / len(job.codes), 1))
 
     reporter = BackfillReporter(store, job, RealClock(), progress)
-    config = settings.model_dump(mode="json")
+    config = settings.portable()  # no secrets in task parameters: each chunk reads them from its environment
     futures = [backfill_chunk.submit(job, i, config) for i in range(len(job.chunks()))]
     for future in as_completed(futures):
         result = future.result()

@@ -62,3 +62,21 @@ def test_backfill_then_daily_indicators_from_the_cli(prefect_harness, tmp_path):
     assert len(rows) == summary["stocks"] and rows["macd_hist"].notna().all()
     holiday = runner.invoke(app, ["indicators", "--date", "2026-10-01", "--db", str(db)])
     assert holiday.exit_code == 2 and "trading_date" in holiday.stderr
+
+
+def test_chunks_get_the_settings_without_the_secrets_and_read_those_from_their_environment(monkeypatch):
+    """A chunk's parameters are stored by Prefect: secrets must not be in them, masked or not, and the chunk must
+    still have them (it used to get '**********' for every secret)."""
+    import json
+
+    from workbench.config import Settings
+
+    monkeypatch.setenv("WORKBENCH_NOTIFY_WEBHOOK_SECRET", "s3cret-key")
+    monkeypatch.setenv("WORKBENCH_NOTIFY_APPRISE_URLS", '["tgram://bot-token/chat"]')
+    settings = Settings(poll_interval=1.5)
+    shipped = json.dumps(settings.portable())
+    assert "s3cret" not in shipped and "bot-token" not in shipped and "*****" not in shipped
+    rebuilt = Settings(**json.loads(shipped))
+    assert rebuilt.poll_interval == 1.5
+    assert rebuilt.notify_webhook_secret.get_secret_value() == "s3cret-key"
+    assert [u.get_secret_value() for u in rebuilt.notify_apprise_urls] == ["tgram://bot-token/chat"]

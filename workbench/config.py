@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -132,6 +132,13 @@ class Settings(BaseSettings):
     replay_speed: float = Field(default=0.0, ge=0, description="0 follows the monitor's clock; N plays N x faster")
     replay_feed: str | None = Field(default=None, description="with replay_source=recordings: whose recordings")
     replay_bar_freq: str = Field(default="1m", description="with replay_source=bars: which stored bars")
+
+    def portable(self) -> dict[str, Any]:
+        """These settings as JSON for a worker (a Prefect task, a Dask process) to rebuild with ``Settings(**it)``,
+        secrets left out: they would travel as stars (``model_dump`` masks them), and a task's parameters are
+        stored by Prefect. The worker reads them from its own environment, as this process did."""
+        secret = {name for name, info in type(self).model_fields.items() if "SecretStr" in str(info.annotation)}
+        return self.model_dump(mode="json", exclude=secret)
 
     @model_validator(mode="before")
     @classmethod
