@@ -28,6 +28,7 @@ bench: venv
 	$(PY) bench/bench_backtest.py
 	$(PY) bench/bench_indicators.py
 	$(PY) bench/bench_parse.py
+	$(PY) bench/bench_store.py
 
 lint: venv
 	$(VENV)/bin/ruff check workbench flows tests bench
