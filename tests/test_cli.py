@@ -82,7 +82,8 @@ def test_task_commands_give_exit_codes_scripts_can_rely_on(tmp_path):
     edited = runner.invoke(app, ["tasks", "edit", str(task_id), "--entry-max", "1450", "--clear", "entry_min", *base])
     assert edited.exit_code == 0 and json.loads(edited.stdout)["entry_min"] is None
     started = json.loads(runner.invoke(app, ["tasks", "start-all", "--name", "DIP", *base]).stdout)
-    assert started == {"action": "start_all", "matched": 1, "changed": 1, "task_ids": [task_id]}
+    assert started == {"action": "start_all", "matched": 1, "changed": 1, "task_ids": [task_id],
+                       "matched_ids": [task_id]}
     listed = json.loads(runner.invoke(app, ["tasks", "list", "--status", "running", "--json", *base]).stdout)
     assert [(t["task_id"], t["fires_today"], t["last_trigger"]) for t in listed] == [(task_id, 0, None)]
     paused = json.loads(runner.invoke(app, ["tasks", "pause-all", *base]).stdout)
