@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +254,29 @@ def test_a_burst_of_triggers_is_one_toast(ctx):
         fire(ctx, tasks[1], at(DAY, "11:00:00") + dt.timedelta(seconds=n), 10.6, n)
     dashboard.refresh()
     assert len(dashboard.notifications.toasts) == 1 and dashboard.notifications.toasts[0].startswith("6 new")
+
+
+def test_a_steady_stream_of_triggers_never_covers_the_page_with_toasts(ctx, monkeypatch):
+    """At 30x (or a busy open) triggers come every refresh: at most three toasts are on screen at once, and the
+    ones that came while it was full are counted in the next toast."""
+    from workbench.dashboard import notifications as view
+
+    now = [1000.0]
+    monkeypatch.setattr(view.time, "monotonic", lambda: now[0])
+    tasks = task_store_tasks(ctx)
+    dashboard = Dashboard(ctx, default_day=DAY).load()
+    n = 0
+    for _ in range(6):  # a refresh a second, two triggers each
+        for _ in range(2):
+            fire(ctx, tasks[1], at(DAY, "11:00:00") + dt.timedelta(seconds=n), 10.6, n)
+            n += 1
+        dashboard.refresh()
+        now[0] += 1.0
+        shown = dashboard.notifications._shown_at
+        assert sum(1 for t in shown if now[0] - 1.0 - t < view.TOAST_SECONDS) <= view.MAX_TOASTS
+    toasts = dashboard.notifications.toasts
+    assert len(toasts) < 12, "some triggers waited in the table"
+    assert any(re.search(r"\(\+\d+ more in the table\)", t) for t in toasts), toasts  # and were counted
 
 
 def test_the_session_factory_works_on_a_fresh_database(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,8 @@ from workbench.dashboard.context import DashboardContext
 from workbench.store import outbox as outbox_store
 from workbench.store.events import StoredEvent
 
-MAX_TOASTS = 3  # toasts per refresh before they are summed up in one
+MAX_TOASTS = 3  # toasts on screen at once: beyond that new triggers are summed up in one
+TOAST_SECONDS = 4.0  # how long a toast stays
 HISTORY_COLUMNS = ["notification_id", "created_at", "task_id", "title", "body", "read"]
 
 
@@ -41,6 +43,8 @@ class NotificationsView(Viewer):
     def __init__(self, ctx: DashboardContext, **params: Any) -> None:
         super().__init__(**params)
         self._ctx = ctx
+        self._shown_at: list[float] = []  # when the toasts still on screen were shown (monotonic)
+        self._unshown = 0  # triggers that came while the screen was full of toasts
         self.table = pn.widgets.Tabulator(pd.DataFrame(columns=HISTORY_COLUMNS), disabled=True, show_index=False,
                                           selectable="checkbox", sizing_mode="stretch_width", height=520,
                                           layout="fit_data_stretch", css_classes=["notifications-table"])
@@ -104,10 +108,14 @@ class NotificationsView(Viewer):
         fired = [e for e in events if e.event_type == "trigger.fired"]
         if not fired:
             return
-        if len(fired) > MAX_TOASTS:  # a burst (a resumed day, many tasks at the open): one toast, not a wall
+        room = MAX_TOASTS - self._on_screen()
+        if len(fired) <= room:
+            for event in fired:
+                self.toast(str(event.payload.get("message", "")))
+        elif room > 0:  # a burst (the open, a fast day, a resumed one): one toast, not a wall over the page
             self.toast(f"{len(fired)} new triggers, the last: {fired[-1].payload.get('message', '')}")
-        for event in fired if len(fired) <= MAX_TOASTS else ():
-            self.toast(str(event.payload.get("message", "")))
+        else:  # the screen is full of toasts: these wait in the table below (and the next summary counts them)
+            self._unshown += len(fired)
         frame, total = outbox_store.history(con, self.page, self.page_size, self.task_id, unread=self.unread)
         self.total = total
         self.table.value = history_rows(frame)
@@ -115,6 +123,13 @@ class NotificationsView(Viewer):
 
     def toast(self, text: str) -> None:
         """Show a toast in the browser session (when it has a notification area) and remember it."""
+        if self._unshown:
+            text, self._unshown = f"{text} (+{self._unshown} more in the table)", 0
         self.toasts = [*self.toasts[-19:], text]
+        self._shown_at = [*self._shown_at[-(MAX_TOASTS - 1):], time.monotonic()]
         if pn.state.notifications is not None:
-            pn.state.notifications.info(text, duration=4000)
+            pn.state.notifications.info(text, duration=int(1000 * TOAST_SECONDS))
+
+    def _on_screen(self) -> int:
+        now = time.monotonic()
+        return sum(1 for at in self._shown_at if now - at < TOAST_SECONDS)
