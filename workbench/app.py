@@ -90,8 +90,11 @@ def latest_session(calendar: TradingCalendar, today: dt.date) -> dt.date:
     return today if calendar.is_session(today) else calendar.previous_session(today)
 
 
-def make_feed(settings: Settings, universe: pd.DataFrame, trading_date: dt.date, clock: Clock) -> Feed:
+def make_feed(settings: Settings, universe: pd.DataFrame, trading_date: dt.date, clock: Clock,
+              calendar: TradingCalendar | None = None) -> Feed:
     """The configured quote source (``settings.feed``) over ``universe``, reporting health.
+
+    ``calendar`` is the run's (stored holidays included): a new listing's limit-free days are counted on it.
 
     A live source is a failover of one or more providers (tencent, sina, eastmoney, xtquant), so every live feed
     falls over and back the same way. When every provider fails, ``snapshot`` raises a TransientError: the loop
@@ -107,18 +110,20 @@ def make_feed(settings: Settings, universe: pd.DataFrame, trading_date: dt.date,
     from workbench.feeds.failover import FailoverFeed
 
     order = settings.feed_order if settings.feed == "failover" else [settings.feed]
-    providers = [_live_feed(name, settings, universe, clock) for name in dict.fromkeys(order)]
+    calendar = calendar or TradingCalendar(settings.extra_holidays)
+    providers = [_live_feed(name, settings, universe, clock, calendar) for name in dict.fromkeys(order)]
     if not providers:
         raise OperationalError("feed 'failover' needs providers: set WORKBENCH_FEED_ORDER, e.g. "
                                '\'["tencent", "sina"]\', or WORKBENCH_FEED=tencent,sina')
     return FailoverFeed(providers, clock, settings.feed_failback_seconds)
 
 
-def _live_feed(name: str, settings: Settings, universe: pd.DataFrame, clock: Clock) -> Feed:
+def _live_feed(name: str, settings: Settings, universe: pd.DataFrame, clock: Clock,
+               calendar: TradingCalendar) -> Feed:
     from workbench.net import HttpClient
 
     codes = universe["code"].tolist()
-    limits = PriceLimits.of_universe(universe, TradingCalendar(settings.extra_holidays))
+    limits = PriceLimits.of_universe(universe, calendar)
 
     def client(headers: dict[str, str] | None = None) -> HttpClient:
         return HttpClient(timeout=settings.feed_timeout, retries=settings.feed_retries, backoff=0.25, headers=headers)
@@ -247,7 +252,7 @@ def run_day(
     ensure_instruments(store, universe)
     clock = make_clock(calendar, day, speed)
     run = run or RunInfo(speed=speed)
-    feed = make_feed(settings, universe, day, clock) if calendar.is_session(day) else None
+    feed = make_feed(settings, universe, day, clock, calendar) if calendar.is_session(day) else None
     if feed is None:
         return summary_dict(run_session(store, calendar, clock, None, universe, day, run=run))
     from workbench.notify.background import BackgroundDelivery

@@ -19,7 +19,6 @@ from workbench.config import SAMPLES_DIR
 from workbench.errors import OperationalError, ValidationError
 
 Exchange = Literal["SH", "SZ", "BJ"]
-Board = Literal["main", "chinext", "star", "beijing"]
 
 TICK_SIZE = 0.01
 BOARD_LOT = 100
