@@ -43,7 +43,7 @@ except StoreBusy as exc:
 @pytest.fixture
 def server(tmp_path: Path):
     settings = Settings(db_path=tmp_path / "server.duckdb", demo_symbols=SYMBOLS, demo_tasks=0,
-                        service_stop_timeout=20)
+                        service_stop_timeout=20, api_port=0, sql_port=0)  # free ports: a `make demo` may run
     store, universe, _ = prepare_demo_day(settings, TradingCalendar(), DAY)
     codes = universe["code"].tolist()
     now = dt.datetime.now(TZ)
