@@ -117,13 +117,18 @@ def test_ctrl_c_during_a_duckdb_query_is_a_keyboard_interrupt():
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # a background job of a script: no Ctrl-C reaches it
         pytest.skip("SIGINT is ignored in this process (started as a background job), so no Ctrl-C can land")
     con = duckdb.connect()
+    # Python's own Ctrl-C handler, whatever an earlier test left installed (one that swallows SIGINT lets the query
+    # run on); and a query that ends by itself within seconds, since nothing can time out a C call that never
+    # looks at signals: a missed interrupt fails the test instead of hanging the suite
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt) as caught, as_keyboard_interrupt():
-            con.execute("SELECT sum(range * random()) FROM range(1000000000000)")  # no shortcut: runs until stopped
+            con.execute("SELECT sum(range * random()) FROM range(1000000000)")  # no shortcut: seconds of work
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
         con.close()
     assert isinstance(caught.value.__cause__, RuntimeError | duckdb.InterruptException)
     with pytest.raises(RuntimeError, match="not an interrupt"), as_keyboard_interrupt():
