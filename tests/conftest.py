@@ -7,6 +7,7 @@ import datetime as dt
 import ipaddress
 import signal
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,24 @@ def dies_with_parent() -> None:
     """``preexec_fn`` for a server or run a test starts: it gets SIGTERM when the test process dies (Linux), so a
     killed or timed-out test run leaves no dashboard, demo or Prefect server behind."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate, timeout: float, every: float = 0.25):
+    """The predicate's first truthy value, polled every ``every`` seconds for at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s")
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import dies_with_parent
+from tests.conftest import dies_with_parent, free_port, wait_for
 from workbench.advert import read_advert
 from workbench.app import prepare_demo_day
 from workbench.calendar import RealClock, TradingCalendar
@@ -35,22 +33,6 @@ SYMBOLS, TASKS, SPEED, SHOWN_BARS = 120, 10, 60.0, 45
 SCREENSHOT = PROJECT_ROOT / "docs" / "dashboard.png"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate, timeout: float, every: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s")
 
 
 def answers(url: str) -> bool:

@@ -7,15 +7,13 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import dies_with_parent
+from tests.conftest import dies_with_parent, free_port, wait_for
 from workbench.advert import read_advert
 from workbench.app import prepare_demo_day
 from workbench.calendar import TradingCalendar
@@ -37,22 +35,6 @@ while time.monotonic() < deadline:
     time.sleep(0.2)
 print(seen[0], seen[-1], len(seen))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate, timeout: float, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s")
 
 
 def start_server(db: Path, log: Path, speed: float | None) -> subprocess.Popen[bytes]:
