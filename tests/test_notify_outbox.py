@@ -347,3 +347,35 @@ def test_background_delivery_reports_what_it_could_not_deliver(store: Store, rec
     with BackgroundDelivery(dispatcher, poll=3600, finish=0.5) as delivery:
         firing.tick()
     assert delivery.pending == {"webhook": 2} and receiver.received == []
+
+
+def test_a_commit_wakes_background_delivery_and_its_own_writes_do_not(store: Store, receiver: Receiver):
+    """In the server every commit calls ``wake``: a trigger goes out at once instead of at the next poll (here an
+    hour away), and the dispatcher's own writes (claiming, marking delivered) do not set off round after round."""
+    from workbench.notify.background import BackgroundDelivery
+
+    firing = Firing(store, tasks=2, start=at(DAY, "10:00:00"))
+    dispatcher = _dispatcher(store, receiver.url, SimulatedClock(at(DAY, "10:00:01")))
+    rounds = 0
+    run_once = dispatcher.run_once
+
+    def counted() -> object:
+        nonlocal rounds
+        rounds += 1
+        return run_once()
+
+    dispatcher.run_once = counted  # type: ignore[method-assign]
+    store.after_write = lambda: delivery.wake()
+    try:
+        with BackgroundDelivery(dispatcher, poll=3600, finish=0) as delivery:
+            firing.tick()  # a commit from this thread, as the monitor loop's would be
+            deadline = time.monotonic() + 10
+            while len(_by_alert(receiver)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            delivered = len(_by_alert(receiver))
+            time.sleep(0.3)  # time for a self-sustaining wake loop to show, if there were one
+            after = rounds
+    finally:
+        store.after_write = None
+    assert delivered == 2
+    assert after <= 3, f"{after} rounds for one commit"

@@ -28,6 +28,7 @@ class BackgroundDelivery:
         self.stats = DispatchStats()
         self.pending: dict[str, int] = {}
         self._stop = threading.Event()
+        self._woken = threading.Event()
         self._thread = threading.Thread(target=self._run, name="workbench-notify", daemon=True)
 
     def __enter__(self) -> BackgroundDelivery:
@@ -36,6 +37,7 @@ class BackgroundDelivery:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
+        self._woken.set()
         self._thread.join(timeout=60)
         if kind is KeyboardInterrupt:  # interrupted: hand over to the next run at once, deliver nothing more
             self.pending = self._pending()
@@ -77,8 +79,18 @@ class BackgroundDelivery:
         except WorkbenchError:
             return None
 
+    def wake(self) -> None:
+        """Something was committed (the server calls this after every commit): deliver now rather than at the
+        next poll. The dispatcher's own writes do not wake it, or it would never rest."""
+        if threading.current_thread() is not self._thread:
+            self._woken.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self.poll):
+        while not self._stop.is_set():
+            self._woken.wait(self.poll)
+            self._woken.clear()
+            if self._stop.is_set():
+                break
             self._round(drain=False)
 
     def _round(self, drain: bool) -> None:
