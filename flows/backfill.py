@@ -15,20 +15,20 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from tqdm import tqdm
 
-from workbench.app import default_codes, make_bar_source, open_store
+from workbench.app import default_codes, make_bar_source
 from workbench.backfill import BackfillJob, BackfillReporter, BackfillSummary, ChunkResult, run_chunk
 from workbench.calendar import RealClock
 from workbench.config import Settings
 from workbench.errors import ValidationError
-from workbench.store.db import Store
+from workbench.jobs import job_store
 
 
 @task(name="backfill-chunk", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def backfill_chunk(job: BackfillJob, index: int, settings: dict[str, Any]) -> ChunkResult:
-    """One chunk, in whichever process runs it: it opens its own short-lived connections."""
+    """One chunk, in whichever process runs it: its own short-lived connections to the file, or the server's API
+    and SQL endpoint while a server owns the store."""
     config = Settings(**settings)
-    store = Store(config.db_path, lock_timeout=config.lock_timeout)
-    return run_chunk(store, make_bar_source(job.source, config), job, index, RealClock())
+    return run_chunk(job_store(config), make_bar_source(job.source, config), job, index, RealClock())
 
 
 @flow(name="backfill_bars", description="Backfill historical bars into DuckDB, chunked by symbols; resumable.")
@@ -50,7 +50,7 @@ def backfill_bars_flow(
     settings = Settings(**overrides)
     end = end or RealClock().now().date()
     start = start or end - dt.timedelta(days=lookback_days)
-    store = open_store(settings)
+    store = job_store(settings)  # the file, or the server that owns it
     bar_source = make_bar_source(source, settings)
     job = BackfillJob.plan(bar_source, codes or default_codes(bar_source, settings, freq), start, end, freq,
                            chunk_size)

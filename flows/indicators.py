@@ -11,10 +11,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from tqdm import tqdm
 
-from workbench.app import calendar_for, latest_session, open_store
+from workbench.app import calendar_for, latest_session
 from workbench.calendar import RealClock
 from workbench.config import Settings
 from workbench.daily import run_daily_indicators
+from workbench.jobs import job_store
 
 
 @flow(name="daily_indicators", description="SMA, MACD, RSI, BOLL, ATR and KDJ for every stock, once a day.")
@@ -29,7 +30,7 @@ def daily_indicators_flow(
     """Indicators of ``trading_date`` (default: the latest session) from the last ``lookback`` daily bars."""
     logger = get_run_logger()
     settings = Settings(**({} if db_path is None else {"db_path": db_path}))
-    store = open_store(settings)
+    store = job_store(settings)  # the file, or the server that owns it
     calendar = calendar_for(settings, store)
     clock = RealClock()
     day = trading_date or latest_session(calendar, clock.now().date())

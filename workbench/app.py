@@ -31,6 +31,7 @@ from workbench.store import ticks as tick_store
 from workbench.store.db import Store
 
 if TYPE_CHECKING:
+    from workbench.jobs import JobStore
     from workbench.notify.dispatcher import Dispatcher
     from workbench.notify.message import Channel
 
@@ -48,7 +49,7 @@ def calendar_of(settings: Settings, stored: Iterable[dt.date]) -> TradingCalenda
     return TradingCalendar([*settings.extra_holidays, *stored])
 
 
-def calendar_for(settings: Settings, store: Store | None = None) -> TradingCalendar:
+def calendar_for(settings: Settings, store: Store | JobStore | None = None) -> TradingCalendar:
     """The trading calendar of a run: what every run, command and view that asks "is this a trading day?" builds.
 
     ``store`` defaults to the configured file, which is read but never created (a refused command leaves no file).
@@ -57,7 +58,7 @@ def calendar_for(settings: Settings, store: Store | None = None) -> TradingCalen
     return calendar_of(settings, stored_holidays(store or Store(settings.db_path, lock_timeout=settings.lock_timeout)))
 
 
-def stored_holidays(store: Store) -> list[dt.date]:
+def stored_holidays(store: Store | JobStore) -> list[dt.date]:
     """The holidays stored in ``store``; none, logged, when it cannot be read."""
     try:
         with store.read() as con:

@@ -19,12 +19,12 @@ from workbench.calendar import Clock, RealClock
 from workbench.errors import ValidationError
 from workbench.events import Event, JobCompleted, JobProgress
 from workbench.history import BarSource, check_request
+from workbench.jobs import ChunkResult, JobStore, as_jobs
 from workbench.market import normalize_code
 from workbench.progress import ProgressThrottle
-from workbench.store import events as event_store
-from workbench.store import history as history_store
-from workbench.store import ticks as tick_store
 from workbench.store.db import Store
+
+__all__ = ["BackfillJob", "BackfillReporter", "BackfillSummary", "ChunkResult", "backfill_bars", "run_chunk"]
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,6 @@ class BackfillJob:
 
 
 @dataclass
-class ChunkResult:
-    index: int
-    codes: int
-    fetched: int = 0
-    written: int = 0
-    skipped: bool = False
-
-
-@dataclass
 class BackfillSummary:
     job_key: str
     run_id: str
@@ -90,19 +81,15 @@ class BackfillSummary:
         return {k: v for k, v in self.__dict__.items() if k != "results"}
 
 
-def run_chunk(store: Store, source: BarSource, job: BackfillJob, index: int, clock: Clock) -> ChunkResult:
-    """Fetch and write one chunk, unless it already committed. Safe to run twice, from any process."""
+def run_chunk(store: Store | JobStore, source: BarSource, job: BackfillJob, index: int, clock: Clock) -> ChunkResult:
+    """Fetch and write one chunk, unless it already committed. Safe to run twice, from any process, beside a server
+    or not (:mod:`workbench.jobs`)."""
+    jobs = as_jobs(store)
     codes = job.chunks()[index]
-    with store.read() as con:
-        if index in history_store.completed_chunks(con, job.key):
-            return ChunkResult(index, len(codes), skipped=True)
+    if index in jobs.completed_chunks(job.key):
+        return ChunkResult(index, len(codes), skipped=True)
     bars = source.bars(codes, job.start, job.end, job.freq)
-    with store.write() as con:
-        if index in history_store.completed_chunks(con, job.key):  # another worker finished it meanwhile
-            return ChunkResult(index, len(codes), skipped=True)
-        written = tick_store.write_bars(con, bars)
-        history_store.mark_chunk(con, job.key, index, len(codes), len(bars), written, clock.now())
-    return ChunkResult(index, len(codes), fetched=len(bars), written=written)
+    return jobs.write_chunk(job.key, index, len(codes), bars, clock.now())
 
 
 ProgressHook = Callable[[BackfillSummary, int], None]
@@ -112,8 +99,9 @@ class BackfillReporter:
     """One run of a job: its summary, throttled ``backfill.progress`` events, a hook for bars and artifacts, and
     the ``backfill.completed`` event with the run's duration. Whoever runs the chunks (a loop, a flow) uses it."""
 
-    def __init__(self, store: Store, job: BackfillJob, clock: Clock, hook: ProgressHook | None = None) -> None:
-        self.store, self.job, self.clock, self.hook = store, job, clock, hook
+    def __init__(self, store: Store | JobStore, job: BackfillJob, clock: Clock, hook: ProgressHook | None = None
+                 ) -> None:
+        self.jobs, self.job, self.clock, self.hook = as_jobs(store), job, clock, hook
         self.summary = BackfillSummary(job.key, uuid.uuid4().hex[:12], len(job.codes), len(job.chunks()))
         self.throttle = ProgressThrottle(total=len(job.codes))
         self.done_codes = 0
@@ -135,10 +123,10 @@ class BackfillReporter:
         return self.summary
 
     def _publish(self, event: Event) -> None:
-        event_store.publish(self.store, [event])
+        self.jobs.publish([event])
 
 
-def backfill_bars(store: Store, source: BarSource, codes: Sequence[str], start: dt.date, end: dt.date,
+def backfill_bars(store: Store | JobStore, source: BarSource, codes: Sequence[str], start: dt.date, end: dt.date,
                   freq: str = "1d", chunk_size: int = 500, progress: ProgressHook | None = None,
                   clock: Clock | None = None) -> BackfillSummary:
     """Backfill ``codes`` from ``source`` chunk by chunk in this process (the Prefect flow runs chunks as tasks)."""

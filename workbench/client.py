@@ -9,7 +9,9 @@ keeps writing. With no server, it is a read-only connection to the file itself, 
 Quack is a beta (DuckDB 1.5.5): read freely, and append with plain or parameterised ``INSERT`` or
 ``INSERT ... SELECT * FROM dataframe``. Client-side ``BEGIN`` / ``ROLLBACK`` on the attached store is not atomic;
 ``UPDATE``, ``DELETE`` and ``INSERT ... ON CONFLICT`` on it fail; ``SELECT * FROM wb.query('...')`` runs the statement
-twice, ``CALL wb.query('...')`` once; ``SHOW TABLES`` fails ("multiple streaming scans"). Commands and merges go
+twice, ``CALL wb.query('...')`` once; a query may scan one table of the store only (a join of two, ``IN (SELECT
+... FROM other)``, ``SHOW TABLES`` fail with "Multiple streaming scans ... not currently supported"): join in pandas,
+or pass one query's ids to the next as a list parameter (``list_contains(?, col)``). Commands and merges go
 through the server's API. A server that is gone (stopped, killed) is reported at once; one that is frozen (SIGSTOP)
 holds the query until it resumes: Quack 1.5.5 does not honour ``http_timeout``.
 """

@@ -20,9 +20,9 @@ import pandas as pd
 from workbench import indicators as ind
 from workbench.calendar import Clock, TradingCalendar
 from workbench.errors import ValidationError
-from workbench.events import JobCompleted, JobProgress, StockIndicatorsCompleted
+from workbench.events import JobCompleted, JobProgress
+from workbench.jobs import JobStore, as_jobs
 from workbench.progress import ProgressThrottle
-from workbench.store import events as event_store
 from workbench.store import indicators as indicator_store
 from workbench.store.db import Store
 from workbench.store.indicators import INDICATOR_COLUMNS
@@ -117,15 +117,17 @@ class DailyJobSummary:
     timings: dict[str, float] | None = None
 
 
-def run_daily_indicators(store: Store, calendar: TradingCalendar, trading_date: dt.date, clock: Clock,
+def run_daily_indicators(store: Store | JobStore, calendar: TradingCalendar, trading_date: dt.date, clock: Clock,
                          lookback: int = 250, convention: str = "tdx", write_days: int = 1,
                          chunk: int = 500, progress: Callable[[int, int], None] | None = None) -> DailyJobSummary:
     """Compute the day's indicators from the last ``lookback`` sessions of daily bars and write them.
 
     Writes ``write_days`` days (the last ones) of rows, one ``stock.indicators.completed`` event per stock
     (dedupe key per stock, day and convention, so a re-run adds none), throttled ``task.progress`` events
-    and one ``task.completed`` event (job ``indicators``) with counts and duration.
+    and one ``task.completed`` event (job ``indicators``) with counts and duration. Beside a workbench server the
+    job reads over Quack and the server writes each chunk (:mod:`workbench.jobs`).
     """
+    jobs = as_jobs(store)
     if not calendar.is_session(trading_date):
         raise ValidationError("trading_date", f"{trading_date} is not a trading day")
     if lookback < 1 or write_days < 1 or write_days > lookback:
@@ -135,7 +137,7 @@ def run_daily_indicators(store: Store, calendar: TradingCalendar, trading_date: 
     sessions = _sessions_back(calendar, trading_date, lookback)
     summary = DailyJobSummary(trading_date, convention, days_read=len(sessions))
     timings: dict[str, float] = {}
-    with store.read() as con:
+    with jobs.read() as con:
         columns = indicator_store.read_daily_bars(con, sessions[0], trading_date)
     timings["read"] = time.perf_counter() - started
     summary.bars_read = len(columns["i"])
@@ -151,34 +153,21 @@ def run_daily_indicators(store: Store, calendar: TradingCalendar, trading_date: 
     done = 0
     for first in range(0, len(codes), chunk):
         part = rows[rows["code"].isin(codes[first:first + chunk])]
-        last_day = part[part["trading_date"] == part["trading_date"].max()]
-        with store.write() as con:
-            summary.rows_written += indicator_store.write_daily_indicators(con, part)
-            summary.stock_events += _stock_events(con, last_day, convention, clock.now())
-            done += part["code"].nunique()
-            if throttle.due(done):
-                event_store.append(con, [JobProgress(timestamp=clock.now(), job="indicators", run_id=run_id,
-                                                     done=done, total=summary.stocks,
-                                                     detail={"trading_date": str(trading_date)})])
+        done += part["code"].nunique()
+        note = None if not throttle.due(done) else JobProgress(
+            timestamp=clock.now(), job="indicators", run_id=run_id, done=done, total=summary.stocks,
+            detail={"trading_date": str(trading_date)})
+        written, events = jobs.write_indicators(part, convention, note, clock.now())
+        summary.rows_written += written
+        summary.stock_events += events
         if progress is not None:
             progress(done, summary.stocks)
     timings["write"] = time.perf_counter() - started - timings["read"] - timings["compute"]
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.timings = {k: round(v, 3) for k, v in timings.items()}
-    event_store.publish(store, [JobCompleted(timestamp=clock.now(), job="indicators", run_id=run_id,
-                                             summary=json.loads(json.dumps(summary.__dict__, default=str)))])
+    jobs.publish([JobCompleted(timestamp=clock.now(), job="indicators", run_id=run_id,
+                               summary=json.loads(json.dumps(summary.__dict__, default=str)))])
     return summary
-
-
-def _stock_events(con: object, rows: pd.DataFrame, convention: str, now: dt.datetime) -> int:
-    """One event per stock (not per indicator) with the day's values."""
-    events = [
-        StockIndicatorsCompleted(
-            timestamp=now, code=rec["code"], trading_date=rec["trading_date"], convention=convention,
-            values={k: (None if not np.isfinite(v) else float(v)) for k, v in rec.items()
-                    if k not in ("code", "trading_date", "convention", "computed_at")})
-        for rec in rows.to_dict("records")]
-    return event_store.append(con, events)
 
 
 def _sessions_back(calendar: TradingCalendar, end: dt.date, count: int) -> list[dt.date]:

@@ -52,7 +52,7 @@ class RemoteService:
         self._timeout = timeout
 
     # -- transport ------------------------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+    def call(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Any:
         try:
             with httpx.Client(base_url=self.url, headers=self._headers, timeout=self._timeout) as client:
                 response = client.request(method, PREFIX + path, json=body, params=params)
@@ -71,24 +71,24 @@ class RemoteService:
             params["status"] = flt.status
         if flt.name is not None:
             params["name"] = flt.name
-        items = self._call("GET", "/tasks", params=params)["items"]
+        items = self.call("GET", "/tasks", params=params)["items"]
         if flt.task_ids:
             items = [item for item in items if item["task_id"] in set(flt.task_ids)]
         return _listing(items)
 
     def get_task(self, task_id: int) -> MonitorTask:
-        return MonitorTask.model_validate(self._call("GET", f"/tasks/{task_id}"))
+        return MonitorTask.model_validate(self.call("GET", f"/tasks/{task_id}"))
 
     def create_task(self, spec: Mapping[str, Any] | MonitorTask, start: bool = False) -> MonitorTask:
         body = spec.model_dump(mode="json", exclude_none=True) if isinstance(spec, MonitorTask) else dict(spec)
-        return MonitorTask.model_validate(self._call("POST", "/tasks", _jsonable(body), {"start": start}))
+        return MonitorTask.model_validate(self.call("POST", "/tasks", _jsonable(body), {"start": start}))
 
     def update_task(self, task_id: int, changes: Mapping[str, Any], restart: bool = False) -> MonitorTask:
-        return MonitorTask.model_validate(self._call("PATCH", f"/tasks/{task_id}", _jsonable(dict(changes)),
+        return MonitorTask.model_validate(self.call("PATCH", f"/tasks/{task_id}", _jsonable(dict(changes)),
                                                      {"restart": restart}))
 
     def delete_task(self, task_id: int) -> MonitorTask:
-        return MonitorTask.model_validate(self._call("DELETE", f"/tasks/{task_id}"))
+        return MonitorTask.model_validate(self.call("DELETE", f"/tasks/{task_id}"))
 
     def start_tasks(self, task_ids: list[int]) -> list[int]:
         return self._each(task_ids, "start")
@@ -101,7 +101,7 @@ class RemoteService:
         if not task_ids:
             raise ValidationError("task_ids", "name at least one task")
         if len(task_ids) == 1:
-            answer = self._call("POST", f"/tasks/{task_ids[0]}/{action}")
+            answer = self.call("POST", f"/tasks/{task_ids[0]}/{action}")
             return [task_ids[0]] if answer["changed"] else []
         missing = sorted(set(task_ids) - set(self.list_tasks()["task_id"].astype(int)))
         if missing:
@@ -117,12 +117,12 @@ class RemoteService:
 
     def _bulk(self, route: str, flt: TaskFilter) -> BulkResult:
         body = {"status": flt.status, "codes": list(flt.codes), "name": flt.name, "task_ids": list(flt.task_ids)}
-        answer = self._call("POST", f"/tasks/{route}", body)
+        answer = self.call("POST", f"/tasks/{route}", body)
         return BulkResult(answer["action"], list(answer.get("matched_ids", [])), list(answer["task_ids"]))
 
     def audit_log(self, limit: int = 50, task_id: int | None = None) -> pd.DataFrame:
         params: dict[str, Any] = {"limit": limit} | ({} if task_id is None else {"task_id": task_id})
-        frame = pd.DataFrame(self._call("GET", "/audit", params=params)["items"])
+        frame = pd.DataFrame(self.call("GET", "/audit", params=params)["items"])
         if "ts" in frame:
             frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
         if "detail" in frame:
@@ -134,28 +134,28 @@ class RemoteService:
                       wait: float | None = None, mode: str | None = None) -> ServiceRun:
         body = {"trading_date": None if trading_date is None else trading_date.isoformat(), "speed": speed,
                 "wait": wait, "mode": mode}
-        return _run(self._call("POST", "/service/start", body)["run"])
+        return _run(self.call("POST", "/service/start", body)["run"])
 
     def stop_service(self, timeout: float | None = None) -> ServiceRun | None:
-        run = self._call("POST", "/service/stop", {"timeout": timeout})["run"]
+        run = self.call("POST", "/service/stop", {"timeout": timeout})["run"]
         return None if run is None else _run(run)
 
     def status(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/service/status"))
+        return dict(self.call("GET", "/service/status"))
 
     # -- the calendar ---------------------------------------------------------------------------------------------
     def holidays(self) -> list[dict[str, Any]]:
-        rows = list(self._call("GET", "/calendar/holidays")["items"])
+        rows = list(self.call("GET", "/calendar/holidays")["items"])
         for row in rows:
             row["date"] = dt.date.fromisoformat(row["date"])
             row["added_at"] = None if row.get("added_at") is None else dt.datetime.fromisoformat(row["added_at"])
         return rows
 
     def add_holidays(self, dates: Sequence[str | dt.date] | str) -> list[dt.date]:
-        return _dates(self._call("POST", "/calendar/holidays", {"dates": _date_list(dates)})["dates"])
+        return _dates(self.call("POST", "/calendar/holidays", {"dates": _date_list(dates)})["dates"])
 
     def remove_holidays(self, dates: Sequence[str | dt.date] | str) -> list[dt.date]:
-        return _dates(self._call("POST", "/calendar/holidays/remove", {"dates": _date_list(dates)})["dates"])
+        return _dates(self.call("POST", "/calendar/holidays/remove", {"dates": _date_list(dates)})["dates"])
 
 
 def _error(response: httpx.Response) -> WorkbenchError:

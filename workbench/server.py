@@ -22,6 +22,7 @@ from workbench.api import ApiServer, Notifier, create_api, serve_api
 from workbench.app import make_channels, make_dispatcher, open_store, run_day
 from workbench.calendar import RealClock
 from workbench.config import Settings
+from workbench.jobs import clear_staging
 from workbench.notify.background import BackgroundDelivery
 from workbench.quack import SqlEndpoint, new_token, serve_sql
 from workbench.runner import RunInfo
@@ -126,6 +127,9 @@ class WorkbenchServer:
         return self
 
     def _start_parts(self) -> None:
+        cleared = clear_staging(self.store)  # what clients staged for merges that never came
+        if cleared:
+            log.info("cleared %d staged rows of unfinished job merges", cleared)
         notifier = Notifier()
         self.store.after_write = notifier.notify  # every commit wakes the event streams at once
         self._stack.callback(setattr, self.store, "after_write", None)

@@ -16,7 +16,7 @@ import anyio
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from workbench.api import errors, routes, stream
+from workbench.api import errors, jobs, routes, stream
 from workbench.api.common import ApiContext, TokenCheck
 from workbench.api.feed import EventFeed, Notifier
 from workbench.service import Service
@@ -66,6 +66,7 @@ def create_api(service: Service, token: str | None = None, notifier: Notifier | 
     errors.install(app)
     app.include_router(routes.health_router(context))
     app.include_router(routes.router(context), prefix=API_PREFIX, dependencies=[Depends(authorized)])
+    app.include_router(jobs.router(context), prefix=API_PREFIX, dependencies=[Depends(authorized)])
     app.include_router(stream.sse_router(context), prefix=API_PREFIX, dependencies=[Depends(authorized)])
     app.include_router(stream.ws_router(context, tokens), prefix=API_PREFIX)
     return app

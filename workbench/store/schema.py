@@ -352,4 +352,31 @@ ALTER TABLE events ALTER COLUMN seq DROP DEFAULT;
 ALTER TABLE service_commands ALTER COLUMN command_id DROP DEFAULT;
 """,
     ),
+    (
+        13,
+        "staging for batch jobs served by the server: clients append rows, the server merges them in one transaction",
+        """
+-- A backfill or indicator job running beside a workbench server cannot open the file; over Quack it may append but
+-- not upsert (INSERT ... ON CONFLICT, UPDATE and DELETE of a remote table fail, and a client's ROLLBACK is not
+-- atomic). So it appends its rows here under a batch id, and asks the server's API to merge the batch: insert-if-
+-- absent (bars) or upsert (indicators), the chunk's record and the batch's removal, in one server transaction.
+CREATE TABLE bar_staging (
+    batch VARCHAR NOT NULL,
+    code VARCHAR NOT NULL, freq VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL,
+    open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL,
+    volume BIGINT NOT NULL, amount DOUBLE NOT NULL
+);
+CREATE TABLE indicator_staging (
+    batch VARCHAR NOT NULL,
+    code VARCHAR NOT NULL, trading_date DATE NOT NULL, convention VARCHAR NOT NULL, close DOUBLE NOT NULL,
+    sma5 DOUBLE, sma10 DOUBLE, sma20 DOUBLE, sma60 DOUBLE,
+    macd_dif DOUBLE, macd_dea DOUBLE, macd_hist DOUBLE,
+    rsi14 DOUBLE,
+    boll_upper DOUBLE, boll_mid DOUBLE, boll_lower DOUBLE,
+    atr14 DOUBLE,
+    kdj_k DOUBLE, kdj_d DOUBLE, kdj_j DOUBLE,
+    computed_at TIMESTAMPTZ NOT NULL
+);
+""",
+    ),
 ]

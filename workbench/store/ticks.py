@@ -153,17 +153,34 @@ def write_bars(con: duckdb.DuckDBPyConnection, bars: pd.DataFrame) -> int:
     if bars.empty:
         return 0
     con.register("_bars", bars[BAR_COLUMNS])
+    try:
+        return _insert_absent_bars(con, "SELECT * FROM _bars", [], bars["ts"].min(), bars["ts"].max())
+    finally:
+        con.unregister("_bars")
+
+
+def merge_staged_bars(con: duckdb.DuckDBPyConnection, batch: str) -> int:
+    """A client's staged batch (``bar_staging``, see :mod:`workbench.jobs`) inserted the way :func:`write_bars`
+    inserts, in SQL only."""
+    lo, hi = con.execute("SELECT min(ts), max(ts) FROM bar_staging WHERE batch = ?", [batch]).fetchone()
+    if lo is None:
+        return 0
+    return _insert_absent_bars(con, f"SELECT {', '.join(BAR_COLUMNS)} FROM bar_staging WHERE batch = ?", [batch],
+                               lo, hi)
+
+
+def _insert_absent_bars(con: duckdb.DuckDBPyConnection, source: str, params: list[object], lo: object,
+                        hi: object) -> int:
     row = con.execute(
         f"""
         INSERT INTO bars ({', '.join(BAR_COLUMNS)})
-        SELECT n.* FROM _bars n
+        SELECT n.* FROM ({source}) n
         WHERE NOT EXISTS (
             SELECT 1 FROM bars b
             WHERE b.ts BETWEEN ? AND ? AND b.ts = n.ts AND b.code = n.code AND b.freq = n.freq)
         """,
-        [bars["ts"].min(), bars["ts"].max()],
+        [*params, lo, hi],
     ).fetchone()
-    con.unregister("_bars")
     return int(row[0]) if row else 0
 
 
