@@ -20,6 +20,7 @@ from workbench.runner import RunInfo, SessionSummary
 from workbench.service import Service
 
 INTERRUPTED = "Interrupted"  # the name of the (cancelled) state a run stopped by Ctrl-C ends in
+TERMINATED = "terminated by SIGTERM"  # what the follower's SIGTERM raises: a cancel from Prefect, not a Ctrl-C
 
 
 @flow(name="monitor_session", description="Monitor every running task through one A-share trading day.")
@@ -44,7 +45,9 @@ def monitor_session(
     try:
         with as_keyboard_interrupt():
             return _session(trading_date, speed, db_path, symbols, show_progress, service_run_id)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if exc.args == (TERMINATED,):  # the runner's kill of a cancelled run that followed the server's session
+            return Cancelled(message="cancelled (SIGTERM): the server's session was stopped; run it again to resume")
         return Cancelled(name=INTERRUPTED, message="interrupted by Ctrl-C (SIGINT): run it again to resume")
 
 
@@ -92,6 +95,11 @@ def _session(trading_date: dt.date | None, speed: float | None, db_path: str | N
 FOLLOW_POLL = 2.0  # seconds between looks at the server's session
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM as KeyboardInterrupt, so that the follower's finally stops the session, told apart from a Ctrl-C."""
+    raise KeyboardInterrupt(TERMINATED)
+
+
 def follow_server_session(plane: Any, trading_date: dt.date | None, speed: float | None, logger: Any,
                           poll: float = FOLLOW_POLL) -> dict[str, Any]:
     """Ask the server to run the day's session and follow it: its progress as this run's artifact and logs, its end
@@ -103,15 +111,18 @@ def follow_server_session(plane: Any, trading_date: dt.date | None, speed: float
 
     from workbench.calendar import TradingCalendar, session_progress
 
-    run = plane.start_service(trading_date=trading_date, speed=speed, wait=60)
-    logger.info("the workbench server runs the session of %s (service run %s, %s)", run.trading_date, run.run_id,
-                run.state)
-    artifact_id = create_progress_artifact(progress=0.0, description="share of the trading day, run by the server")
-    calendar = TradingCalendar()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # a cancellation reaches the finally below
+        # before the start: a cancellation that lands while the server starts the session reaches the finally too
+        signal.signal(signal.SIGTERM, _terminated)
+    run = None
     finished = False
     try:
+        run = plane.start_service(trading_date=trading_date, speed=speed, wait=60)
+        logger.info("the workbench server runs the session of %s (service run %s, %s)", run.trading_date,
+                    run.run_id, run.state)
+        artifact_id = create_progress_artifact(progress=0.0,
+                                               description="share of the trading day, run by the server")
+        calendar = TradingCalendar()
         while True:
             status = plane.status()
             share = session_progress(calendar, run.trading_date, status.get("last_tick"))
@@ -123,8 +134,10 @@ def follow_server_session(plane: Any, trading_date: dt.date | None, speed: float
                         status.get("tick_lag_seconds"))
             time.sleep(poll)
     finally:
-        if not finished:
-            logger.warning("stopping the server's session %s: this run was cancelled", run.run_id)
+        # a start the server refused leaves nothing to stop; an interrupted one may have started the session
+        if not finished and (run is not None or isinstance(sys.exception(), KeyboardInterrupt)):
+            logger.warning("stopping the server's session %s: this run was cancelled",
+                           "(being started)" if run is None else run.run_id)
             plane.stop_service()
     logger.info("the server's session ended: %s", status["state"])
     return {"run_id": run.run_id, "trading_date": str(run.trading_date), "state": status["state"],
