@@ -14,6 +14,7 @@ from tests.conftest import at
 from workbench.app import ensure_instruments, universe_for
 from workbench.config import Settings
 from workbench.dashboard import Dashboard, DashboardContext, dashboard_session
+from workbench.dashboard.hub import SharedReads
 from workbench.dashboard.live import LiveView, task_levels
 from workbench.dashboard.notifications import NotificationsView
 from workbench.dashboard.tasks import TasksView
@@ -170,8 +171,8 @@ def test_the_live_chart_streams_only_new_bars_and_triggers(ctx):
     with ctx.store.write() as con:
         write_bars(con, minute_bars(task.stock_code, "10:01:00", 5))
     with ctx.store.read() as con:
-        assert view.poll(con) == 5
-        assert view.poll(con) == 0  # nothing new: nothing read twice
+        assert view.poll(SharedReads.on(con)) == 5
+        assert view.poll(SharedReads.on(con)) == 0  # nothing new: nothing read twice
     assert len(view.bars.data["ts"]) == 35 and view.bars.data["ts"][-1] == pd.Timestamp("2026-11-24 10:05:00")
     assert view.triggers.data["price"] == [9.9]
     assert str(view.triggers.data["ts"][0]) == "2026-11-24 09:46:00"  # the bar the trigger fell in (bars end-stamped)

@@ -96,7 +96,10 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(default=5006, ge=1, le=65535, description="port of the dashboard")
     dashboard_demo_speed: float = Field(default=30.0, ge=0, description="simulated-clock speed of `make demo`'s "
                                         "live day and the dashboard's service start (30: a trading day in 8 minutes)")
-    dashboard_refresh_ms: int = Field(default=1000, ge=200, description="milliseconds between dashboard refreshes")
+    dashboard_refresh_ms: int = Field(default=1000, ge=200, description="milliseconds between dashboard refreshes "
+                                      "(in the server: the least time between two pushed updates)")
+    dashboard_idle_refresh_ms: int = Field(default=5000, ge=200, description="in the server, milliseconds between "
+                                           "dashboard updates while nothing is committed (the health view's clock)")
     dashboard_basic_auth: SecretStr | None = Field(
         default=None, description="Panel's basic auth: one password for every user, or a JSON file of user: password")
     dashboard_cookie_secret: SecretStr | None = Field(default=None,

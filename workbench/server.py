@@ -102,6 +102,7 @@ class WorkbenchServer:
         self._serve_dashboard = dashboard
         self._delivery: BackgroundDelivery | None = None
         self._dashboard: Any = None
+        self._committed: list[Callable[[], None]] = []  # who a commit wakes: event streams, dispatcher, dashboards
         self._stack = contextlib.ExitStack()
 
     @property
@@ -131,7 +132,8 @@ class WorkbenchServer:
         if cleared:
             log.info("cleared %d staged rows of unfinished job merges", cleared)
         notifier = Notifier()
-        self.store.after_write = notifier.notify  # every commit wakes the event streams at once
+        self._committed.append(notifier.notify)  # every commit wakes the event streams at once
+        self.store.after_write = self._after_commit
         self._stack.callback(setattr, self.store, "after_write", None)
         self.api = serve_api(create_api(self.service("api"), token=self.token, notifier=notifier),
                              host=self.settings.server_host, port=self.settings.api_port)
@@ -144,10 +146,17 @@ class WorkbenchServer:
             self._delivery = BackgroundDelivery(make_dispatcher(self.settings, self.store, RealClock(), channels),
                                                 finish=self.settings.notify_finish_seconds)
             self._stack.enter_context(self._delivery)
+            self._committed.append(self._delivery.wake)  # a trigger's webhook goes out at its commit, not a poll later
         if self._serve_dashboard:
             from workbench.dashboard.app import serve_dashboard
+            from workbench.dashboard.hub import DashboardHub
 
-            self._dashboard = serve_dashboard(self.settings, services=self.service, threaded=True)
+            hub = DashboardHub(self.store, self.service("dashboard").status,
+                               min_gap=self.settings.dashboard_refresh_ms / 1000,
+                               idle=self.settings.dashboard_idle_refresh_ms / 1000).start()
+            self._stack.callback(hub.stop)
+            self._committed.append(hub.wake)
+            self._dashboard = serve_dashboard(self.settings, services=self.service, threaded=True, hub=hub)
             self._stack.callback(self._stop_dashboard)
         write_advert(self.store.path, self.api.url, self.sql.address, self.token)  # clients find us here
         self._stack.callback(remove_advert, self.store.path)
@@ -165,6 +174,10 @@ class WorkbenchServer:
                           ", ".join(self.sessions.running()))
             else:
                 self.store.release()
+
+    def _after_commit(self) -> None:
+        for wake in self._committed:
+            wake()
 
     def _stop_dashboard(self) -> None:
         if self._dashboard is not None:

@@ -1,15 +1,17 @@
-"""The dashboard: four views in tabs, one refresh per period that reads only what is new, and the server.
+"""The dashboard: four views in tabs that read only what is new, and the server.
 
-A refresh opens one short read-only connection: it follows the event log from its cursor, streams the chart's new
-bars and triggers, and re-reads the task table only when the task table's fingerprint or a trigger says it changed.
-The service status is read through the control plane. Nothing holds a connection between refreshes.
+Served by the workbench server, a session is pushed updates by the server's :class:`DashboardHub` (a commit wakes
+it; it reads the event log, the task table's version and the service status once for every session). Served on its
+own (``workbench dashboard``, a notebook), a session refreshes every period with one short read-only connection.
+Either way an update follows the event log from the session's cursor, streams the chart's new bars and triggers,
+and re-reads the task table only when the task table's fingerprint or a trigger says it changed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +23,14 @@ from workbench.app import calendar_for
 from workbench.config import PROJECT_ROOT, Settings
 from workbench.dashboard.context import DashboardContext
 from workbench.dashboard.health import HealthView
+from workbench.dashboard.hub import CHANNELS, DashboardHub, DashboardUpdate, SharedReads, shared_events
 from workbench.dashboard.live import LiveView
 from workbench.dashboard.notifications import NotificationsView
 from workbench.dashboard.tasks import TasksView
 from workbench.errors import TransientError
-from workbench.events import INDICATORS, SYSTEM, TASKS
 from workbench.store import events as event_store
 from workbench.store import tasks as task_store
+from workbench.store.events import StoredEvent
 
 if TYPE_CHECKING:
     from workbench.service import Service
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
     ServiceFactory = Callable[[str], Service]
 
 log = logging.getLogger("workbench.dashboard")
-CHANNELS = [TASKS, INDICATORS, SYSTEM]
 TASK_EVENTS = ("trigger.fired", "task.started", "task.stopped")
 TITLE = "A-share monitoring workbench"
 
@@ -73,29 +75,55 @@ class Dashboard(Viewer):
         return self
 
     def refresh(self) -> None:
-        """One periodic refresh. The refresh loop's boundary: a file that stays locked skips this refresh (counted
-        and shown); the next one reads from the same cursor, so nothing is lost."""
+        """One periodic refresh of a session on its own (no hub: a dashboard served without the workbench server).
+        The refresh loop's boundary: a file that stays locked skips this refresh (counted and shown); the next one
+        reads from the same cursor, so nothing is lost."""
         try:
-            self._refresh()
+            with self.ctx.store.read() as con:
+                events, upto = event_store.follow(con, CHANNELS, self.cursor)
+                update = DashboardUpdate(0, self.cursor, upto, tuple(events), task_store.tasks_version(con))
+                events = self._take(update, SharedReads.on(con))
+            self._follow_up(update, events)
+            self.health.refresh()
         except TransientError as exc:
-            self.missed += 1
-            self.banner.object, self.banner.visible = f"refresh skipped ({self.missed} so far): {exc}", True
-            log.warning("dashboard refresh skipped: %s", exc)
+            self._skipped(exc)
             return
         self.banner.visible = False
 
-    def _refresh(self) -> None:
-        with self.ctx.store.read() as con:
-            events, self.cursor = event_store.follow(con, CHANNELS, self.cursor)
-            version = task_store.tasks_version(con)
-            self.live.poll(con)
-            self.notifications.on_events(con, events)
-        if version != self._tasks_version or any(e.event_type in TASK_EVENTS for e in events):
+    def apply(self, update: DashboardUpdate, reads: SharedReads) -> None:
+        """An update pushed by the server's hub (on this session's event loop): what it read once for every
+        session, and this session's own reads through ``reads`` (shared with sessions that show the same)."""
+        try:
+            self._follow_up(update, self._take(update, reads))
+            if update.status is None:
+                self.health.refresh()
+            else:
+                self.health.show(update.status)
+        except TransientError as exc:
+            self._skipped(exc)
+            return
+        self.banner.visible = False
+
+    def _skipped(self, exc: TransientError) -> None:
+        self.missed += 1
+        self.banner.object, self.banner.visible = f"refresh skipped ({self.missed} so far): {exc}", True
+        log.warning("dashboard refresh skipped: %s", exc)
+
+    def _take(self, update: DashboardUpdate, reads: SharedReads) -> Sequence[StoredEvent]:
+        """The reads of an update: its new events, the chart's new bars and triggers, the notifications page."""
+        events = shared_events(update, self.cursor, reads)
+        self.cursor = max(self.cursor, update.upto)
+        self.live.poll(reads)
+        self.notifications.on_events(reads, events)
+        return events
+
+    def _follow_up(self, update: DashboardUpdate, events: Sequence[StoredEvent]) -> None:
+        """What goes through the control plane (its own reads): the task table when it changed, job progress."""
+        if update.tasks_version != self._tasks_version or any(e.event_type in TASK_EVENTS for e in events):
             self._tasks_version = None  # stale until reloaded: a reload skipped by a locked file is retried
             self._reload_tasks()
-            self._tasks_version = version
+            self._tasks_version = update.tasks_version
         self.health.on_events(events)
-        self.health.refresh()
 
     def _reload_tasks(self) -> None:
         self.tasks.refresh()
@@ -126,8 +154,10 @@ def _default_day(settings: Settings, ctx: DashboardContext) -> dt.date:
     return settings.demo_date or default_demo_date(calendar_for(settings, ctx.store), RealClock().now().date())
 
 
-def dashboard_session(settings: Settings, services: ServiceFactory | None = None) -> Dashboard:
-    """One browser session's dashboard, loaded, with its periodic refresh registered when it is served.
+def dashboard_session(settings: Settings, services: ServiceFactory | None = None,
+                      hub: DashboardHub | None = None) -> Dashboard:
+    """One browser session's dashboard, loaded, and when it is served: joined to the server's ``hub`` (pushed
+    updates), or with a periodic refresh of its own when there is none.
 
     ``services`` gives the session its control plane: inside the workbench server, one bound to the held store."""
     pn.extension("tabulator", notifications=True)
@@ -135,7 +165,11 @@ def dashboard_session(settings: Settings, services: ServiceFactory | None = None
     dashboard = Dashboard(ctx, default_day=_default_day(settings, ctx)).load()
     doc = pn.state.curdoc
     if doc is not None and doc.session_context is not None:
-        pn.state.add_periodic_callback(dashboard.refresh, period=settings.dashboard_refresh_ms)
+        if hub is None:
+            pn.state.add_periodic_callback(dashboard.refresh, period=settings.dashboard_refresh_ms)
+        else:
+            leave = hub.join(dashboard, doc.add_next_tick_callback)  # thread-safe: the hub pushes from its thread
+            doc.on_session_destroyed(lambda _context: leave())
     return dashboard
 
 
@@ -164,11 +198,12 @@ def _random_secret() -> str:
 
 
 def serve_dashboard(settings: Settings, start: bool = True, services: ServiceFactory | None = None,
-                    threaded: bool = False) -> Any:
+                    threaded: bool = False, hub: DashboardHub | None = None) -> Any:
     """Serve the dashboard at ``http://{dashboard_host}:{dashboard_port}/`` with every JS/CSS resource from the
     Panel server itself (no CDN). Blocks until Ctrl-C when ``start``; else returns the server to start.
-    ``threaded``: on a thread of its own (the workbench server's way), returned so that ``.stop()`` ends it."""
+    ``threaded``: on a thread of its own (the workbench server's way), returned so that ``.stop()`` ends it;
+    ``hub``: the server's, which pushes every session its updates."""
     def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it once per browser session
-        return dashboard_session(settings, services).__panel__()
+        return dashboard_session(settings, services, hub).__panel__()
 
     return pn.serve({"/": page}, start=start, threaded=threaded, **server_options(settings))

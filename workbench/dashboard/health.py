@@ -108,10 +108,15 @@ class HealthView(Viewer):
     def refresh(self) -> None:
         """Re-read the service status through the control plane and show it."""
         try:
-            self.status = self._ctx.service.status()
+            status = self._ctx.service.status()
         except WorkbenchError as exc:
             self.note.object = f"error: {exc}"
             return
+        self.show(status)
+
+    def show(self, status: dict[str, Any]) -> None:
+        """Show a status read elsewhere (the server's dashboard hub reads it once for every session)."""
+        self.status = status
         self.summary.object = status_markdown(self.status)
         problems = self.status.get("problems") or []
         self.problems.object, self.problems.visible = "\n".join(f"- {p}" for p in problems), bool(problems)

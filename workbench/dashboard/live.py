@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -22,6 +21,7 @@ from panel.viewable import Viewer
 
 from workbench.calendar import TZ
 from workbench.dashboard.context import DashboardContext
+from workbench.dashboard.hub import SharedReads
 from workbench.errors import NotFound
 from workbench.indicators import bbands, sma
 from workbench.models import MonitorTask
@@ -132,27 +132,33 @@ class LiveView(Viewer):
         if self.chooser.value != self.task_id:
             self.chooser.value = self.task_id
         with self._ctx.store.read() as con:
-            self.poll(con)
+            self.poll(SharedReads.on(con))
 
-    def poll(self, con: duckdb.DuckDBPyConnection) -> int:
-        """Stream the bars and triggers that are new since the last call; returns the bars added."""
+    def poll(self, reads: SharedReads) -> int:
+        """Stream the bars and triggers that are new since the last call; returns the bars added. Sessions that show
+        the same stock from the same point share one read (``reads``)."""
         if self.task_id is None:
             return 0
         if self._task is None:
+            task_id = self.task_id
             try:
-                self._task = get_task(con, self.task_id)
+                self._task = reads.get(("task", task_id), lambda con: get_task(con, task_id))
             except NotFound:
                 self.caption.object = f"task {self.task_id} is gone"
                 return 0
         task = self._task
-        bars = day_bars_after(con, task.stock_code, "1m", self._last_bar, self._day)
+        code, last_bar, day = task.stock_code, self._last_bar, self._day
+        bars = reads.get(("bars", code, last_bar, day), lambda con: day_bars_after(con, code, "1m", last_bar, day))
         if len(bars):
             self._day = pd.Timestamp(bars["ts"].iloc[-1]).tz_convert(TZ).date()
             self._last_bar = pd.Timestamp(bars["ts"].iloc[-1]).to_pydatetime()
             self.bars.stream(bar_columns(bars, np.asarray(self.bars.data["close"], dtype=np.float64)))
         if self._day is not None:
-            self._add_triggers(code_triggers_after(con, task.stock_code, self._day, self._last_trigger, task.task_id))
-        self._show_levels(task_levels(task, learnt_entry_price(con, task.task_id or 0)))
+            day, last_trigger, task_id = self._day, self._last_trigger, task.task_id
+            self._add_triggers(reads.get(("triggers", code, day, last_trigger, task_id),
+                                         lambda con: code_triggers_after(con, code, day, last_trigger, task_id)))
+        learnt = reads.get(("entry", task.task_id), lambda con: learnt_entry_price(con, task.task_id or 0))
+        self._show_levels(task_levels(task, learnt))
         self.caption.object = (f"**{task.stock_code} {task.stock_name}** · {task.task_name} · "
                                f"{self._day or 'no bars yet'} · {len(self.bars.data['ts'])} bars · "
                                f"{len(self.triggers.data['ts'])} triggers")

@@ -6,13 +6,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import duckdb
 import pandas as pd
 import panel as pn
 import param
 from panel.viewable import Viewer
 
 from workbench.dashboard.context import DashboardContext
+from workbench.dashboard.hub import SharedReads
 from workbench.store import outbox as outbox_store
 from workbench.store.events import StoredEvent
 
@@ -103,7 +103,7 @@ class NotificationsView(Viewer):
         self.refresh()
         return changed
 
-    def on_events(self, con: duckdb.DuckDBPyConnection, events: Sequence[StoredEvent]) -> None:
+    def on_events(self, reads: SharedReads, events: Sequence[StoredEvent]) -> None:
         """New events from the log: a toast per trigger fired, and the page re-read when any arrived."""
         fired = [e for e in events if e.event_type == "trigger.fired"]
         if not fired:
@@ -116,7 +116,9 @@ class NotificationsView(Viewer):
             self.toast(f"{len(fired)} new triggers, the last: {fired[-1].payload.get('message', '')}")
         else:  # the screen is full of toasts: these wait in the table below (and the next summary counts them)
             self._unshown += len(fired)
-        frame, total = outbox_store.history(con, self.page, self.page_size, self.task_id, unread=self.unread)
+        page, size, task_id, unread = self.page, self.page_size, self.task_id, self.unread
+        frame, total = reads.get(("notifications", page, size, task_id, unread),
+                                 lambda con: outbox_store.history(con, page, size, task_id, unread=unread))
         self.total = total
         self.table.value = history_rows(frame)
         self.pager.object = f"page {self.page} of {max(1, -(-total // self.page_size))} · {total} notifications"
