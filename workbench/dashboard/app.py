@@ -94,7 +94,7 @@ class Dashboard(Viewer):
         """An update pushed by the server's hub (on this session's event loop): what it read once for every
         session, and this session's own reads through ``reads`` (shared with sessions that show the same)."""
         try:
-            self._follow_up(update, self._take(update, reads))
+            self._follow_up(update, self._take(update, reads), reads)
             if update.status is None:
                 self.health.refresh()
             else:
@@ -117,17 +117,20 @@ class Dashboard(Viewer):
         self.notifications.on_events(reads, events)
         return events
 
-    def _follow_up(self, update: DashboardUpdate, events: Sequence[StoredEvent]) -> None:
-        """What goes through the control plane (its own reads): the task table when it changed, job progress."""
+    def _follow_up(self, update: DashboardUpdate, events: Sequence[StoredEvent],
+                   reads: SharedReads | None = None) -> None:
+        """What goes through the control plane (its own reads): the task table when it changed, job progress.
+        ``reads``: share the task list with the other sessions of the update (the hub's)."""
         if update.tasks_version != self._tasks_version or any(e.event_type in TASK_EVENTS for e in events):
             self._tasks_version = None  # stale until reloaded: a reload skipped by a locked file is retried
-            self._reload_tasks()
+            self._reload_tasks(reads)
             self._tasks_version = update.tasks_version
         self.health.on_events(events)
 
-    def _reload_tasks(self) -> None:
-        self.tasks.refresh()
-        frame = self.ctx.service.list_tasks()
+    def _reload_tasks(self, reads: SharedReads | None = None) -> None:
+        self.tasks.refresh(reads)
+        list_tasks = self.ctx.service.list_tasks
+        frame = list_tasks() if reads is None else reads.share(("tasks", None), list_tasks)
         options = {f"{r.task_id} · {r.stock_code} {r.stock_name} · {r.task_name}": int(r.task_id)
                    for r in frame.itertuples(index=False)}
         self.live.set_tasks(options)

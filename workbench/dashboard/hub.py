@@ -37,12 +37,14 @@ Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 class SharedReads:
     """The reads of one update, each distinct one done once: ``get(key, read)`` runs ``read(con)`` the first time a
-    key is asked for and hands the same result to every later asker. Results are shared: read them, never change
+    key is asked for and hands the same result to every later asker, also to one asking while the first still reads
+    (Bokeh runs the sessions' callbacks on several threads at once). Results are shared: read them, never change
     them. A read that raises is not remembered (the next asker tries again)."""
 
     def __init__(self, connect: Connect) -> None:
         self._connect = connect
         self._done: dict[Hashable, Any] = {}
+        self._reading: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
         self.misses = 0
 
@@ -52,14 +54,28 @@ class SharedReads:
         return cls(lambda: contextlib.nullcontext(con))
 
     def get(self, key: Hashable, read: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """``read(con)`` on a connection of the store, once per key."""
+        def opened() -> T:
+            with self._connect() as con:
+                return read(con)
+        return self.share(key, opened)
+
+    def share(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()`` once per key (a read through the control plane, which opens its own connection)."""
         with self._lock:
             if key in self._done:
                 return self._done[key]
-        with self._connect() as con:
-            value = read(con)
-        with self._lock:
-            self.misses += 1
-            return self._done.setdefault(key, value)
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:  # one reader per key; the others wait for its result
+            with self._lock:
+                if key in self._done:
+                    return self._done[key]
+            value = compute()
+            with self._lock:
+                self.misses += 1
+                self._done[key] = value
+                self._reading.pop(key, None)
+            return value
 
 
 def events_between(con: duckdb.DuckDBPyConnection, after: int, upto: int) -> list[StoredEvent]:

@@ -11,6 +11,7 @@ import param
 from panel.viewable import Viewer
 
 from workbench.dashboard.context import DashboardContext
+from workbench.dashboard.hub import SharedReads
 from workbench.errors import NotFound, ValidationError, WorkbenchError
 from workbench.models import MonitorTask
 from workbench.rules.model import Frequency
@@ -202,10 +203,13 @@ class TasksView(Viewer):
         return TaskFilter(status=None if self.status_filter == "all" else self.status_filter,
                           codes=(code,) if code else (), name=self.name_filter.strip() or None)
 
-    def refresh(self) -> None:
-        """Reload the table through ``Service.list_tasks`` (its own short read)."""
+    def refresh(self, reads: SharedReads | None = None) -> None:
+        """Reload the table through ``Service.list_tasks`` (its own short read; with ``reads``, one read for every
+        session of an update that shows the same filter)."""
         try:
-            frame = self._ctx.service.list_tasks(self.filter())
+            flt = self.filter()
+            frame = (self._ctx.service.list_tasks(flt) if reads is None
+                     else reads.share(("tasks", repr(flt)), lambda: self._ctx.service.list_tasks(flt)))
         except ValidationError as exc:
             self.message = str(exc)
             return
