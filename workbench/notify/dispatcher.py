@@ -105,6 +105,9 @@ class Dispatcher:
         if not self.channels:
             return stats
         now = self.clock.now()
+        with self.store.read() as con:
+            if not outbox_store.any_due(con, now, list(self.channels)):
+                return stats
         with self.store.write() as con:
             rows = outbox_store.claim(con, now, self.lease, self.batch, list(self.channels))
         by_channel: dict[str, list[OutboxRow]] = {}

@@ -73,6 +73,13 @@ _QUEUE = """
 """
 
 
+def any_due(con: duckdb.DuckDBPyConnection, now: dt.datetime, channels: Sequence[str]) -> bool:
+    """Whether a round could claim anything: a read, so an idle dispatcher commits nothing (every commit in the
+    server wakes the event streams and the dashboards)."""
+    return con.execute("SELECT 1 FROM notifications WHERE status IN ('pending', 'sending') AND next_attempt <= ? "
+                       "AND list_contains(?, channel) LIMIT 1", [now, list(channels)]).fetchone() is not None
+
+
 def claim(con: duckdb.DuckDBPyConnection, now: dt.datetime, lease: float, limit: int,
           channels: Sequence[str]) -> list[OutboxRow]:
     """Take the due head of each channel's queue (oldest first) for ``lease`` seconds; rows of an expired lease are
