@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from workbench.app import run_day
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.interrupt import as_keyboard_interrupt
 from workbench.runner import RunInfo, SessionSummary
-from workbench.service import Service
 
 INTERRUPTED = "Interrupted"  # the name of the (cancelled) state a run stopped by Ctrl-C ends in
 TERMINATED = "terminated by SIGTERM"  # what the follower's SIGTERM raises: a cancel from Prefect, not a Ctrl-C

@@ -30,8 +30,8 @@ from workbench.api import ApiServer, create_api, serve_api
 from workbench.app import prepare_demo_day
 from workbench.calendar import TZ, TradingCalendar
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.events import FeedStale, Heartbeat, StockIndicatorsCompleted
-from workbench.service import Service
 from workbench.store import events as event_store
 from workbench.store import outbox as outbox_store
 from workbench.store.db import Store

@@ -304,8 +304,8 @@ def test_the_service_starts_and_stops_from_the_health_view(ctx, monkeypatch):
 
 def test_the_health_view_warns_from_december_1_until_a_holiday_of_next_year_is_stored(tmp_path):
     from workbench.calendar import TZ, SimulatedClock
+    from workbench.control import Service
     from workbench.dashboard.health import HealthView
-    from workbench.service import Service
 
     settings = Settings(db_path=tmp_path / "december.duckdb")
     clock = SimulatedClock(dt.datetime(2026, 11, 30, 12, 0, tzinfo=TZ))

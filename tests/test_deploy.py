@@ -18,7 +18,8 @@ from tests.test_service import DAY, assert_stopped_at_the_next_flush, table, wai
 from workbench.app import prepare_demo_day
 from workbench.calendar import TradingCalendar
 from workbench.config import Settings
-from workbench.service import PrefectLauncher, Service
+from workbench.control import Service
+from workbench.control.runs import PrefectLauncher
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {

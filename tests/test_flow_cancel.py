@@ -25,8 +25,8 @@ from tests.conftest import dies_with_parent, wait_for
 from tests.test_server_process import DAY, ROOT, SYMBOLS, TASKS, prepared, start_server  # noqa: F401 - a fixture
 from workbench.advert import read_advert
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.remote import RemoteService, control_plane
-from workbench.service import Service
 from workbench.store.db import Store
 
 DEPLOYMENT = "monitor_session/monitor"

@@ -21,8 +21,8 @@ from workbench.app import calendar_for
 from workbench.calendar import TZ, SimulatedClock
 from workbench.cli import app
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.errors import NotFound, ValidationError
-from workbench.service import Service
 from workbench.store import service as service_store
 from workbench.store.db import Store
 
@@ -57,7 +57,7 @@ def db(tmp_path: Path) -> Path:
 def clock_at(monkeypatch: pytest.MonkeyPatch, when: dt.datetime) -> SimulatedClock:
     """The CLI's control plane on a simulated clock standing at ``when`` (it would read the real one)."""
     clock = SimulatedClock(when)
-    monkeypatch.setattr("workbench.service.RealClock", lambda: clock)
+    monkeypatch.setattr("workbench.control.RealClock", lambda: clock)
     return clock
 
 

@@ -22,9 +22,9 @@ from tests.test_session import DAY, ROOT, prepared, table
 from workbench.app import make_feed
 from workbench.calendar import SimulatedClock, TradingCalendar
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.runner import RunInfo, _tick_at, _Waiter, run_session
-from workbench.service import Service
 from workbench.store.db import Store
 
 

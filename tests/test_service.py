@@ -18,11 +18,11 @@ from tests.conftest import StopAt
 from workbench.app import make_clock, make_feed, prepare_demo_day, universe_for
 from workbench.calendar import TZ, SimulatedClock, TradingCalendar
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.errors import NotFound, ValidationError
 from workbench.models import MonitorTask
 from workbench.monitor import TickResult
 from workbench.runner import RunInfo, RunReporter, run_session
-from workbench.service import Service
 from workbench.store import service as service_store
 from workbench.store import tasks as task_store
 from workbench.store.db import Store

@@ -430,7 +430,7 @@ def _filter(status: str | None, code: str | None, name: str | None, ids: str | N
 
 
 def _ids(text: str | list[str]) -> list[int]:
-    from workbench.service import parse_task_ids
+    from workbench.control import parse_task_ids
 
     return parse_task_ids(text if isinstance(text, str) else " ".join(text))
 

@@ -1,7 +1,7 @@
 """The control plane through a running workbench server's API, for the CLI and the tasks notebook.
 
 While a server owns the database no other process may open the file, so a command from the CLI or a notebook goes
-to the server's HTTP API instead. ``RemoteService`` has the methods of :class:`workbench.service.Service` that those
+to the server's HTTP API instead. ``RemoteService`` has the methods of :class:`workbench.control.Service` that those
 clients call, with the same arguments, results and errors (a refused field is the same ``ValidationError``), so the
 callers do not care which one they hold. ``control_plane`` picks: the server's when one is advertised, else the file.
 """
@@ -17,9 +17,9 @@ import httpx
 import pandas as pd
 
 from workbench.config import Settings
+from workbench.control import BulkResult, Service
 from workbench.errors import NotFound, OperationalError, StoreBusy, ValidationError, WorkbenchError
 from workbench.models import MonitorTask
-from workbench.service import BulkResult, Service
 from workbench.store.service import ServiceRun
 from workbench.store.tasks import TaskFilter
 

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Body, Depends, Header, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.api.common import ACTOR_HEADER, ApiContext, plain, records
+from workbench.control import ACTORS, Service
 from workbench.errors import ValidationError
 from workbench.market import normalize_code
 from workbench.models import MonitorTask
 from workbench.safetext import check_text
-from workbench.service import ACTORS, Service
 from workbench.store.tasks import TaskFilter, task_from_row
 
 _OVERVIEW = ("last_evaluated", "last_trigger", "fires_today")

@@ -30,7 +30,7 @@ from workbench.store import events as event_store
 from workbench.store import tasks as task_store
 
 if TYPE_CHECKING:
-    from workbench.service import Service
+    from workbench.control import Service
 
     ServiceFactory = Callable[[str], Service]
 
