@@ -82,10 +82,10 @@ def test_service_start_runs_the_deployment_and_stop_ends_its_flow_run(served):
     assert run.mode == "prefect" and run.state == "running" and run.flow_run_id, run.detail
     assert launcher.state(run.flow_run_id) == "RUNNING"
     assert service.start_service(trading_date=DAY, speed=20.0).run_id == run.run_id
-    wait_for(lambda: service.status()["ticks_today"] >= 5 or None, timeout=60)
+    wait_for(lambda: service.status().ticks_today >= 5 or None, timeout=60)
     status = service.status()
-    assert status["healthy"], status["problems"]
-    assert status["flow_run_state"] == "RUNNING" and status["tick_lag_seconds"] < 2 * status["poll_interval"]
+    assert status.healthy, status.problems
+    assert status.flow_run_state == "RUNNING" and status.tick_lag_seconds < 2 * status.poll_interval
 
     asked = time.monotonic()
     stopped = service.stop_service(timeout=30)

@@ -247,11 +247,11 @@ def test_service_start_status_start_all_and_stop_against_a_running_monitor(local
     assert run.state == "running" and run.mode == "local" and run.pid and run.pid != os.getpid()
     again = service.start_service(trading_date=DAY, speed=20.0, mode="local")
     assert again.run_id == run.run_id  # a second start leaves the running service as it is
-    wait_for(lambda: service.status()["ticks_today"] >= 5 or None)
+    wait_for(lambda: service.status().ticks_today >= 5 or None)
     status = service.status()
-    assert status["healthy"], status["problems"]
-    assert status["state"] == "running" and status["tick_lag_seconds"] < 2 * status["poll_interval"]
-    assert status["calendar"]["valid"] and status["store"]["buffered_ticks"] == 0
+    assert status.healthy, status.problems
+    assert status.state == "running" and status.tick_lag_seconds < 2 * status.poll_interval
+    assert status.calendar.valid and status.store.buffered_ticks == 0
 
     result = service.start_all()  # 500 tasks while the monitor process writes every tick
     assert len(result.changed) == 500
@@ -273,7 +273,7 @@ def test_service_start_status_start_all_and_stop_against_a_running_monitor(local
     wait_for(lambda: service.launchers["local"].gone(stopped) is not None or None, timeout=20)
     assert service.stop_service() is None
     final = service.status()
-    assert final["state"] == "stopped" and final["healthy"]
+    assert final.state == "stopped" and final.healthy
     actions = service.audit_log(limit=2000)
     assert actions[actions["action"].str.startswith("service.")]["result"].tolist() == [
         "noop", "ok", "noop", "ok", "noop"]
@@ -286,8 +286,8 @@ def test_a_run_whose_process_died_is_reported_and_does_not_block_a_new_start(ser
             run_id="dead", mode="local", state="running", actor="cli", requested_at=now, pid=2**22 + 12345,
             trading_date=DAY, started_at=now, last_seen=now))
     status = service.status()
-    assert status["state"] == "failed" and not status["healthy"]
-    assert "gone" in status["problems"][0]
+    assert status.state == "failed" and not status.healthy
+    assert "gone" in status.problems[0]
     events = table(service.store, "SELECT event_type, payload FROM events WHERE event_type = 'service.unhealthy'")
     assert json.loads(events["payload"][0])["run_id"] == "dead"
     assert service.active_run() is None

@@ -718,17 +718,17 @@ def service_status(
     with _reported():
         status = _service(db).status()
     if as_json:
-        typer.echo(_json(status, default=str))
+        typer.echo(_json(status.to_json(), default=str))
     else:
         table = Table("", "", show_header=False)
-        for key, value in status.items():
+        for key, value in status.to_json().items():
             table.add_row(key, _cell(_json(value, default=str) if isinstance(value, dict | list) else value))
         Console().print(table)
-    for warning in status["warnings"]:
+    for warning in status.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    if not status["healthy"]:
+    if not status.healthy:
         raise typer.Exit(EXIT_FAILED)
-    if status["state"] not in ("starting", "running", "stopping"):
+    if not status.active:
         raise typer.Exit(EXIT_NOT_RUNNING)
 
 

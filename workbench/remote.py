@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 
 from workbench.config import Settings
-from workbench.control import BulkResult, Service
+from workbench.control import BulkResult, Service, ServiceStatus
 from workbench.errors import NotFound, OperationalError, StoreBusy, ValidationError, WorkbenchError
 from workbench.models import MonitorTask
 from workbench.store.service import ServiceRun
@@ -140,8 +140,8 @@ class RemoteService:
         run = self.call("POST", "/service/stop", {"timeout": timeout})["run"]
         return None if run is None else _run(run)
 
-    def status(self) -> dict[str, Any]:
-        return dict(self.call("GET", "/service/status"))
+    def status(self) -> ServiceStatus:
+        return ServiceStatus.from_json(self.call("GET", "/service/status"))
 
     # -- the calendar ---------------------------------------------------------------------------------------------
     def holidays(self) -> list[dict[str, Any]]:
@@ -190,13 +190,7 @@ def _listing(items: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _run(data: Mapping[str, Any]) -> ServiceRun:
-    values = dict(data)
-    for key, value in values.items():
-        if isinstance(value, str) and key.endswith(("_at", "_seen")):
-            values[key] = dt.datetime.fromisoformat(value)
-    if isinstance(values.get("trading_date"), str):
-        values["trading_date"] = dt.date.fromisoformat(values["trading_date"])
-    return ServiceRun(**values)
+    return ServiceRun.from_json(data)
 
 
 def _jsonable(body: dict[str, Any]) -> dict[str, Any]:

@@ -96,8 +96,8 @@ def health_router(context: ApiContext) -> APIRouter:
 
     @api.get("/health", summary="Liveness and the monitor's health (no token needed)")
     async def health() -> dict[str, Any]:
-        report = await context.feed.blocking(context.service.status)
-        return {key: report.get(key) for key in ("healthy", "state", "problems", "warnings", "tasks_running")}
+        report = (await context.feed.blocking(context.service.status)).to_json()
+        return {key: report[key] for key in ("healthy", "state", "problems", "warnings", "tasks_running")}
 
     return api
 
@@ -204,7 +204,7 @@ def router(context: ApiContext) -> APIRouter:  # noqa: C901 - one closure per ro
 
     @api.get("/service/status", tags=["service"], summary="What `workbench service status` reports")
     async def service_status() -> dict[str, Any]:
-        return dict(await command(context.service, context.service.status))  # may announce (un)health
+        return (await command(context.service, context.service.status)).to_json()  # may announce (un)health
 
     # -- notifications and the audit log -------------------------------------------------------------------------
     @api.get("/notifications", tags=["notifications"], summary="The in-app history, newest first, a page at a time")

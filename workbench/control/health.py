@@ -160,11 +160,7 @@ class HealthReports(ServiceRuns, HolidayCommands):
     """The status of :class:`workbench.control.Service`: it judges runs (``ServiceRuns``) by the calendar with the
     stored holidays (``HolidayCommands``)."""
 
-    def status(self) -> dict[str, Any]:
-        """The health report's JSON (:meth:`report`)."""
-        return self.report().to_json()
-
-    def report(self) -> ServiceStatus:
+    def status(self) -> ServiceStatus:
         """Service state, run, ticks, lag, feed and store health, calendar validity; ``healthy`` and
         ``problems`` in words. A live run found unhealthy raises a ``service.unhealthy`` event."""
         today = self.clock.now().date()
