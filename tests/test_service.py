@@ -18,7 +18,7 @@ from tests.conftest import StopAt
 from workbench.app import make_clock, make_feed, prepare_demo_day, universe_for
 from workbench.calendar import TZ, SimulatedClock, TradingCalendar
 from workbench.config import Settings
-from workbench.control import Service
+from workbench.control import Service, TaskOverview
 from workbench.errors import NotFound, ValidationError
 from workbench.models import MonitorTask
 from workbench.monitor import TickResult
@@ -164,6 +164,12 @@ def test_the_task_listing_shows_what_the_monitor_did(service, calendar):
     with_state = table(service.store, "SELECT DISTINCT task_id FROM rule_state")["task_id"]
     assert set(evaluated["task_id"]) == set(with_state) and len(evaluated) >= len(listing) // 2
     assert evaluated["last_evaluated"].max() <= last_tick
+    rows = {row.task.task_id: row for row in TaskOverview.rows(listing)}  # the same listing, one typed row a task
+    assert list(rows) == listing["task_id"].tolist()
+    for _, f in fired.iterrows():
+        row = rows[int(f["task_id"])]
+        assert row.fires_today == f["n"] and row.last_trigger == f["last"] and row.task.status == "running"
+    assert all(rows[int(t)].last_evaluated is not None for t in with_state)
 
 
 def test_a_stop_during_the_lunch_break_is_honoured_without_waiting_for_the_afternoon(tmp_path, calendar):

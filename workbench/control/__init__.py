@@ -19,10 +19,10 @@ from workbench.control.core import ACTORS, check_actor
 from workbench.control.health import HealthReports, ServiceStatus
 from workbench.control.holidays import HolidayCommands
 from workbench.control.runs import Launcher, LocalLauncher, PrefectLauncher, ServiceRuns
-from workbench.control.tasks import BulkResult, TaskCommands, parse_task_ids
+from workbench.control.tasks import BulkResult, TaskCommands, TaskOverview, parse_task_ids
 from workbench.store.db import Store
 
-__all__ = ["ACTORS", "BulkResult", "Service", "ServiceStatus", "parse_task_ids"]
+__all__ = ["ACTORS", "BulkResult", "Service", "ServiceStatus", "TaskOverview", "parse_task_ids"]
 
 
 class Service(TaskCommands, HealthReports, ServiceRuns, HolidayCommands):

@@ -7,6 +7,7 @@ nothing; a running monitor picks the change up at its next flush.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from workbench.store import events as event_store
 from workbench.store import outbox as outbox_store
 from workbench.store import service as service_store
 from workbench.store import tasks as task_store
-from workbench.store.tasks import TaskFilter
+from workbench.store.tasks import TaskFilter, task_from_row
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,30 @@ class BulkResult:
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "matched": len(self.matched), "changed": len(self.changed),
                 "task_ids": self.changed, "matched_ids": self.matched}
+
+
+OVERVIEW_COLUMNS = ("last_evaluated", "last_trigger", "fires_today")  # what list_tasks adds to a task's columns
+
+
+@dataclass(frozen=True)
+class TaskOverview:
+    """One row of :meth:`TaskCommands.list_tasks`: the task, and what the monitor did with it "today"."""
+
+    task: MonitorTask
+    last_evaluated: dt.datetime | None
+    last_trigger: dt.datetime | None
+    fires_today: int
+
+    @classmethod
+    def rows(cls, frame: pd.DataFrame) -> list[TaskOverview]:
+        """The listing's rows (from a Service or a RemoteService), so no reader splits the columns itself."""
+        return [cls(task=task_from_row({k: v for k, v in row.items() if k not in OVERVIEW_COLUMNS}),
+                    last_evaluated=_moment(row.get("last_evaluated")), last_trigger=_moment(row.get("last_trigger")),
+                    fires_today=int(row.get("fires_today") or 0)) for row in frame.to_dict("records")]
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
 class TaskCommands(ControlCore):
