@@ -166,9 +166,9 @@ def test_cancelling_the_flow_run_stops_the_servers_session_within_a_tick_and_the
         con = workbench.connect(str(db))
         try:
             command = con.execute("SELECT ts, consumed_at, result, actor FROM service_commands WHERE run_id = ?",
-                                  [running["run_id"]]).fetchall()
+                                  [running.run_id]).fetchall()
             run_ended = con.execute("SELECT ended_at FROM service_runs WHERE run_id = ?",
-                                    [running["run_id"]]).fetchone()[0]
+                                    [running.run_id]).fetchone()[0]
             ticks_at_stop = con.execute("SELECT count(*) FROM monitor_ticks").fetchone()[0]
             late = con.execute("SELECT count(DISTINCT written_at), max(written_at) FROM monitor_ticks "
                                "WHERE written_at > ?", [command[0][0]]).fetchone()
