@@ -221,7 +221,7 @@ def one_run(name: str, db: Path, args: argparse.Namespace, loaded: bool, tmp: Pa
         if args.profile and loaded:  # a flame graph of the server while the loaded session runs
             profiler = subprocess.Popen(["py-spy", "record", "-p", str(server.pid), "-o", args.profile, "-d",
                                          str(int(args.minutes * 60 / args.speed)), "-t", "--nonblocking", "-f", "raw"])
-        while (last := plane.status().get("last_tick")) is None or dt.datetime.fromisoformat(str(last)) < until:
+        while (last := plane.status().last_tick) is None or last < until:
             if server.poll() is not None:
                 raise SystemExit(f"the server died:\n{log.read_text()[-2000:]}")
             time.sleep(0.5)

@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from workbench.app import run_day
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.interrupt import as_keyboard_interrupt
 from workbench.runner import RunInfo, SessionSummary
-from workbench.service import Service
 
 INTERRUPTED = "Interrupted"  # the name of the (cancelled) state a run stopped by Ctrl-C ends in
 TERMINATED = "terminated by SIGTERM"  # what the follower's SIGTERM raises: a cancel from Prefect, not a Ctrl-C
@@ -125,13 +125,13 @@ def follow_server_session(plane: Any, trading_date: dt.date | None, speed: float
         calendar = TradingCalendar()
         while True:
             status = plane.status()
-            share = session_progress(calendar, run.trading_date, status.get("last_tick"))
+            share = session_progress(calendar, run.trading_date, status.last_tick)
             update_progress_artifact(artifact_id=artifact_id, progress=round(100 * share, 1))
-            if status.get("run_id") != run.run_id or status["state"] not in ("starting", "running", "stopping"):
+            if status.run_id != run.run_id or not status.active:
                 finished = True
                 break
-            logger.info("%s: %s ticks, lag %s s", status.get("last_tick"), status.get("ticks_today"),
-                        status.get("tick_lag_seconds"))
+            logger.info("%s: %s ticks, lag %s s", None if status.last_tick is None else status.last_tick.isoformat(),
+                        status.ticks_today, status.tick_lag_seconds)
             time.sleep(poll)
     finally:
         # a start the server refused leaves nothing to stop; an interrupted one may have started the session
@@ -139,6 +139,6 @@ def follow_server_session(plane: Any, trading_date: dt.date | None, speed: float
             logger.warning("stopping the server's session %s: this run was cancelled",
                            "(being started)" if run is None else run.run_id)
             plane.stop_service()
-    logger.info("the server's session ended: %s", status["state"])
-    return {"run_id": run.run_id, "trading_date": str(run.trading_date), "state": status["state"],
-            "ticks": status.get("ticks_today"), "mode": "server"}
+    logger.info("the server's session ended: %s", status.state)
+    return {"run_id": run.run_id, "trading_date": str(run.trading_date), "state": status.state,
+            "ticks": status.ticks_today, "mode": "server"}

@@ -30,8 +30,8 @@ from workbench.api import ApiServer, create_api, serve_api
 from workbench.app import prepare_demo_day
 from workbench.calendar import TZ, TradingCalendar
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.events import FeedStale, Heartbeat, StockIndicatorsCompleted
-from workbench.service import Service
 from workbench.store import events as event_store
 from workbench.store import outbox as outbox_store
 from workbench.store.db import Store
@@ -283,6 +283,74 @@ def test_health_and_service_start_status_stop(api: Served):
     assert c.get("/api/v1/service/status").json()["state"] == "stopped"
     actions = [a["action"] for a in c.get("/api/v1/audit").json()["items"] if a["action"].startswith("service.")]
     assert actions == ["service.stop", "service.start", "service.start", "service.stop"]
+
+
+NO_RUN_KEYS = ["state", "tasks_running", "calendar", "warnings", "healthy", "problems"]
+RUN_KEYS = ["state", "tasks_running", "calendar", "warnings", "run_id", "mode", "actor", "requested_at", "flow_run_id",
+            "pid", "trading_date", "speed", "started_at", "ended_at", "last_seen", "detail", "flow_run_state",
+            "seconds_since_report", "last_tick", "tick_lag_seconds", "ticks_today", "tasks_evaluated", "poll_interval",
+            "feed", "store", "healthy", "problems"]
+
+
+def test_the_status_report_keeps_its_json_and_reads_the_same_through_the_api_and_the_cli(
+        api: Served, monkeypatch: pytest.MonkeyPatch):
+    """The typed report answers the JSON clients have always read, key for key and in order; a RemoteService
+    (the CLI and notebooks beside a server) gets the same report back as the server's own Service."""
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.control import ServiceStatus
+    from workbench.feeds.base import FeedHealth
+    from workbench.monitor import TickResult
+    from workbench.remote import RemoteService
+    from workbench.runner import RunInfo, RunReporter
+    from workbench.store import service as service_store
+
+    c, remote = api.client, RemoteService(api.server.url, TOKEN, actor="cli")
+    empty = c.get("/api/v1/service/status").json()
+    assert list(empty) == NO_RUN_KEYS and empty["state"] == "never started"
+    assert list(empty["calendar"]) == ["valid", "warning", "trading_day"]
+    assert remote.status() == api.service.status() == ServiceStatus.from_json(empty)
+
+    now = dt.datetime.now(TZ)
+    tick = dt.datetime.combine(DAY, dt.time(10, 0, 3), tzinfo=TZ)
+    with api.store.write() as con:
+        service_store.insert_run(con, service_store.ServiceRun(
+            run_id="r1", mode="inline", state="running", actor="schedule", requested_at=now, pid=os.getpid(),
+            trading_date=DAY, speed=20.0, started_at=now))
+        con.execute("INSERT INTO monitor_ticks (ts, trading_date, snapshot_rows, tasks_evaluated, triggers, written_at,"
+                    " lag_seconds) VALUES (?, ?, 60, 6, 0, ?, 0.4)", [tick, DAY, now])
+    feed = type("Feed", (), {"name": "simulated", "health": FeedHealth("simulated")})()
+    reporter = RunReporter(RunInfo(run_id="r1", speed=20.0), api.store, feed=feed, interval=3.0,
+                           calendar_warning=None, clock=type("Clock", (), {"now": staticmethod(lambda: now)})())
+    reporter.observe(TickResult(ts=tick, trading_date=DAY, snapshot_rows=60, tasks_evaluated=6, quotes=pd.DataFrame(),
+                                bars=pd.DataFrame(), triggers=pd.DataFrame(), rule_state=pd.DataFrame(),
+                                lag_seconds=0.4), 1)
+    with api.store.connection() as con:
+        reporter(con, 0, 0)
+
+    body = c.get("/api/v1/service/status").json()
+    assert list(body) == RUN_KEYS and body["state"] == "running" and body["healthy"], body
+    assert list(body["store"]) == ["buffered_ticks", "busy_flushes", "lock_retries", "lock_wait_seconds"]
+    assert body["feed"]["name"] == "simulated" and body["feed"]["stale"] is False and "snapshots" in body["feed"]
+    assert body["last_tick"] == tick.isoformat() and body["trading_date"] == DAY.isoformat() and body["pid"]
+    assert ServiceStatus.from_json(body).to_json() == body  # nothing lost or added on the way back
+
+    served, read = api.service.status(), remote.status()
+    assert read.run_id == served.run_id == "r1" and read.run == served.run and read.active
+    assert read.last_tick == tick and read.feed == served.feed and read.feed.name == "simulated"
+    assert read.store == served.store and read.store.buffered_ticks == 0 and read.calendar == served.calendar
+    assert (read.ticks_today, read.tasks_evaluated, read.tick_lag_seconds, read.poll_interval) == (1, 6, 0.4, 3.0)
+    assert read.to_json().keys() == served.to_json().keys() and read.problems == served.problems == ()
+
+    monkeypatch.setenv("WORKBENCH_DB_PATH", str(api.store.path))  # no server advertised: the CLI reads the file
+    out = CliRunner().invoke(app, ["service", "status", "--json"])
+    assert out.exit_code == 0, out.output
+    printed = json.loads(out.stdout)
+    assert list(printed) == RUN_KEYS and {**printed, "seconds_since_report": None} == {
+        **body, "seconds_since_report": None}
+    health = httpx.get(api.server.url + "/health", timeout=30).json()
+    assert list(health) == ["healthy", "state", "problems", "warnings", "tasks_running"] and health["healthy"]
 
 
 def test_a_store_held_by_another_process_is_a_503_with_retry_after(settings: Settings):

@@ -238,7 +238,7 @@ def test_a_refresh_reads_only_new_events_and_toasts_each_trigger_once(ctx):
     assert dashboard.notifications.total == 2
     assert dashboard.tasks.table.value.set_index("task_name").loc["dip a", "last_trigger"].endswith("09:50:00")
     assert dashboard.health.jobs == {"backfill r1": 25, "indicators r2": 100}
-    assert dashboard.health.status["state"] == "never started"
+    assert dashboard.health.status.state == "never started"
     cursor = dashboard.cursor
     dashboard.refresh()
     assert dashboard.notifications.toasts == ["dip a fired at 9.7"] and dashboard.cursor == cursor
@@ -283,7 +283,7 @@ def test_a_steady_stream_of_triggers_never_covers_the_page_with_toasts(ctx, monk
 def test_the_session_factory_works_on_a_fresh_database(tmp_path):
     dashboard = dashboard_session(Settings(db_path=tmp_path / "fresh.duckdb"))
     assert dashboard.tasks.table.value.empty and dashboard.notifications.total == 0
-    assert dashboard.health.status["state"] == "never started"
+    assert dashboard.health.status.state == "never started"
     dashboard.refresh()
     assert dashboard.__panel__() is not None
 
@@ -295,18 +295,18 @@ def test_the_service_starts_and_stops_from_the_health_view(ctx, monkeypatch):
     view.start()
     assert "service run" in view.note.object
     deadline = dt.datetime.now() + dt.timedelta(seconds=60)
-    while view.status.get("state") != "running" and dt.datetime.now() < deadline:
+    while (view.status is None or view.status.state != "running") and dt.datetime.now() < deadline:
         view.refresh()
-    assert view.status["state"] == "running" and "| state | running |" in view.summary.object
+    assert view.status.state == "running" and "| state | running |" in view.summary.object
     view.stop()
     view.refresh()
-    assert view.status["state"] in ("stopped", "completed") and not ctx.service.active_run()
+    assert view.status.state in ("stopped", "completed") and not ctx.service.active_run()
 
 
 def test_the_health_view_warns_from_december_1_until_a_holiday_of_next_year_is_stored(tmp_path):
     from workbench.calendar import TZ, SimulatedClock
+    from workbench.control import Service
     from workbench.dashboard.health import HealthView
-    from workbench.service import Service
 
     settings = Settings(db_path=tmp_path / "december.duckdb")
     clock = SimulatedClock(dt.datetime(2026, 11, 30, 12, 0, tzinfo=TZ))

@@ -18,7 +18,8 @@ from tests.test_service import DAY, assert_stopped_at_the_next_flush, table, wai
 from workbench.app import prepare_demo_day
 from workbench.calendar import TradingCalendar
 from workbench.config import Settings
-from workbench.service import PrefectLauncher, Service
+from workbench.control import Service
+from workbench.control.runs import PrefectLauncher
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {
@@ -81,10 +82,10 @@ def test_service_start_runs_the_deployment_and_stop_ends_its_flow_run(served):
     assert run.mode == "prefect" and run.state == "running" and run.flow_run_id, run.detail
     assert launcher.state(run.flow_run_id) == "RUNNING"
     assert service.start_service(trading_date=DAY, speed=20.0).run_id == run.run_id
-    wait_for(lambda: service.status()["ticks_today"] >= 5 or None, timeout=60)
+    wait_for(lambda: service.status().ticks_today >= 5 or None, timeout=60)
     status = service.status()
-    assert status["healthy"], status["problems"]
-    assert status["flow_run_state"] == "RUNNING" and status["tick_lag_seconds"] < 2 * status["poll_interval"]
+    assert status.healthy, status.problems
+    assert status.flow_run_state == "RUNNING" and status.tick_lag_seconds < 2 * status.poll_interval
 
     asked = time.monotonic()
     stopped = service.stop_service(timeout=30)

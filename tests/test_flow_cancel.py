@@ -25,8 +25,8 @@ from tests.conftest import dies_with_parent, wait_for
 from tests.test_server_process import DAY, ROOT, SYMBOLS, TASKS, prepared, start_server  # noqa: F401 - a fixture
 from workbench.advert import read_advert
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.remote import RemoteService, control_plane
-from workbench.service import Service
 from workbench.store.db import Store
 
 DEPLOYMENT = "monitor_session/monitor"
@@ -142,19 +142,19 @@ def test_cancelling_the_flow_run_stops_the_servers_session_within_a_tick_and_the
         assert isinstance(plane, RemoteService)
         with serving(db, tmp_path / "runner.log"):
             flow_run_id = launch(db)
-            running = wait_for(lambda: (s := plane.status())["state"] == "running" and (s["ticks_today"] or 0) >= 5
+            running = wait_for(lambda: (s := plane.status()).state == "running" and (s.ticks_today or 0) >= 5
                                and s, timeout=180, every=0.5)
-            assert running["mode"] == "server" and running["actor"] == "schedule", running
+            assert running.run.mode == "server" and running.run.actor == "schedule", running
             assert flow_run_state(flow_run_id)[0] == "RUNNING"
 
             asked_at, asked = dt.datetime.now(dt.UTC), time.monotonic()
             cancel(flow_run_id)
-            ended = wait_for(lambda: (s := plane.status())["state"] not in ACTIVE and s, timeout=60, every=0.1)
+            ended = wait_for(lambda: (s := plane.status()).state not in ACTIVE and s, timeout=60, every=0.1)
             stop_seconds = time.monotonic() - asked
             flow_state = final_flow_state(flow_run_id, timeout=90)
             flow_seconds = time.monotonic() - asked
 
-        assert ended["run_id"] == running["run_id"] and ended["state"] == "stopped", ended
+        assert ended.run_id == running.run_id and ended.state == "stopped", ended
         assert flow_state[0] == "CANCELLED" and flow_state[2].startswith("cancelled (SIGTERM)"), flow_state
         # the server outlives the flow run: it answers, serves commands and SQL, and its session is over
         assert server.poll() is None
@@ -166,9 +166,9 @@ def test_cancelling_the_flow_run_stops_the_servers_session_within_a_tick_and_the
         con = workbench.connect(str(db))
         try:
             command = con.execute("SELECT ts, consumed_at, result, actor FROM service_commands WHERE run_id = ?",
-                                  [running["run_id"]]).fetchall()
+                                  [running.run_id]).fetchall()
             run_ended = con.execute("SELECT ended_at FROM service_runs WHERE run_id = ?",
-                                    [running["run_id"]]).fetchone()[0]
+                                    [running.run_id]).fetchone()[0]
             ticks_at_stop = con.execute("SELECT count(*) FROM monitor_ticks").fetchone()[0]
             late = con.execute("SELECT count(DISTINCT written_at), max(written_at) FROM monitor_ticks "
                                "WHERE written_at > ?", [command[0][0]]).fetchone()

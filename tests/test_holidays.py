@@ -21,8 +21,8 @@ from workbench.app import calendar_for
 from workbench.calendar import TZ, SimulatedClock
 from workbench.cli import app
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.errors import NotFound, ValidationError
-from workbench.service import Service
 from workbench.store import service as service_store
 from workbench.store.db import Store
 
@@ -57,7 +57,7 @@ def db(tmp_path: Path) -> Path:
 def clock_at(monkeypatch: pytest.MonkeyPatch, when: dt.datetime) -> SimulatedClock:
     """The CLI's control plane on a simulated clock standing at ``when`` (it would read the real one)."""
     clock = SimulatedClock(when)
-    monkeypatch.setattr("workbench.service.RealClock", lambda: clock)
+    monkeypatch.setattr("workbench.control.RealClock", lambda: clock)
     return clock
 
 
@@ -207,22 +207,22 @@ def test_a_database_locked_by_another_process_gives_the_configured_holidays(db, 
 def test_the_warning_appears_on_december_1_and_goes_once_a_2027_holiday_is_stored(db):
     clock = SimulatedClock(dt.datetime(2026, 11, 30, 23, 59, 59, tzinfo=TZ))
     service = Service(Settings(db_path=db), actor="cli", clock=clock)
-    assert service.status()["warnings"] == []  # November 30: nothing to say yet
+    assert service.status().warnings == ()  # November 30: nothing to say yet
     clock.advance(1)  # 2026-12-01 00:00:00
     status = service.status()
-    assert len(status["warnings"]) == 1
-    warning = status["warnings"][0]
+    assert len(status.warnings) == 1
+    warning = status.warnings[0]
     assert warning.startswith("2027 holidays unknown") and "workbench calendar holidays add" in warning
     assert "every weekday of 2027 counts as a trading day" in warning and "2027-01-01" in warning
-    assert status["healthy"] and status["calendar"]["valid"]  # a warning, not a problem
+    assert status.healthy and status.calendar.valid  # a warning, not a problem
     service.add_holidays(["2027-01-01"])
-    assert service.status()["warnings"] == []
+    assert service.status().warnings == ()
 
 
 def test_a_configured_2027_holiday_also_silences_the_warning(db):
     clock = SimulatedClock(dt.datetime(2026, 12, 1, 9, 0, tzinfo=TZ))
     configured = Service(Settings(db_path=db, extra_holidays=[D(2027, 2, 8)]), actor="cli", clock=clock)
-    assert configured.status()["warnings"] == []
+    assert configured.status().warnings == ()
 
 
 def test_service_status_prints_the_warning_and_keeps_its_exit_codes(db, monkeypatch):

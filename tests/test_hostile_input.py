@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from workbench.app import ensure_instruments, universe_for
 from workbench.cli import app
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.errors import ValidationError
 from workbench.models import MonitorTask
 from workbench.rules.parse import RuleSyntaxError, parse_rule
 from workbench.safetext import json_safe, shown, text_problem
-from workbench.service import Service
 from workbench.store.db import Store
 from workbench.store.tasks import TaskFilter
 

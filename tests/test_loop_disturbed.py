@@ -22,9 +22,9 @@ from tests.test_session import DAY, ROOT, prepared, table
 from workbench.app import make_feed
 from workbench.calendar import SimulatedClock, TradingCalendar
 from workbench.config import Settings
+from workbench.control import Service, ServiceStatus
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.runner import RunInfo, _tick_at, _Waiter, run_session
-from workbench.service import Service
 from workbench.store.db import Store
 
 
@@ -126,7 +126,7 @@ def test_lunch_reads_as_healthy_and_the_afternoon_starts_on_time(tmp_path: Path)
 
     loop = threading.Thread(target=afternoon)
     loop.start()
-    statuses: list[dict] = []
+    statuses: list[ServiceStatus] = []
     exits: list[int] = []
     env = {**os.environ, "WORKBENCH_DB_PATH": str(store.path)}
     try:
@@ -141,9 +141,9 @@ def test_lunch_reads_as_healthy_and_the_afternoon_starts_on_time(tmp_path: Path)
             time.sleep(3)
     finally:
         loop.join(timeout=120)
-    lunch = [s for s in statuses if (s.get("last_tick") or "")[11:19] == "11:30:00"]
-    assert len(lunch) >= 8, [(s.get("last_tick"), s["healthy"]) for s in statuses]
-    assert all(s["healthy"] for s in lunch), [s["problems"] for s in lunch if not s["healthy"]]
+    lunch = [s for s in statuses if s.last_tick is not None and s.last_tick.strftime("%H:%M:%S") == "11:30:00"]
+    assert len(lunch) >= 8, [(s.last_tick, s.healthy) for s in statuses]
+    assert all(s.healthy for s in lunch), [s.problems for s in lunch if not s.healthy]
     assert exits == [0, 0]
     first = table(store, "SELECT lag_seconds, written_at FROM monitor_ticks WHERE ts = ?", [at(DAY, "13:00:00")])
     assert len(first) == 1 and first["lag_seconds"][0] <= 6.0, "the afternoon's first tick is not behind"

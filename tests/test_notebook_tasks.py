@@ -12,9 +12,9 @@ import pytest
 from workbench.app import prepare_demo_day
 from workbench.calendar import TradingCalendar
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.errors import ValidationError
 from workbench.notebook_tasks import TABLE_COLUMNS, TaskControls, form_spec, parse_filter, parse_ids, task_table
-from workbench.service import Service
 from workbench.store.tasks import TaskFilter
 
 DAY = dt.date(2026, 11, 24)

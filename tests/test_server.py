@@ -62,7 +62,7 @@ def test_the_session_commands_and_readers_share_the_held_store_without_waiting_o
     run = server.start_session(DAY, speed=20.0, wait=60)
     assert run.state == "running" and run.mode == "server"
     service = server.service("dashboard")
-    wait_for(lambda: service.status()["ticks_today"] >= 5 or None)
+    wait_for(lambda: service.status().ticks_today >= 5 or None)
 
     errors: list[BaseException] = []
     done = threading.Event()
@@ -99,8 +99,8 @@ def test_the_session_commands_and_readers_share_the_held_store_without_waiting_o
     following = later[later["written_at"] > later["written_at"].min()]
     assert (following["tasks_evaluated"] == TASKS).all(), "the loop runs every task from its next tick"
     # seven bulk changes of 300 rules in a few seconds put the loop behind; it catches up at once
-    status = wait_for(lambda: (lambda s: s if s["healthy"] else None)(service.status()), timeout=30)
-    assert status["tick_lag_seconds"] < 2 * status["poll_interval"]
+    status = wait_for(lambda: (lambda s: s if s.healthy else None)(service.status()), timeout=30)
+    assert status.tick_lag_seconds < 2 * status.poll_interval
     assert server.store.stats.lock_retries == 0, "inside the server nothing waits for a file lock"
 
     # the file is the server's: another process's open is refused, naming the owner
@@ -112,13 +112,13 @@ def test_the_session_commands_and_readers_share_the_held_store_without_waiting_o
     stopped = service.stop_service()
     assert stopped is not None and stopped.state == "stopped"
     assert_stopped_at_the_next_flush(server.store, run.run_id)
-    assert service.status()["state"] == "stopped"
+    assert service.status().state == "stopped"
 
 
 def test_stopping_the_server_stops_its_session_and_lets_the_file_go_with_everything_committed(server):
     run = server.start_session(DAY, speed=20.0, wait=60)
     service = server.service("cli")
-    wait_for(lambda: service.status()["ticks_today"] >= 5 or None)
+    wait_for(lambda: service.status().ticks_today >= 5 or None)
     server.stop()
     assert not server.store.held and not server.sessions.running()
     with Store(server.store.path, lock_timeout=1.0).read() as con:  # anyone may open it now

@@ -18,11 +18,11 @@ from tests.conftest import StopAt
 from workbench.app import make_clock, make_feed, prepare_demo_day, universe_for
 from workbench.calendar import TZ, SimulatedClock, TradingCalendar
 from workbench.config import Settings
+from workbench.control import Service, TaskOverview
 from workbench.errors import NotFound, ValidationError
 from workbench.models import MonitorTask
 from workbench.monitor import TickResult
 from workbench.runner import RunInfo, RunReporter, run_session
-from workbench.service import Service
 from workbench.store import service as service_store
 from workbench.store import tasks as task_store
 from workbench.store.db import Store
@@ -164,6 +164,12 @@ def test_the_task_listing_shows_what_the_monitor_did(service, calendar):
     with_state = table(service.store, "SELECT DISTINCT task_id FROM rule_state")["task_id"]
     assert set(evaluated["task_id"]) == set(with_state) and len(evaluated) >= len(listing) // 2
     assert evaluated["last_evaluated"].max() <= last_tick
+    rows = {row.task.task_id: row for row in TaskOverview.rows(listing)}  # the same listing, one typed row a task
+    assert list(rows) == listing["task_id"].tolist()
+    for _, f in fired.iterrows():
+        row = rows[int(f["task_id"])]
+        assert row.fires_today == f["n"] and row.last_trigger == f["last"] and row.task.status == "running"
+    assert all(rows[int(t)].last_evaluated is not None for t in with_state)
 
 
 def test_a_stop_during_the_lunch_break_is_honoured_without_waiting_for_the_afternoon(tmp_path, calendar):
@@ -247,11 +253,11 @@ def test_service_start_status_start_all_and_stop_against_a_running_monitor(local
     assert run.state == "running" and run.mode == "local" and run.pid and run.pid != os.getpid()
     again = service.start_service(trading_date=DAY, speed=20.0, mode="local")
     assert again.run_id == run.run_id  # a second start leaves the running service as it is
-    wait_for(lambda: service.status()["ticks_today"] >= 5 or None)
+    wait_for(lambda: service.status().ticks_today >= 5 or None)
     status = service.status()
-    assert status["healthy"], status["problems"]
-    assert status["state"] == "running" and status["tick_lag_seconds"] < 2 * status["poll_interval"]
-    assert status["calendar"]["valid"] and status["store"]["buffered_ticks"] == 0
+    assert status.healthy, status.problems
+    assert status.state == "running" and status.tick_lag_seconds < 2 * status.poll_interval
+    assert status.calendar.valid and status.store.buffered_ticks == 0
 
     result = service.start_all()  # 500 tasks while the monitor process writes every tick
     assert len(result.changed) == 500
@@ -273,7 +279,7 @@ def test_service_start_status_start_all_and_stop_against_a_running_monitor(local
     wait_for(lambda: service.launchers["local"].gone(stopped) is not None or None, timeout=20)
     assert service.stop_service() is None
     final = service.status()
-    assert final["state"] == "stopped" and final["healthy"]
+    assert final.state == "stopped" and final.healthy
     actions = service.audit_log(limit=2000)
     assert actions[actions["action"].str.startswith("service.")]["result"].tolist() == [
         "noop", "ok", "noop", "ok", "noop"]
@@ -286,8 +292,8 @@ def test_a_run_whose_process_died_is_reported_and_does_not_block_a_new_start(ser
             run_id="dead", mode="local", state="running", actor="cli", requested_at=now, pid=2**22 + 12345,
             trading_date=DAY, started_at=now, last_seen=now))
     status = service.status()
-    assert status["state"] == "failed" and not status["healthy"]
-    assert "gone" in status["problems"][0]
+    assert status.state == "failed" and not status.healthy
+    assert "gone" in status.problems[0]
     events = table(service.store, "SELECT event_type, payload FROM events WHERE event_type = 'service.unhealthy'")
     assert json.loads(events["payload"][0])["run_id"] == "dead"
     assert service.active_run() is None

@@ -430,7 +430,7 @@ def _filter(status: str | None, code: str | None, name: str | None, ids: str | N
 
 
 def _ids(text: str | list[str]) -> list[int]:
-    from workbench.service import parse_task_ids
+    from workbench.control import parse_task_ids
 
     return parse_task_ids(text if isinstance(text, str) else " ".join(text))
 
@@ -454,29 +454,27 @@ def tasks_list(
     from rich.console import Console
     from rich.table import Table
 
+    from workbench.control import TaskOverview
     from workbench.rules.parse import to_text
-    from workbench.store.tasks import task_from_row
 
     with _reported():
         _query_text("--code", code)
         _query_text("--name", name)
         frame = _service(db).list_tasks(_filter(status, code, name, None))
-    rows = frame.to_dict("records")
-    tasks = [task_from_row({k: r[k] for k in r if k not in ("last_evaluated", "last_trigger", "fires_today")})
-             for r in rows]
+    rows = TaskOverview.rows(frame)
     if as_json:
-        typer.echo(_json([{**t.model_dump(mode="json"), "last_evaluated": _iso(r["last_evaluated"]),
-                           "last_trigger": _iso(r["last_trigger"]), "fires_today": int(r["fires_today"])}
-                          for t, r in zip(tasks, rows, strict=True)]))
+        typer.echo(_json([{**r.task.model_dump(mode="json"), "last_evaluated": _iso(r.last_evaluated),
+                           "last_trigger": _iso(r.last_trigger), "fires_today": r.fires_today} for r in rows]))
         return
     table = Table("id", "name", "stock", "status", "entry", "tp", "sl", "rule", "last trigger", "today")
-    for t, r in zip(tasks, rows, strict=True):
+    for r in rows:
+        t = r.task
         entry = "" if not t.has_entry_range else f"{t.entry_min or ''}..{t.entry_max or ''}"
         table.add_row(str(t.task_id), _cell(t.task_name), _cell(f"{t.stock_code} {t.stock_name}"), t.status,
                       _cell(entry), "" if t.take_profit is None else f"{t.take_profit:.1%}",
                       "" if t.stop_loss is None else f"{t.stop_loss:.1%}",
                       _cell("" if t.rule is None else to_text(t.rule)),
-                      _iso(r["last_trigger"]) or "", str(int(r["fires_today"])))
+                      _iso(r.last_trigger) or "", str(r.fires_today))
     Console().print(table)
 
 
@@ -718,17 +716,17 @@ def service_status(
     with _reported():
         status = _service(db).status()
     if as_json:
-        typer.echo(_json(status, default=str))
+        typer.echo(_json(status.to_json(), default=str))
     else:
         table = Table("", "", show_header=False)
-        for key, value in status.items():
+        for key, value in status.to_json().items():
             table.add_row(key, _cell(_json(value, default=str) if isinstance(value, dict | list) else value))
         Console().print(table)
-    for warning in status["warnings"]:
+    for warning in status.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    if not status["healthy"]:
+    if not status.healthy:
         raise typer.Exit(EXIT_FAILED)
-    if status["state"] not in ("starting", "running", "stopping"):
+    if not status.active:
         raise typer.Exit(EXIT_NOT_RUNNING)
 
 

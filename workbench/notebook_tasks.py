@@ -1,4 +1,4 @@
-"""Task control from JupyterLab: ipywidgets over the control plane (:class:`workbench.service.Service`).
+"""Task control from JupyterLab: ipywidgets over the control plane (:class:`workbench.control.Service`).
 
 Every button is one Service command, so a notebook is audited, validated and transactional exactly as the CLI and
 the dashboard are. What this module adds is reading the widgets (:func:`parse_filter`, :func:`parse_ids`,
@@ -19,13 +19,13 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
+from workbench.control import BulkResult, Service
+from workbench.control import parse_task_ids as parse_ids
 from workbench.errors import ValidationError, WorkbenchError
 from workbench.market import normalize_code
 from workbench.models import MonitorTask
 from workbench.rules.model import Rule
 from workbench.rules.parse import to_text
-from workbench.service import BulkResult, Service
-from workbench.service import parse_task_ids as parse_ids
 from workbench.store.tasks import TaskFilter
 
 TABLE_COLUMNS = ["task_id", "task_name", "stock", "status", "entry", "take_profit", "stop_loss", "rule",

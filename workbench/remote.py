@@ -1,7 +1,7 @@
 """The control plane through a running workbench server's API, for the CLI and the tasks notebook.
 
 While a server owns the database no other process may open the file, so a command from the CLI or a notebook goes
-to the server's HTTP API instead. ``RemoteService`` has the methods of :class:`workbench.service.Service` that those
+to the server's HTTP API instead. ``RemoteService`` has the methods of :class:`workbench.control.Service` that those
 clients call, with the same arguments, results and errors (a refused field is the same ``ValidationError``), so the
 callers do not care which one they hold. ``control_plane`` picks: the server's when one is advertised, else the file.
 """
@@ -17,9 +17,9 @@ import httpx
 import pandas as pd
 
 from workbench.config import Settings
+from workbench.control import BulkResult, Service, ServiceStatus
 from workbench.errors import NotFound, OperationalError, StoreBusy, ValidationError, WorkbenchError
 from workbench.models import MonitorTask
-from workbench.service import BulkResult, Service
 from workbench.store.service import ServiceRun
 from workbench.store.tasks import TaskFilter
 
@@ -140,8 +140,8 @@ class RemoteService:
         run = self.call("POST", "/service/stop", {"timeout": timeout})["run"]
         return None if run is None else _run(run)
 
-    def status(self) -> dict[str, Any]:
-        return dict(self.call("GET", "/service/status"))
+    def status(self) -> ServiceStatus:
+        return ServiceStatus.from_json(self.call("GET", "/service/status"))
 
     # -- the calendar ---------------------------------------------------------------------------------------------
     def holidays(self) -> list[dict[str, Any]]:
@@ -190,13 +190,7 @@ def _listing(items: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _run(data: Mapping[str, Any]) -> ServiceRun:
-    values = dict(data)
-    for key, value in values.items():
-        if isinstance(value, str) and key.endswith(("_at", "_seen")):
-            values[key] = dt.datetime.fromisoformat(value)
-    if isinstance(values.get("trading_date"), str):
-        values["trading_date"] = dt.date.fromisoformat(values["trading_date"])
-    return ServiceRun(**values)
+    return ServiceRun.from_json(data)
 
 
 def _jsonable(body: dict[str, Any]) -> dict[str, Any]:

@@ -22,11 +22,13 @@ from workbench.api import ApiServer, Notifier, create_api, serve_api
 from workbench.app import make_channels, make_dispatcher, open_store, run_day
 from workbench.calendar import RealClock
 from workbench.config import Settings
+from workbench.control import Service
+from workbench.control.runs import PrefectLauncher
+from workbench.control.runs import pid_alive as _pid_alive
 from workbench.jobs import clear_staging
 from workbench.notify.background import BackgroundDelivery
 from workbench.quack import SqlEndpoint, new_token, serve_sql
 from workbench.runner import RunInfo
-from workbench.service import PrefectLauncher, Service, _pid_alive
 from workbench.store.db import Store
 from workbench.store.service import ServiceRun
 

@@ -1,4 +1,4 @@
-"""The HTTP API of the workbench server: a FastAPI app over one :class:`workbench.service.Service`.
+"""The HTTP API of the workbench server: a FastAPI app over one :class:`workbench.control.Service`.
 
 Routes are thin: each checks its input, calls the control plane in a worker thread, and shapes the answer as JSON.
 The app is a library object with no process of its own: the server mounts it (or serves it with
@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from workbench.api import errors, jobs, routes, stream
 from workbench.api.common import ApiContext, TokenCheck
 from workbench.api.feed import EventFeed, Notifier
-from workbench.service import Service
+from workbench.control import Service
 
 API_PREFIX = "/api/v1"
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from workbench.api.errors import Unauthorized
 from workbench.api.feed import EventFeed
-from workbench.service import Service
+from workbench.control import Service
 
 ACTOR_HEADER = "X-Workbench-Actor"
 

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 import anyio
 
+from workbench.control import Service
 from workbench.errors import TransientError, ValidationError
 from workbench.events import check_channel
-from workbench.service import Service
 from workbench.store.events import StoredEvent
 
 log = logging.getLogger("workbench.api")

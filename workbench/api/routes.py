@@ -14,14 +14,14 @@ from fastapi import APIRouter, Body, Depends, Header, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.api.common import ACTOR_HEADER, ApiContext, plain, records
+from workbench.control import ACTORS, Service
+from workbench.control.tasks import OVERVIEW_COLUMNS, TaskOverview
 from workbench.errors import ValidationError
 from workbench.market import normalize_code
 from workbench.models import MonitorTask
 from workbench.safetext import check_text
-from workbench.service import ACTORS, Service
-from workbench.store.tasks import TaskFilter, task_from_row
+from workbench.store.tasks import TaskFilter
 
-_OVERVIEW = ("last_evaluated", "last_trigger", "fires_today")
 _EXAMPLE = {"task_name": "breakout", "stock_code": "600000", "rule": "close crosses_above sma(20)"}
 Actor = Annotated[str | None, Header(alias=ACTOR_HEADER, description="who asks, for the audit log: cli, notebook, "
                                                                      "dashboard, schedule or api (the default)")]
@@ -68,11 +68,8 @@ def task_json(task: MonitorTask) -> dict[str, Any]:
 
 def overview_json(frame: Any) -> list[dict[str, Any]]:
     """The task listing: each task as :func:`task_json` gives it, with what the monitor did with it."""
-    out = []
-    for row in frame.to_dict("records"):
-        task = task_from_row({k: v for k, v in row.items() if k not in _OVERVIEW})
-        out.append({**task_json(task), **{k: plain(row[k]) for k in _OVERVIEW}})
-    return out
+    return [{**task_json(row.task), **{k: plain(getattr(row, k)) for k in OVERVIEW_COLUMNS}}
+            for row in TaskOverview.rows(frame)]
 
 
 def task_filter(status_: str | None, codes: list[str], name: str | None, task_ids: list[int]) -> TaskFilter:
@@ -96,8 +93,8 @@ def health_router(context: ApiContext) -> APIRouter:
 
     @api.get("/health", summary="Liveness and the monitor's health (no token needed)")
     async def health() -> dict[str, Any]:
-        report = await context.feed.blocking(context.service.status)
-        return {key: report.get(key) for key in ("healthy", "state", "problems", "warnings", "tasks_running")}
+        report = (await context.feed.blocking(context.service.status)).to_json()
+        return {key: report[key] for key in ("healthy", "state", "problems", "warnings", "tasks_running")}
 
     return api
 
@@ -204,7 +201,7 @@ def router(context: ApiContext) -> APIRouter:  # noqa: C901 - one closure per ro
 
     @api.get("/service/status", tags=["service"], summary="What `workbench service status` reports")
     async def service_status() -> dict[str, Any]:
-        return dict(await command(context.service, context.service.status))  # may announce (un)health
+        return (await command(context.service, context.service.status)).to_json()  # may announce (un)health
 
     # -- notifications and the audit log -------------------------------------------------------------------------
     @api.get("/notifications", tags=["notifications"], summary="The in-app history, newest first, a page at a time")

@@ -1,6 +1,6 @@
 """The Panel dashboard: Viewer components over the control plane and the store's read helpers.
 
-The components hold no business logic and no SQL: commands go through :class:`workbench.service.Service`, reads
+The components hold no business logic and no SQL: commands go through :class:`workbench.control.Service`, reads
 through ``workbench.store`` functions on a short read-only connection per refresh. ``notebooks/dashboard.ipynb`` and
 ``workbench dashboard`` serve the same :func:`dashboard_session`.
 """

@@ -33,7 +33,7 @@ from workbench.store import tasks as task_store
 from workbench.store.events import StoredEvent
 
 if TYPE_CHECKING:
-    from workbench.service import Service
+    from workbench.control import Service
 
     ServiceFactory = Callable[[str], Service]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from workbench.calendar import TZ
 from workbench.config import Settings
-from workbench.service import Service
+from workbench.control import Service
 from workbench.store.db import Store
 
 

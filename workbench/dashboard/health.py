@@ -11,6 +11,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from workbench.control import ServiceStatus
 from workbench.dashboard.context import DashboardContext
 from workbench.errors import WorkbenchError
 from workbench.store.events import StoredEvent
@@ -18,30 +19,30 @@ from workbench.store.events import StoredEvent
 JOB_EVENTS = ("task.progress", "task.completed")
 
 
-def status_markdown(status: dict[str, Any]) -> str:
+def status_markdown(status: ServiceStatus) -> str:
     """The run's state, flow run state, ticks and lag, feed and store in a small table."""
-    feed = status.get("feed") or {}
+    run, feed = status.run, status.feed
     rows = [
-        ("state", status.get("state")),
-        ("run", f"{status.get('run_id', '')} ({status.get('mode', '')}, {status.get('trading_date', '')}, "
-                f"speed {status.get('speed')})" if status.get("run_id") else "none"),
-        ("flow run state", status.get("flow_run_state") or "n/a (local process)"),
-        ("last tick", status.get("last_tick")),
-        ("tick lag (s)", status.get("tick_lag_seconds")),
-        ("ticks today", status.get("ticks_today")),
-        ("tasks running", status.get("tasks_running")),
-        ("feed", f"{feed.get('name', '')} · staleness {_cell(feed.get('staleness'))} s" if feed else "no report yet"),
-        ("store", ", ".join(f"{k} {_cell(v)}" for k, v in (status.get("store") or {}).items() if v is not None)),
-        ("healthy", "yes" if status.get("healthy") else "no"),
+        ("state", status.state),
+        ("run", "none" if run is None else f"{run.run_id} ({run.mode}, "
+                f"{'' if run.trading_date is None else run.trading_date.isoformat()}, speed {run.speed})"),
+        ("flow run state", status.flow_run_state or "n/a (local process)"),
+        ("last tick", None if status.last_tick is None else status.last_tick.isoformat()),
+        ("tick lag (s)", status.tick_lag_seconds),
+        ("ticks today", status.ticks_today),
+        ("tasks running", status.tasks_running),
+        ("feed", "no report yet" if feed is None else f"{feed.name} · staleness {_cell(feed.staleness)} s"),
+        ("store", "" if status.store is None else
+         ", ".join(f"{k} {_cell(v)}" for k, v in status.store.to_json().items() if v is not None)),
+        ("healthy", "yes" if status.healthy else "no"),
     ]
     return "| service | |\n|---|---|\n" + "\n".join(f"| {k} | {_cell(v)} |" for k, v in rows)
 
 
-def calendar_warnings(status: dict[str, Any]) -> list[str]:
+def calendar_warnings(status: ServiceStatus) -> list[str]:
     """What the calendar alert shows: the run's day past the exchange calendar's data, and the status's warnings
     (from December 1: next year's holidays not known yet)."""
-    day = (status.get("calendar") or {}).get("warning")
-    return [w for w in (day, *(status.get("warnings") or [])) if w]
+    return [w for w in (status.calendar.warning, *status.warnings) if w]
 
 
 def _cell(value: Any) -> str:
@@ -53,7 +54,7 @@ def _cell(value: Any) -> str:
 class HealthView(Viewer):
     """The monitor service: start (a compressed simulated day or the real clock) and stop; state and problems."""
 
-    status = param.Dict(default={}, doc="the last Service.status()")
+    status = param.ClassSelector(class_=ServiceStatus, default=None, allow_None=True, doc="the last Service.status()")
     jobs = param.Dict(default={}, doc="running jobs: 'job run_id' -> percent done")
 
     def __init__(self, ctx: DashboardContext, default_day: dt.date | None = None, **params: Any) -> None:
@@ -118,7 +119,7 @@ class HealthView(Viewer):
         """Show a status read elsewhere (the server's dashboard hub reads it once for every session)."""
         self.status = status
         self.summary.object = status_markdown(self.status)
-        problems = self.status.get("problems") or []
+        problems = self.status.problems
         self.problems.object, self.problems.visible = "\n".join(f"- {p}" for p in problems), bool(problems)
         warnings = calendar_warnings(self.status)
         self.calendar.object, self.calendar.visible = "\n".join(f"- {w}" for w in warnings), bool(warnings)

@@ -10,13 +10,14 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from workbench.control import TaskOverview
 from workbench.dashboard.context import DashboardContext
 from workbench.dashboard.hub import SharedReads
 from workbench.errors import NotFound, ValidationError, WorkbenchError
 from workbench.models import MonitorTask
 from workbench.rules.model import Frequency
 from workbench.rules.parse import describe
-from workbench.store.tasks import TaskFilter, task_from_row
+from workbench.store.tasks import TaskFilter
 
 NUMBER_FIELDS = ("entry_min", "entry_max", "take_profit", "stop_loss")
 FORM_FIELDS = ("task_name", "stock_code", *NUMBER_FIELDS, "rule", "frequency")
@@ -41,16 +42,16 @@ def condition_words(task: MonitorTask) -> str:
 
 def task_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows the table shows, from ``Service.list_tasks``: status, stock, rule in words, last trigger, fires."""
-    extra = ("last_evaluated", "last_trigger", "fires_today")
-    tasks = [task_from_row({k: v for k, v in row.items() if k not in extra}) for row in frame.to_dict("records")]
+    rows = TaskOverview.rows(frame)
+    tasks = [row.task for row in rows]
     return pd.DataFrame({
         "task_id": [t.task_id for t in tasks],
         "status": [t.status for t in tasks],
         "stock": [f"{t.stock_code} {t.stock_name}" for t in tasks],
         "task_name": [t.task_name for t in tasks],
         "condition": [condition_words(t) for t in tasks],
-        "last_trigger": [_clock_text(v) for v in frame.get("last_trigger", [])],
-        "fires_today": [int(v) for v in frame.get("fires_today", [])],
+        "last_trigger": [_clock_text(row.last_trigger) for row in rows],
+        "fires_today": [row.fires_today for row in rows],
     }, columns=TABLE_COLUMNS)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,17 @@ class ServiceRun:
             if isinstance(value, dt.datetime | dt.date):
                 out[key] = value.isoformat()
         return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ServiceRun:
+        """The run :meth:`to_json` gave (an API answer): times and the trading day parsed back."""
+        values = dict(data)
+        for key, value in values.items():
+            if isinstance(value, str) and key.endswith(("_at", "_seen")):
+                values[key] = dt.datetime.fromisoformat(value)
+        if isinstance(values.get("trading_date"), str):
+            values["trading_date"] = dt.date.fromisoformat(values["trading_date"])
+        return cls(**values)
 
 
 def _run_from_row(row: tuple[Any, ...]) -> ServiceRun:
