@@ -14,9 +14,9 @@ from tests.conftest import at, wait_for
 from tests.test_dashboard import DAY, fire, minute_bars, task_store_tasks
 from workbench.app import ensure_instruments, open_store, universe_for
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.dashboard import Dashboard, DashboardContext
 from workbench.dashboard.hub import DashboardHub
-from workbench.service import Service
 from workbench.store.ticks import write_bars
 
 
@@ -76,13 +76,13 @@ def test_one_read_per_change_serves_every_session_the_same_trigger_and_bars(held
         write_bars(con, minute_bars(task.stock_code, "09:31:00", 20))
     update = hub.publish()
     assert [e.event_type for e in update.events].count("trigger.fired") == 1
-    assert update.status["state"] == "never started"
+    assert update.status.state == "never started"
     assert sum(loop.run() for loop in loops) == 10
     for page in pages:  # every tab shows the new trigger, its bars and its notification
         assert page.notifications.toasts == ["dip a fired at 9.9"]
         assert len(page.live.bars.data["ts"]) == 20 and page.live.triggers.data["price"] == [9.9]
         assert page.notifications.total == 1
-        assert page.health.status["state"] == "never started"
+        assert page.health.status.state == "never started"
     reads = hub._latest[1].misses  # noqa: SLF001
     # one read of each thing (bars, triggers, entry price, notifications page, task lists) for all ten sessions
     assert reads < len(pages) and first < len(pages), f"ten sessions made {first} and {reads} reads"

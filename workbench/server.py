@@ -23,8 +23,7 @@ from workbench.app import make_channels, make_dispatcher, open_store, run_day
 from workbench.calendar import RealClock
 from workbench.config import Settings
 from workbench.control import Service
-from workbench.control.runs import PrefectLauncher
-from workbench.control.runs import pid_alive as _pid_alive
+from workbench.control.runs import PrefectLauncher, pid_alive
 from workbench.jobs import clear_staging
 from workbench.notify.background import BackgroundDelivery
 from workbench.quack import SqlEndpoint, new_token, serve_sql
@@ -72,7 +71,7 @@ class SessionLauncher:
         if thread is not None:
             return None if thread.is_alive() else f"session thread of run {run.run_id} has ended"
         if run.pid is not None and run.pid != os.getpid():  # a run of an earlier server (killed, restarted)
-            return None if _pid_alive(run.pid) else f"server process {run.pid} is gone"
+            return None if pid_alive(run.pid) else f"server process {run.pid} is gone"
         return None if run.pid is None else f"this server (process {run.pid}) has no session for run {run.run_id}"
 
     def cancel(self, run: ServiceRun) -> None:

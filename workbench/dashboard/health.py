@@ -115,7 +115,7 @@ class HealthView(Viewer):
             return
         self.show(status)
 
-    def show(self, status: dict[str, Any]) -> None:
+    def show(self, status: ServiceStatus) -> None:
         """Show a status read elsewhere (the server's dashboard hub reads it once for every session)."""
         self.status = status
         self.summary.object = status_markdown(self.status)
