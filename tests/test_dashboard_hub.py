@@ -59,11 +59,19 @@ def sessions(ctx: DashboardContext, n: int) -> list[Dashboard]:
     return [Dashboard(ctx, default_day=DAY).load() for _ in range(n)]
 
 
-def test_one_read_per_change_serves_every_session_the_same_trigger_and_bars(held):
+def test_one_read_per_change_serves_every_session_the_same_trigger_and_bars(held, monkeypatch):
+    from types import SimpleNamespace
+
+    from workbench.dashboard import app
+
+    now = [1000.0]
+    monkeypatch.setattr(app, "time", SimpleNamespace(monotonic=lambda: now[0]))
     ctx = held
     task = task_store_tasks(ctx)[0]
     hub = DashboardHub(ctx.store, ctx.service.status)
     pages = sessions(ctx, 10)
+    for n, page in enumerate(pages):  # tabs open on every view: tasks, the chart, notifications, health
+        page.tabs.active = n % 4
     loops = [Deferred() for _ in pages]
     for page, loop in zip(pages, loops, strict=True):
         hub.join(page, loop)
@@ -78,14 +86,34 @@ def test_one_read_per_change_serves_every_session_the_same_trigger_and_bars(held
     assert [e.event_type for e in update.events].count("trigger.fired") == 1
     assert update.status.state == "never started"
     assert sum(loop.run() for loop in loops) == 10
-    for page in pages:  # every tab shows the new trigger, its bars and its notification
+    for page in pages:  # every tab toasts the trigger and draws the view in sight
         assert page.notifications.toasts == ["dip a fired at 9.9"]
-        assert len(page.live.bars.data["ts"]) == 20 and page.live.triggers.data["price"] == [9.9]
-        assert page.notifications.total == 1
-        assert page.health.status.state == "never started"
+        if page.tabs.active == 1:
+            assert len(page.live.bars.data["ts"]) == 20 and page.live.triggers.data["price"] == [9.9]
+        if page.tabs.active == 2:
+            assert page.notifications.total == 1
+        if page.tabs.active == 3:
+            assert page.health.status.state == "never started"
     reads = hub._latest[1].misses  # noqa: SLF001
     # one read of each thing (bars, triggers, entry price, notifications page, task lists) for all ten sessions
     assert reads < len(pages) and first < len(pages), f"ten sessions made {first} and {reads} reads"
+
+    def last_trigger(page: Dashboard) -> str:
+        return page.tasks.table.value.set_index("task_name").loc["dip a", "last_trigger"]
+
+    # the task table redraws for a trigger at most every TASKS_EVERY seconds: the next update after that
+    assert not last_trigger(pages[0]).endswith("09:45:10")
+    now[0] += app.TASKS_EVERY
+    hub.publish()
+    assert sum(loop.run() for loop in loops) == 10
+    assert last_trigger(pages[0]).endswith("09:45:10")
+
+    hidden = pages[0]  # on the task table while the bars and the notification came: drawn when opened
+    assert len(hidden.live.bars.data["ts"]) == 0 and hidden.notifications.total == 0
+    hidden.tabs.active = 1
+    assert len(hidden.live.bars.data["ts"]) == 20 and hidden.live.triggers.data["price"] == [9.9]
+    hidden.tabs.active = 2
+    assert hidden.notifications.total == 1 and len(hidden.notifications.table.value) == 1
 
 
 def test_a_busy_session_gets_one_push_for_many_updates_and_misses_no_event(held):
@@ -93,6 +121,7 @@ def test_a_busy_session_gets_one_push_for_many_updates_and_misses_no_event(held)
     tasks = task_store_tasks(ctx)
     hub = DashboardHub(ctx.store, ctx.service.status)
     busy, idle = sessions(ctx, 2)
+    busy.tabs.active = idle.tabs.active = 2  # both on the notifications
     busy_loop, idle_loop = Deferred(), Deferred()
     hub.join(busy, busy_loop)
     hub.join(idle, idle_loop)
@@ -115,6 +144,7 @@ def test_a_commit_wakes_the_hub_a_burst_is_one_update_and_a_closed_session_gets_
     hub = DashboardHub(ctx.store, ctx.service.status, min_gap=0.3, idle=30.0)
     ctx.store.after_write = hub.wake
     page, = sessions(ctx, 1)
+    page.tabs.active = 2  # on the notifications
     applied: list[int] = []
     lock = threading.Lock()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("workbench.dashboard")
 TASK_EVENTS = ("trigger.fired", "task.started", "task.stopped")
+TASKS_TAB, LIVE_TAB, NOTIFICATIONS_TAB, HEALTH_TAB = range(4)
+TASKS_EVERY = 3.0  # seconds between redraws of the task table for triggers alone (pushed updates)
 TITLE = "A-share monitoring workbench"
 
 
@@ -58,6 +61,9 @@ class Dashboard(Viewer):
         self.tabs = pn.Tabs(("Tasks", self.tasks), ("Live", self.live), ("Notifications", self.notifications),
                             ("Service & health", self.health), dynamic=False, sizing_mode="stretch_width")
         self.tasks.param.watch(self._select_live, "selected")
+        self.tabs.param.watch(self._tab_opened, "active")
+        self._stale: set[int] = set()  # tabs updated while hidden (pushed updates redraw only the tab in view)
+        self._tasks_drawn = 0.0
         self._tasks_version: tuple[int, Any] | None = None
         self.banner = pn.pane.Alert("", alert_type="warning", visible=False)
 
@@ -92,10 +98,17 @@ class Dashboard(Viewer):
 
     def apply(self, update: DashboardUpdate, reads: SharedReads) -> None:
         """An update pushed by the server's hub (on this session's event loop): what it read once for every
-        session, and this session's own reads through ``reads`` (shared with sessions that show the same)."""
+        session, and this session's own reads through ``reads`` (shared with sessions that show the same).
+
+        Only the tab in view is redrawn (toasts and job progress always): re-sending hidden tables and charts to
+        ten tabs every second was most of the server's work beside the loop. A hidden view is marked stale and
+        drawn when its tab is opened; a trigger's change to the task table is drawn at most every
+        ``TASKS_EVERY`` seconds (a task edit at once)."""
         try:
-            self._follow_up(update, self._take(update, reads), reads)
-            if update.status is None:
+            self._follow_up(update, self._take(update, reads, defer=True), reads, defer=True)
+            if self.tabs.active != HEALTH_TAB:
+                self._stale.add(HEALTH_TAB)
+            elif update.status is None:
                 self.health.refresh()
             else:
                 self.health.show(update.status)
@@ -109,25 +122,47 @@ class Dashboard(Viewer):
         self.banner.object, self.banner.visible = f"refresh skipped ({self.missed} so far): {exc}", True
         log.warning("dashboard refresh skipped: %s", exc)
 
-    def _take(self, update: DashboardUpdate, reads: SharedReads) -> Sequence[StoredEvent]:
+    def _take(self, update: DashboardUpdate, reads: SharedReads, defer: bool = False) -> Sequence[StoredEvent]:
         """The reads of an update: its new events, the chart's new bars and triggers, the notifications page."""
         events = shared_events(update, self.cursor, reads)
         self.cursor = max(self.cursor, update.upto)
-        self.live.poll(reads)
-        self.notifications.on_events(reads, events)
+        if not defer or self.tabs.active == LIVE_TAB:
+            self.live.poll(reads)  # a hidden chart catches up when shown: it reads from its last bar
+        shown = not defer or self.tabs.active == NOTIFICATIONS_TAB
+        if self.notifications.on_events(reads, events, reread=shown) and not shown:
+            self._stale.add(NOTIFICATIONS_TAB)
         return events
 
     def _follow_up(self, update: DashboardUpdate, events: Sequence[StoredEvent],
-                   reads: SharedReads | None = None) -> None:
+                   reads: SharedReads | None = None, defer: bool = False) -> None:
         """What goes through the control plane (its own reads): the task table when it changed, job progress.
         ``reads``: share the task list with the other sessions of the update (the hub's)."""
-        if update.tasks_version != self._tasks_version or any(e.event_type in TASK_EVENTS for e in events):
+        edited = update.tasks_version != self._tasks_version
+        if edited or any(e.event_type in TASK_EVENTS for e in events):
+            self._stale.add(TASKS_TAB)
+        due = time.monotonic() - self._tasks_drawn >= TASKS_EVERY and self.tabs.active == TASKS_TAB
+        if TASKS_TAB in self._stale and (not defer or edited or due):
             self._tasks_version = None  # stale until reloaded: a reload skipped by a locked file is retried
             self._reload_tasks(reads)
             self._tasks_version = update.tasks_version
         self.health.on_events(events)
 
+    def _tab_opened(self, event: Any) -> None:
+        """A tab comes into view: draw it if updates came while it was hidden."""
+        if event.new == LIVE_TAB:
+            self._poll_live()
+        elif event.new in self._stale:
+            self._stale.discard(event.new)
+            {TASKS_TAB: self._reload_tasks, NOTIFICATIONS_TAB: self.notifications.refresh,
+             HEALTH_TAB: self.health.refresh}[event.new]()
+
+    def _poll_live(self) -> None:
+        with self.ctx.store.read() as con:
+            self.live.poll(SharedReads.on(con))
+
     def _reload_tasks(self, reads: SharedReads | None = None) -> None:
+        self._stale.discard(TASKS_TAB)
+        self._tasks_drawn = time.monotonic()
         self.tasks.refresh(reads)
         list_tasks = self.ctx.service.list_tasks
         frame = list_tasks() if reads is None else reads.share(("tasks", None), list_tasks)

@@ -136,6 +136,7 @@ class DashboardHub:
     _latest: tuple[DashboardUpdate, SharedReads] | None = None
     _cursor: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _applying: threading.Lock = field(default_factory=threading.Lock)
     _woken: threading.Event = field(default_factory=threading.Event)
     _stopped: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -230,7 +231,8 @@ class DashboardHub:
             member.scheduled = False
             latest = self._latest
         if latest is not None:
-            member.session.apply(*latest)
+            with self._applying:  # one session at a time: Bokeh runs them on a pool, and ten at once starved the loop
+                member.session.apply(*latest)
 
 
 def shared_events(update: DashboardUpdate, cursor: int, reads: SharedReads) -> Sequence[StoredEvent]:

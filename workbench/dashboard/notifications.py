@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
 import pandas as pd
 import panel as pn
 import param
@@ -28,6 +29,13 @@ def history_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"notification_id": frame["notification_id"].astype("int64"), "created_at": created,
                          "task_id": frame["task_id"], "title": frame["title"], "body": frame["body"],
                          "read": frame["read_at"].notna()}, columns=HISTORY_COLUMNS)
+
+
+def history_page(con: duckdb.DuckDBPyConnection, page: int, size: int, task_id: int | None,
+                 unread: bool) -> tuple[pd.DataFrame, int]:
+    """One page of the table's rows and how many notifications match."""
+    frame, total = outbox_store.history(con, page, size, task_id, unread=unread)
+    return history_rows(frame), total
 
 
 class NotificationsView(Viewer):
@@ -73,9 +81,9 @@ class NotificationsView(Viewer):
     def refresh(self) -> None:
         """Read the current page (a short read of its own)."""
         with self._ctx.store.read() as con:
-            frame, total = outbox_store.history(con, self.page, self.page_size, self.task_id, unread=self.unread)
+            rows, total = history_page(con, self.page, self.page_size, self.task_id, self.unread)
         self.total = total
-        self.table.value = history_rows(frame)
+        self.table.value = rows
         pages = max(1, -(-total // self.page_size))
         self.pager.object = f"page {self.page} of {pages} · {total} notifications"
 
@@ -103,11 +111,12 @@ class NotificationsView(Viewer):
         self.refresh()
         return changed
 
-    def on_events(self, reads: SharedReads, events: Sequence[StoredEvent]) -> None:
-        """New events from the log: a toast per trigger fired, and the page re-read when any arrived."""
+    def on_events(self, reads: SharedReads, events: Sequence[StoredEvent], reread: bool = True) -> bool:
+        """New events from the log: a toast per trigger fired, and the page re-read when any arrived (unless not
+        ``reread``: the tab is hidden). True when triggers came."""
         fired = [e for e in events if e.event_type == "trigger.fired"]
         if not fired:
-            return
+            return False
         room = MAX_TOASTS - self._on_screen()
         if len(fired) <= room:
             for event in fired:
@@ -116,12 +125,15 @@ class NotificationsView(Viewer):
             self.toast(f"{len(fired)} new triggers, the last: {fired[-1].payload.get('message', '')}")
         else:  # the screen is full of toasts: these wait in the table below (and the next summary counts them)
             self._unshown += len(fired)
+        if not reread:
+            return True
         page, size, task_id, unread = self.page, self.page_size, self.task_id, self.unread
-        frame, total = reads.get(("notifications", page, size, task_id, unread),
-                                 lambda con: outbox_store.history(con, page, size, task_id, unread=unread))
+        rows, total = reads.get(("notifications", page, size, task_id, unread),
+                                lambda con: history_page(con, page, size, task_id, unread))
         self.total = total
-        self.table.value = history_rows(frame)
+        self.table.value = rows.copy()
         self.pager.object = f"page {self.page} of {max(1, -(-total // self.page_size))} · {total} notifications"
+        return True
 
     def toast(self, text: str) -> None:
         """Show a toast in the browser session (when it has a notification area) and remember it."""

@@ -209,12 +209,14 @@ class TasksView(Viewer):
         session of an update that shows the same filter)."""
         try:
             flt = self.filter()
-            frame = (self._ctx.service.list_tasks(flt) if reads is None
-                     else reads.share(("tasks", repr(flt)), lambda: self._ctx.service.list_tasks(flt)))
+            if reads is None:
+                table = task_table(self._ctx.service.list_tasks(flt))
+            else:  # the table itself is shared too (formatting it was the most of a session's update)
+                table = reads.share(("task table", repr(flt)), lambda: task_table(self._ctx.service.list_tasks(flt)))
         except ValidationError as exc:
             self.message = str(exc)
             return
-        self.table.value = task_table(frame)
+        self.table.value = table.copy()  # each widget its own frame: Panel may change it in place
 
     # -- commands ---------------------------------------------------------------------------------------------
     def start_all(self) -> None:
