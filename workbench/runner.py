@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.calendar import TradingCalendar
+from workbench.config import Settings
 from workbench.errors import OperationalError, StoreBusy, TransientError
 from workbench.events import (
     Event,
@@ -312,6 +313,52 @@ def session_grid(start: dt.datetime, end: dt.datetime, interval: float) -> Itera
 ProgressHook = Callable[[SessionSummary, dt.datetime, float], None]
 
 
+@dataclass(frozen=True)
+class SessionConfig:
+    """How the loop runs (its tuning), apart from what it runs on: one value that callers build once and tests
+    vary with :func:`dataclasses.replace`, instead of a dozen keyword arguments threaded through every layer."""
+
+    interval: float = 3.0  # seconds of market time between snapshots
+    record: RecordMode = "watched"  # which quotes the loop stores
+    flush_seconds: float = 0.0  # wall seconds ticks may share one write (0: every tick is written at once)
+    max_buffered: int = 2000  # ticks kept in memory while the file is locked
+    progress_every: int = 600  # snapshots between calls of the progress hook
+    late_after: float = 10.0  # seconds behind after which a replayed trigger is late
+    late_limit: float = 300.0  # seconds behind after which a replayed trigger is dropped
+    heartbeat_every: float = 60.0  # seconds of market time between heartbeats
+    channels: tuple[str, ...] = ()  # notification channels of the alerts (beside in-app)
+    dashboard_url: str = "http://127.0.0.1:5006"  # base of the links in alerts
+    stale_after: float = 30.0  # seconds without fresh quotes before the feed is stale
+    record_ticks: bool = False  # the tick recorder: keep every snapshot row the feed answers
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))  # a list given by a caller stays hashable
+
+    @classmethod
+    def from_settings(cls, settings: Settings, speed: float | None = None,
+                      channels: Iterable[str] = ()) -> SessionConfig:
+        """The loop's tuning from the settings; ``speed`` is the clock's (None: the real clock) and ``channels``
+        the names of the configured notification channels (``workbench.app.make_channels``)."""
+        return cls(
+            interval=settings.poll_interval,
+            record=settings.record_quotes,
+            flush_seconds=flush_seconds_for(speed),
+            max_buffered=settings.max_buffered_ticks,
+            late_after=settings.late_after,
+            late_limit=settings.late_limit,
+            channels=tuple(sorted(channels)),
+            dashboard_url=settings.dashboard_url,
+            stale_after=settings.feed_stale_seconds,
+            record_ticks=settings.record_ticks,
+        )
+
+
+def flush_seconds_for(speed: float | None) -> float:
+    """Write every tick (a stop command or a task change lands within one tick) unless the day runs as fast as the
+    work allows: then ticks share a connection for a quarter second of wall time."""
+    return 0.25 if speed == 0 else 0.0
+
+
 def run_session(
     store: Store,
     calendar: TradingCalendar,
@@ -319,20 +366,9 @@ def run_session(
     feed: Feed | None,
     universe: pd.DataFrame,
     trading_date: dt.date,
-    interval: float = 3.0,
-    record: RecordMode = "watched",
-    flush_seconds: float = 0.0,
-    max_buffered: int = 2000,
+    config: SessionConfig | None = None,
     progress: ProgressHook | None = None,
-    progress_every: int = 600,
-    late_after: float = 10.0,
-    late_limit: float = 300.0,
-    heartbeat_every: float = 60.0,
-    channels: Sequence[str] = (),
-    dashboard_url: str = "http://127.0.0.1:5006",
     run: RunInfo | None = None,
-    stale_after: float = 30.0,
-    record_ticks: bool = False,
 ) -> SessionSummary:
     """Run the monitor over one trading day (or what is left of it) and return what it did.
 
@@ -340,10 +376,12 @@ def run_session(
     database resumes after the last committed tick: it replays the earlier snapshots into bars and indicator series
     only, and reloads rule state from the store. Snapshot times that passed while the loop was down are replayed
     from the feed's history when it has one (triggers marked late, dropped past ``late_limit``), else skipped.
-    The loop reports to its service run (``run``; a new inline run when None) at every flush. A stop command
+    ``config`` is the loop's tuning (the defaults when None). The loop reports to its service run (``run``; a new
+    inline run when None) at every flush. A stop command
     (a row in ``service_commands``) is honoured at the next flush, and while waiting for the open or over lunch
     within one poll interval.
     """
+    config = config or SessionConfig()
     run = run or RunInfo()
     summary = SessionSummary(trading_date=trading_date, run_id=run.run_id)
     _begin_run(store, run, trading_date)
@@ -354,15 +392,15 @@ def run_session(
         return summary
     if feed is None:
         raise OperationalError(f"{trading_date} is a trading day: the loop needs a feed")
-    detector = StaleDetector(calendar, stale_after)
-    reporter = RunReporter(run, store, feed, interval, calendar.calendar_warning(trading_date), clock, detector)
-    watch = FeedWatch(detector, feed, store, tuple(channels), dashboard_url)
-    writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds, run_id=run.run_id,
-                        reporter=reporter, lock_wait=_lock_wait(clock, interval))
+    detector = StaleDetector(calendar, config.stale_after)
+    reporter = RunReporter(run, store, feed, config.interval, calendar.calendar_warning(trading_date), clock,
+                           detector)
+    watch = FeedWatch(detector, feed, store, config.channels, config.dashboard_url)
+    writer = TickWriter(store, max_buffered=config.max_buffered, flush_seconds=config.flush_seconds,
+                        run_id=run.run_id, reporter=reporter, lock_wait=_lock_wait(clock, config.interval))
     try:
-        _run_day(store, calendar, clock, feed, universe, trading_date, summary, writer, reporter, watch,
-                 _Options(interval, record, progress, progress_every, late_after, late_limit, heartbeat_every,
-                          tuple(channels), dashboard_url, record_ticks))
+        _run_day(store, calendar, clock, feed, universe, trading_date, summary, writer, reporter, watch, config,
+                 progress)
     except KeyboardInterrupt:
         _end_run(store, run, "stopped", "interrupted (Ctrl-C): run it again to resume")
         raise
@@ -381,26 +419,12 @@ def _lock_wait(clock: Any, interval: float) -> float:
     return 0.25 if speed == 0 else max(0.02, 0.5 * interval / speed)
 
 
-@dataclass(frozen=True)
-class _Options:
-    interval: float
-    record: RecordMode
-    progress: ProgressHook | None
-    progress_every: int
-    late_after: float
-    late_limit: float
-    heartbeat_every: float
-    channels: tuple[str, ...]
-    dashboard_url: str
-    record_ticks: bool
-
-
 def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, universe: pd.DataFrame,
              trading_date: dt.date, summary: SessionSummary, writer: TickWriter, reporter: RunReporter,
-             watch: FeedWatch, opts: _Options) -> None:
+             watch: FeedWatch, config: SessionConfig, progress: ProgressHook | None) -> None:
     bounds = calendar.session_bounds(trading_date)
-    monitor = Monitor(calendar, trading_date, universe, record=opts.record, late_after=opts.late_after,
-                      late_limit=opts.late_limit, channels=opts.channels, dashboard_url=opts.dashboard_url)
+    monitor = Monitor(calendar, trading_date, universe, record=config.record, late_after=config.late_after,
+                      late_limit=config.late_limit, channels=config.channels, dashboard_url=config.dashboard_url)
     version, resume_after = _prepare(store, monitor, trading_date, bounds.open)
     summary.resumed_after = resume_after
     started = clock.now()
@@ -414,17 +438,17 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
         event_store.publish(store, [ServiceStopped(timestamp=ts, trading_date=trading_date, resumed_after=resume_after,
                                                    run_id=reporter.run.run_id, reason="stop command")])
 
-    waiter = _Waiter(writer, clock, opts.interval)
+    waiter = _Waiter(writer, clock, config.interval)
     segments = ((bounds.open, bounds.break_start), (bounds.break_end, bounds.close))
-    total = sum(1 for start, end in segments for _ in session_grid(start, end, opts.interval))
+    total = sum(1 for start, end in segments for _ in session_grid(start, end, config.interval))
     for start, end in segments:
-        for ts in session_grid(start, end, opts.interval):
+        for ts in session_grid(start, end, config.interval):
             try:
                 if resume_after is not None and ts <= resume_after:
                     _replay(monitor, feed, waiter, ts)
                     summary.replayed += 1
                     continue
-                result = _tick_at(monitor, feed, waiter, ts, opts.interval, opts.record_ticks)
+                result = _tick_at(monitor, feed, waiter, ts, config.interval, config.record_ticks)
             except StopRequested as stop:
                 stopped(clock.now(), stop.command_id)
                 return
@@ -433,20 +457,20 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
                 summary.missed += 1
                 continue
             result.lag_seconds = round((clock.now() - ts).total_seconds(), 3)
-            _heartbeat(result, summary.snapshots, bounds.open, opts.heartbeat_every)
+            _heartbeat(result, summary.snapshots, bounds.open, config.heartbeat_every)
             writer.submit(result)
             summary.snapshots += 1
             summary.suppressed += result.suppressed
             reporter.observe(result, summary.snapshots)
-            if writer.due(behind=result.lag_seconds > opts.interval):
+            if writer.due(behind=result.lag_seconds > config.interval):
                 control = writer.flush(version)
                 if control is not None:
                     version = _apply_control(monitor, control, version)
                     if control.stop_command is not None:
                         stopped(ts, control.stop_command)
                         return
-            if opts.progress is not None and summary.snapshots % opts.progress_every == 0:
-                opts.progress(summary, ts, (summary.snapshots + summary.replayed) / total)
+            if progress is not None and summary.snapshots % config.progress_every == 0:
+                progress(summary, ts, (summary.snapshots + summary.replayed) / total)
         tail = monitor.close_due(end)
         if tail is not None:
             writer.submit(tail)
