@@ -17,7 +17,7 @@ from workbench.app import run_day
 from workbench.config import Settings
 from workbench.control import Service
 from workbench.interrupt import as_keyboard_interrupt
-from workbench.runner import RunInfo, SessionSummary
+from workbench.runner import RunInfo, SessionSummary, StopSignal, sigterm_stops
 
 INTERRUPTED = "Interrupted"  # the name of the (cancelled) state a run stopped by Ctrl-C ends in
 TERMINATED = "terminated by SIGTERM"  # what the follower's SIGTERM raises: a cancel from Prefect, not a Ctrl-C
@@ -40,7 +40,8 @@ def monitor_session(
 
     Ctrl-C (SIGINT) stops the loop where it is: every committed tick stays and a rerun resumes after the last. The
     run then ends Cancelled, named ``Interrupted`` (calling the flow raises CancelledRun), rather than as a crash
-    with an interrupt escaping the engine.
+    with an interrupt escaping the engine. A cancel from Prefect (its runner's SIGTERM) stops the loop at its next
+    tick as a stop command does (the service run ``stopped``, "cancelled by SIGTERM"), and the run ends Cancelled.
     """
     try:
         with as_keyboard_interrupt():
@@ -52,7 +53,7 @@ def monitor_session(
 
 
 def _session(trading_date: dt.date | None, speed: float | None, db_path: str | None, symbols: int | None,
-             show_progress: bool, service_run_id: str | None) -> dict[str, Any]:
+             show_progress: bool, service_run_id: str | None) -> dict[str, Any] | State:
     logger = get_run_logger()
     overrides: dict[str, Any] = {}
     if db_path is not None:
@@ -83,11 +84,19 @@ def _session(trading_date: dt.date | None, speed: float | None, db_path: str | N
                     summary.triggers)
 
     try:
-        summary = run_day(settings, trading_date=trading_date, speed=speed, progress=progress, log=logger, run=run)
-        update_progress_artifact(artifact_id=artifact_id, progress=100.0)
-        bar.update(100 - bar.n)
+        # SIGTERM (the runner's kill of a cancelled run) asks the loop to stop rather than raising where it lands
+        with sigterm_stops(StopSignal()) as stop:
+            summary = run_day(settings, trading_date=trading_date, speed=speed, progress=progress, log=logger,
+                              run=run, stop=stop)
+        if not stop.requested:
+            update_progress_artifact(artifact_id=artifact_id, progress=100.0)
+            bar.update(100 - bar.n)
     finally:
         bar.close()
+    if stop.requested:
+        logger.warning("%s: the session stopped after its last committed tick (%s)", stop.reason, summary)
+        return Cancelled(message="cancelled (SIGTERM): the session stopped after its last committed tick; run it "
+                                 "again to resume")
     logger.info("session done: %s", summary)
     return summary
 

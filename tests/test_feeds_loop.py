@@ -17,7 +17,7 @@ from workbench.calendar import TZ
 from workbench.cli import app
 from workbench.config import Settings
 from workbench.net import FeedUnavailable
-from workbench.runner import run_session
+from workbench.runner import SessionConfig, run_session
 from workbench.store.db import Store
 
 DAY = dt.date(2026, 11, 24)
@@ -54,8 +54,8 @@ def test_an_outage_is_missed_ticks_a_stale_alert_and_a_recovery_not_a_crash(tmp_
     store, universe, _ = prepare_demo_day(settings, calendar, DAY)
     clock = StopAt(make_clock(calendar, DAY, 0.0), store, at(dt.time(10, 10)))
     feed = Outage(make_feed(settings, universe, DAY, clock), clock)
-    summary = run_session(store, calendar, clock, feed, universe, DAY, flush_seconds=0.25, stale_after=30.0,
-                          channels=("webhook",))
+    summary = run_session(store, calendar, clock, feed, universe, DAY,
+                          SessionConfig(flush_seconds=0.25, stale_after=30.0, channels=("webhook",)))
     assert summary.stopped and summary.missed == feed.failed == 40  # two minutes of 3-second ticks
     events = table(store, "SELECT ts, event_type, payload FROM events WHERE event_type LIKE 'feed.%' ORDER BY seq")
     assert events["event_type"].tolist() == ["feed.stale", "feed.recovered"]
@@ -79,7 +79,7 @@ def test_the_tick_recorder_keeps_every_snapshot_and_exports_a_day_to_parquet(tmp
     store, universe, _ = prepare_demo_day(settings, calendar, DAY)
     clock = StopAt(make_clock(calendar, DAY, 0.0), store, at(dt.time(9, 40)))
     run_session(store, calendar, clock, make_feed(settings, universe, DAY, clock), universe, DAY,
-                flush_seconds=0.25, record=settings.record_quotes, record_ticks=True)
+                SessionConfig(flush_seconds=0.25, record=settings.record_quotes, record_ticks=True))
     ticks = int(table(store, "SELECT count(*) AS n FROM monitor_ticks")["n"][0])
     recorded = table(store, "SELECT feed, count(*) AS n, count(DISTINCT code) AS codes, count(DISTINCT ts) AS times "
                             "FROM quote_recordings GROUP BY feed")

@@ -15,7 +15,7 @@ from workbench.calendar import TZ, SimulatedClock, TradingCalendar
 from workbench.config import Settings
 from workbench.feeds.replay import FrameTape, ReplayFeed, bars_to_quotes, sample_tape
 from workbench.feeds.tencent import parse_tencent
-from workbench.runner import run_session
+from workbench.runner import SessionConfig, run_session
 from workbench.store import recordings
 
 SAMPLE_DAY = dt.date(2020, 6, 2)
@@ -93,8 +93,8 @@ def test_the_monitor_over_a_replayed_day_fires_the_recorded_days_triggers(tmp_pa
                         poll_interval=60.0)
     store, universe, _ = prepare_demo_day(original, calendar, DAY)
     clock = make_clock(calendar, DAY, 0.0)
-    run_session(store, calendar, clock, make_feed(original, universe, DAY, clock), universe, DAY, interval=60.0,
-                record="all", flush_seconds=0.25)
+    config = SessionConfig(interval=60.0, record="all", flush_seconds=0.25)
+    run_session(store, calendar, clock, make_feed(original, universe, DAY, clock), universe, DAY, config)
 
     replayed = Settings(db_path=tmp_path / "replayed.duckdb", demo_symbols=30, demo_tasks=20, feed="replay",
                         replay_db_path=original.db_path, poll_interval=60.0)
@@ -102,8 +102,7 @@ def test_the_monitor_over_a_replayed_day_fires_the_recorded_days_triggers(tmp_pa
     clock2 = make_clock(calendar, DAY, 0.0)
     feed = make_feed(replayed, universe2, DAY, clock2)
     assert feed.name == "replay"
-    summary = run_session(store2, calendar, clock2, feed, universe2, DAY, interval=60.0, record="all",
-                          flush_seconds=0.25)
+    summary = run_session(store2, calendar, clock2, feed, universe2, DAY, config)
 
     sql = "SELECT trigger_id, task_id, rule, code, ts, price, message FROM triggers ORDER BY trigger_id"
     with store.read() as con, store2.read() as con2:

@@ -1,7 +1,8 @@
 """Cancelling a flow run of the monitor deployment the way the Prefect UI does (the run set to Cancelling), while a
 Prefect runner (`workbench serve`) executes it in a process of its own: with a workbench server the server's session
-stops within one tick of the follower's stop and the server lives on; with no server the flow's own session stops,
-its service run is not left running, and a rerun resumes after the last committed tick."""
+stops within one tick of the follower's stop and the server lives on; with no server the flow's own session stops at
+its next tick, its service run ends stopped with the SIGTERM as its reason, and a rerun resumes after the last
+committed tick."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from workbench.advert import read_advert
 from workbench.config import Settings
 from workbench.control import Service
 from workbench.remote import RemoteService, control_plane
+from workbench.runner import SIGTERM_REASON
 from workbench.store.db import Store
 
 DEPLOYMENT = "monitor_session/monitor"
@@ -236,11 +238,11 @@ def test_with_no_server_cancelling_the_flow_run_stops_its_own_session_and_a_reru
     print(f"\nno server: cancel -> flow run {flow_state} {flow_seconds:.2f} s, service run ended "
           f"{end_seconds:.2f} s, flow process gone {exit_seconds:.2f} s; run row {cancelled[0][1:3]}; "
           f"{ticks_at_cancel} ticks, last {last_tick}")
-    assert flow_state[0] == "CANCELLED", flow_state
+    assert flow_state[0] == "CANCELLED" and flow_state[2].startswith("cancelled (SIGTERM)"), flow_state
     assert len(cancelled) == 1 and cancelled[0][3:5] == ("prefect", str(flow_run_id)), cancelled
-    # the cancelled run is not left 'running' (the next run need not first find it dead); it reads 'failed'
-    # with the SIGTERM as its detail, as the loop cannot yet tell a cancel from a crash
-    assert cancelled[0][1] not in ACTIVE, cancelled
+    # the SIGTERM stopped the loop at its next tick as a stop command does: a stop, not a failure, in one line
+    assert cancelled[0][1:3] == ("stopped", SIGTERM_REASON), cancelled
+    assert end_seconds <= 15.0, end_seconds
     assert stopped is not None and stopped.state == "stopped" and stopped.flow_run_id == str(rerun_id), stopped
     assert rerun_state[0] == "COMPLETED", rerun_state
     with store.read() as con:

@@ -161,3 +161,67 @@ def test_a_demo_killed_with_kill_9_leaves_no_prefect_api_server_behind(tmp_path)
     finally:
         for left in _session_processes(proc.pid):
             left.kill()
+
+
+class _SigtermAt:
+    """A simulated clock that sends this process SIGTERM once market time passes ``when``, as Prefect's runner does
+    to a cancelled flow run's process (``sent_at``: the market time it did so)."""
+
+    def __init__(self, inner, when: dt.datetime) -> None:
+        self.inner, self.when = inner, when
+        self.sent_at: dt.datetime | None = None
+
+    def now(self) -> dt.datetime:
+        now = self.inner.now()
+        if self.sent_at is None and now >= self.when:
+            self.sent_at = now
+            os.kill(os.getpid(), signal.SIGTERM)
+        return now
+
+    @property
+    def speed(self) -> float:
+        return self.inner.speed
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+        self.now()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM via os.kill is POSIX")
+@pytest.mark.parametrize("when", ["10:00:00", "11:45:00"], ids=["trading", "lunch-break"])
+def test_sigterm_stops_the_session_at_its_next_tick_and_a_rerun_resumes_after_it(tmp_path, calendar, when):
+    """SIGTERM in the session's own process (a Prefect cancel with no server) ends the run as a stop does, with the
+    last tick committed and a one-line reason, not as a failure; trading or waiting over lunch."""
+    from tests.conftest import StopAt, at
+    from workbench.app import make_clock, make_feed, prepare_demo_day
+    from workbench.config import Settings
+    from workbench.runner import SIGTERM_REASON, RunInfo, SessionConfig, StopSignal, run_session, sigterm_stops
+    from workbench.store import service as service_store
+
+    settings = Settings(db_path=tmp_path / "term.duckdb", demo_symbols=20, demo_tasks=5)
+    store, universe, _ = prepare_demo_day(settings, calendar, DAY)
+    config = SessionConfig(flush_seconds=0.25)
+    clock = _SigtermAt(make_clock(calendar, DAY, 0.0), at(DAY, when))
+    before = signal.getsignal(signal.SIGTERM)
+    with sigterm_stops(StopSignal()) as stop:
+        summary = run_session(store, calendar, clock, make_feed(settings, universe, DAY, clock), universe, DAY,
+                              config, run=RunInfo(run_id="term"), stop=stop)
+    assert signal.getsignal(signal.SIGTERM) is before  # the previous handler (Prefect's, in a flow) is back
+    assert summary.stopped and stop.reason == SIGTERM_REASON
+    with store.read() as con:
+        run = service_store.get_run(con, "term")
+        last_tick = con.execute("SELECT max(ts) FROM monitor_ticks").fetchone()[0]
+        stopped = con.execute("SELECT ts, payload->>'reason' FROM events WHERE event_type = 'service.stopped'"
+                              ).fetchall()
+    assert run is not None and (run.state, run.detail) == ("stopped", SIGTERM_REASON), run
+    assert clock.sent_at is not None
+    if when == "10:00:00":  # the tick after the signal was the last: committed, and nothing after it
+        assert dt.timedelta(0) <= last_tick - clock.sent_at <= dt.timedelta(seconds=2 * config.interval)
+    else:  # over lunch: the morning's last tick, and the stop well before the afternoon session
+        assert last_tick.strftime("%H:%M:%S") == "11:30:00"
+        assert stopped[0][0] < at(DAY, "12:00:00")
+    assert [reason for _, reason in stopped] == [SIGTERM_REASON]
+
+    clock = StopAt(make_clock(calendar, DAY, 0.0), store, at(DAY, "13:10:00"))  # the next run, stopped as usual
+    rerun = run_session(store, calendar, clock, make_feed(settings, universe, DAY, clock), universe, DAY, config)
+    assert rerun.resumed_after == last_tick and rerun.stopped and rerun.ticks_written > 0

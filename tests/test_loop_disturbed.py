@@ -24,7 +24,7 @@ from workbench.calendar import SimulatedClock, TradingCalendar
 from workbench.config import Settings
 from workbench.control import Service, ServiceStatus
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
-from workbench.runner import RunInfo, _tick_at, _Waiter, run_session
+from workbench.runner import RunInfo, SessionConfig, _tick_at, _Waiter, run_session
 from workbench.store.db import Store
 
 
@@ -33,8 +33,8 @@ def _day(settings: Settings, store: Store, universe: pd.DataFrame, start: str, s
     calendar = TradingCalendar()
     clock = StopAt(SimulatedClock(at(DAY, start), speed=speed), store, at(DAY, stop))
     feed = make_feed(settings, universe, DAY, clock)
-    return run_session(store, calendar, clock, feed, universe, DAY, run=run,
-                       flush_seconds=0.25 if speed == 0 else 0.0), clock
+    config = SessionConfig(flush_seconds=0.25 if speed == 0 else 0.0)
+    return run_session(store, calendar, clock, feed, universe, DAY, config, run=run), clock
 
 
 def _triggers(store: Store, before: str) -> list[tuple[str, str]]:

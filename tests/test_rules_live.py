@@ -17,7 +17,7 @@ from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor
 from workbench.rules import backtest
-from workbench.runner import run_session, session_grid
+from workbench.runner import SessionConfig, run_session, session_grid
 from workbench.store import tasks as task_store
 
 DAY = dt.date(2026, 11, 25)
@@ -117,17 +117,17 @@ def test_a_restart_after_downtime_replays_missed_ticks_late_and_drops_stale_ones
     whole = _store(tmp_path, "whole.duckdb", tasks, universe)
     clock = SimulatedClock(at(DAY, "09:15:00"))
     run_session(whole, calendar, clock, SimulatedFeed(market, clock), universe, DAY,
-                flush_seconds=0.25, interval=15.0)
+                SessionConfig(flush_seconds=0.25, interval=15.0))
 
     crash, back = at(DAY, "10:30:00"), at(DAY, "10:50:00")
     cut = _store(tmp_path, "cut.duckdb", tasks, universe)
     clock = SimulatedClock(at(DAY, "09:15:00"))
     with pytest.raises(KeyboardInterrupt):
         run_session(cut, calendar, clock, _CrashAt(market, clock, crash), universe, DAY,
-                flush_seconds=0.25, interval=15.0)
+                SessionConfig(flush_seconds=0.25, interval=15.0))
     clock = SimulatedClock(back)  # twenty minutes later
-    summary = run_session(cut, calendar, clock, SimulatedFeed(market, clock), universe, DAY, late_limit=300.0,
-                          flush_seconds=0.25, interval=15.0)
+    summary = run_session(cut, calendar, clock, SimulatedFeed(market, clock), universe, DAY,
+                          SessionConfig(late_limit=300.0, flush_seconds=0.25, interval=15.0))
     assert summary.resumed_after is not None and summary.resumed_after < crash
 
     a, b = _triggers(whole), _triggers(cut)
@@ -158,7 +158,7 @@ def test_auto_trade_records_lot_rounded_paper_orders_and_once_stops_the_task(tmp
     store = _store(tmp_path, "orders.duckdb", tasks, universe)
     clock = SimulatedClock(at(DAY, "09:15:00"))
     run_session(store, calendar, clock, SimulatedFeed(market, clock), universe, DAY,
-                flush_seconds=0.25, interval=15.0)
+                SessionConfig(flush_seconds=0.25, interval=15.0))
     with store.read() as con:
         orders = con.execute("SELECT o.*, t.rule FROM paper_orders o JOIN triggers t USING (trigger_id) "
                              "ORDER BY o.ts").fetchdf()

@@ -22,7 +22,7 @@ from workbench.control import Service, TaskOverview
 from workbench.errors import NotFound, ValidationError
 from workbench.models import MonitorTask
 from workbench.monitor import TickResult
-from workbench.runner import RunInfo, RunReporter, run_session
+from workbench.runner import RunInfo, RunReporter, SessionConfig, run_session
 from workbench.store import service as service_store
 from workbench.store import tasks as task_store
 from workbench.store.db import Store
@@ -149,7 +149,7 @@ def test_the_task_listing_shows_what_the_monitor_did(service, calendar):
     universe = universe_for(settings)
     stopper = StopAt(clock, service.store, dt.datetime.combine(DAY, dt.time(10, 30), tzinfo=TZ))
     run_session(service.store, calendar, stopper, make_feed(settings, universe, DAY, clock), universe, DAY,
-                interval=15.0, flush_seconds=0.25)
+                SessionConfig(interval=15.0, flush_seconds=0.25))
     service.clock = SimulatedClock(dt.datetime.combine(DAY, dt.time(15, 0), tzinfo=TZ))
     listing = service.list_tasks()
     fired = table(service.store, "SELECT task_id, count(*) AS n, max(ts) AS last FROM triggers GROUP BY task_id")
@@ -184,7 +184,7 @@ def test_a_stop_during_the_lunch_break_is_honoured_without_waiting_for_the_after
 
     clock = LunchClock(make_clock(calendar, DAY, 0.0), store, dt.datetime.combine(DAY, dt.time(11, 45), tzinfo=TZ))
     summary = run_session(store, calendar, clock, make_feed(settings, universe, DAY, clock), universe, DAY,
-                          interval=30.0, flush_seconds=0.25, run=RunInfo(run_id="lunch"))
+                          SessionConfig(interval=30.0, flush_seconds=0.25), run=RunInfo(run_id="lunch"))
     assert summary.stopped
     stopped_at = table(store, "SELECT ts FROM events WHERE event_type = 'service.stopped'")["ts"][0]
     assert pd.Timestamp(stopped_at) < pd.Timestamp(dt.datetime.combine(DAY, dt.time(11, 50), tzinfo=TZ))

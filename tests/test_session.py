@@ -19,7 +19,7 @@ from tests.conftest import StopAt, dies_with_parent
 from workbench.app import make_clock, make_feed, prepare_demo_day
 from workbench.calendar import TZ, TradingCalendar
 from workbench.config import Settings
-from workbench.runner import run_session
+from workbench.runner import SessionConfig, run_session
 from workbench.store import service as service_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
@@ -36,11 +36,10 @@ def prepared(tmp_path: Path, name: str, symbols: int = 120) -> tuple[Settings, S
 
 def run(settings: Settings, store: Store, universe: pd.DataFrame, day: dt.date = DAY, clock=None, **kw):
     """The loop over a compressed day; like the app, several ticks share one connection (0.25 s wall)."""
-    kw.setdefault("flush_seconds", 0.25)
     calendar = TradingCalendar()
     clock = clock or make_clock(calendar, day, 0.0)
     feed = make_feed(settings, universe, day, clock)
-    return run_session(store, calendar, clock, feed, universe, day, **kw)
+    return run_session(store, calendar, clock, feed, universe, day, SessionConfig(**{"flush_seconds": 0.25, **kw}))
 
 
 def table(store: Store, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -183,3 +182,15 @@ def test_kill_9_mid_day_then_rerun_gives_the_same_triggers(tmp_path):
         assert table(Store(killed), same.format(t))["n"][0] == table(Store(clean), same.format(t))["n"][0], t
     starts = "SELECT count(*) AS n FROM events WHERE event_type = 'service.started'"
     assert table(Store(killed), starts)["n"][0] == 2 and table(Store(clean), starts)["n"][0] == 1  # the restart
+
+
+def test_the_loop_config_comes_from_the_settings_as_the_app_runs_it(tmp_path):
+    settings = Settings(db_path=tmp_path / "cfg.duckdb", poll_interval=15.0, record_quotes="all", late_limit=120.0,
+                        max_buffered_ticks=50, feed_stale_seconds=45.0, record_ticks=True,
+                        dashboard_url="http://example.test:5006")
+    fast = SessionConfig.from_settings(settings, 0.0, {"webhook": object(), "email": object()})
+    assert fast == SessionConfig(interval=15.0, record="all", flush_seconds=0.25, max_buffered=50, late_limit=120.0,
+                                 channels=("email", "webhook"), dashboard_url="http://example.test:5006",
+                                 stale_after=45.0, record_ticks=True)
+    assert SessionConfig.from_settings(settings, None).flush_seconds == 0.0  # the real clock writes every tick
+    assert SessionConfig.from_settings(settings, 30.0).flush_seconds == 0.0

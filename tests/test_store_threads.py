@@ -26,7 +26,7 @@ from workbench.instruments import load_universe
 from workbench.models import MonitorTask
 from workbench.notify.background import BackgroundDelivery
 from workbench.notify.channels import WebhookChannel
-from workbench.runner import run_session
+from workbench.runner import SessionConfig, run_session
 from workbench.store import outbox as outbox_store
 from workbench.store import tasks as task_store
 from workbench.store import ticks as tick_store
@@ -91,7 +91,7 @@ def test_a_compressed_day_with_a_webhook_configured_runs_and_delivers_every_aler
                                      {"webhook": channel})
         with BackgroundDelivery(dispatcher, poll=float(__import__("os").environ.get("POLL","0.01"))):
             summary = run_session(store, calendar, clock, Tracked(SimulatedFeed(market, clock), clock), universe,
-                                  DAY, channels=["webhook"])
+                                  DAY, SessionConfig(channels=("webhook",)))
         assert summary.stopped and summary.snapshots > 60
         with store.read() as con:
             fired = con.execute("SELECT count(*) FROM triggers").fetchone()[0]

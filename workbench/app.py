@@ -24,7 +24,7 @@ from workbench.history import BarSource, SampleBars, SimulatedBars
 from workbench.instruments import load_universe
 from workbench.interrupt import as_keyboard_interrupt
 from workbench.limits import PriceLimits
-from workbench.runner import ProgressHook, RunInfo, SessionSummary, run_session
+from workbench.runner import ProgressHook, RunInfo, SessionConfig, SessionSummary, StopSignal, run_session
 from workbench.store import events as event_store
 from workbench.store import holidays as holiday_store
 from workbench.store import ticks as tick_store
@@ -232,11 +232,14 @@ def run_day(
     run: RunInfo | None = None,
     store: Store | None = None,
     deliver: bool = True,
+    stop: StopSignal | None = None,
 ) -> dict[str, Any]:
     """Monitor one trading day against the configured feed and database; return the loop's summary.
 
     ``run`` names the service run the loop reports to (the control plane's, or a schedule's). The workbench server
-    passes its held ``store`` and, since its own dispatcher delivers for its whole life, ``deliver=False``."""
+    passes its held ``store`` and, since its own dispatcher delivers for its whole life, ``deliver=False``. ``stop``
+    is the process's own stop request (SIGTERM in a flow run): the loop honours it at its next tick, and the outbox
+    is handed over at once, as after Ctrl-C, rather than waited on past the runner's grace period."""
     store = store or open_store(settings)
     calendar = calendar_for(settings, store)
     clock_for_today = RealClock()
@@ -255,7 +258,8 @@ def run_day(
     run = run or RunInfo(speed=speed)
     feed = make_feed(settings, universe, day, clock, calendar) if calendar.is_session(day) else None
     if feed is None:
-        return summary_dict(run_session(store, calendar, clock, None, universe, day, run=run))
+        return summary_dict(run_session(store, calendar, clock, None, universe, day,
+                                        SessionConfig.from_settings(settings, speed), run=run, stop=stop))
     from workbench.notify.background import BackgroundDelivery
 
     channels = make_channels(settings)  # delivery runs beside the loop, on its own thread and the real clock
@@ -263,39 +267,16 @@ def run_day(
                                    finish=settings.notify_finish_seconds) if channels and deliver else None)
     with delivery or contextlib.nullcontext(), contextlib.closing(feed) if hasattr(feed, "close") \
             else contextlib.nullcontext(), as_keyboard_interrupt():  # Ctrl-C hands the outbox over at once
-        summary = _run_session(settings, store, calendar, clock, feed, universe, day, speed, progress,
-                               sorted(channels), run)
+        summary = run_session(store, calendar, clock, feed, universe, day,
+                              SessionConfig.from_settings(settings, speed, channels), progress=progress, run=run,
+                              stop=stop)
+        if delivery is not None and stop is not None and stop.requested:
+            delivery.finish = 0.0  # one last round, then the rest stays in the outbox for the next run
     out = summary_dict(summary)
     if delivery is not None:
         out["notifications_sent"] = delivery.stats.delivered
         out["notifications_pending"] = delivery.pending  # by channel: left in the outbox for the next dispatcher
     return out
-
-
-def _run_session(settings: Settings, store: Store, calendar: TradingCalendar, clock: Clock, feed: Feed,
-                 universe: pd.DataFrame, day: dt.date, speed: float | None, progress: ProgressHook | None,
-                 channels: list[str], run: RunInfo) -> SessionSummary:
-    return run_session(
-        store, calendar, clock, feed, universe, day,
-        interval=settings.poll_interval,
-        record=settings.record_quotes,
-        flush_seconds=_flush_seconds(speed),
-        max_buffered=settings.max_buffered_ticks,
-        progress=progress,
-        late_after=settings.late_after,
-        late_limit=settings.late_limit,
-        channels=channels,
-        dashboard_url=settings.dashboard_url,
-        run=run,
-        stale_after=settings.feed_stale_seconds,
-        record_ticks=settings.record_ticks,
-    )
-
-
-def _flush_seconds(speed: float | None) -> float:
-    """Write every tick (a stop command or a task change lands within one tick) unless the day runs as fast as the
-    work allows: then ticks share a connection for a quarter second of wall time."""
-    return 0.25 if speed == 0 else 0.0
 
 
 def summary_dict(summary: SessionSummary) -> dict[str, Any]:

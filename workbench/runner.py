@@ -11,10 +11,13 @@ import datetime as dt
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.calendar import TradingCalendar
+from workbench.config import Settings
 from workbench.errors import OperationalError, StoreBusy, TransientError
 from workbench.events import (
     Event,
@@ -81,11 +85,55 @@ class RunInfo:
 
 
 class StopRequested(Exception):  # noqa: N818 - a signal, not an error
-    """A stop command arrived while the loop waited (before the open, over lunch)."""
+    """A stop arrived while the loop waited (before the open, over lunch): a command (its id), or the process's own
+    :class:`StopSignal` (None)."""
 
-    def __init__(self, command_id: int) -> None:
+    def __init__(self, command_id: int | None) -> None:
         super().__init__(command_id)
         self.command_id = command_id
+
+
+class StopSignal:
+    """A stop asked from inside the loop's own process (a SIGTERM handler, another thread), honoured at the loop's next
+    tick the way a stop command is: the last tick committed, the run ended ``stopped`` with ``reason``.
+
+    A signal handler must not raise into the loop: an exception landing in a write leaves a half-done transaction
+    and a DuckDB traceback, and ends the run ``failed``. Setting this is all a handler does."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+
+SIGTERM_REASON = "cancelled by SIGTERM (Prefect cancel)"
+
+
+@contextmanager
+def sigterm_stops(stop: StopSignal, reason: str = SIGTERM_REASON) -> Iterator[StopSignal]:
+    """Within the block, SIGTERM asks ``stop`` to stop the loop instead of raising wherever the main thread is (the
+    previous handler, such as Prefect's, comes back after). Outside the main thread signals cannot be handled:
+    nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        stop.request(reason)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 class RunReporter:
@@ -312,6 +360,52 @@ def session_grid(start: dt.datetime, end: dt.datetime, interval: float) -> Itera
 ProgressHook = Callable[[SessionSummary, dt.datetime, float], None]
 
 
+@dataclass(frozen=True)
+class SessionConfig:
+    """How the loop runs (its tuning), apart from what it runs on: one value that callers build once and tests
+    vary with :func:`dataclasses.replace`, instead of a dozen keyword arguments threaded through every layer."""
+
+    interval: float = 3.0  # seconds of market time between snapshots
+    record: RecordMode = "watched"  # which quotes the loop stores
+    flush_seconds: float = 0.0  # wall seconds ticks may share one write (0: every tick is written at once)
+    max_buffered: int = 2000  # ticks kept in memory while the file is locked
+    progress_every: int = 600  # snapshots between calls of the progress hook
+    late_after: float = 10.0  # seconds behind after which a replayed trigger is late
+    late_limit: float = 300.0  # seconds behind after which a replayed trigger is dropped
+    heartbeat_every: float = 60.0  # seconds of market time between heartbeats
+    channels: tuple[str, ...] = ()  # notification channels of the alerts (beside in-app)
+    dashboard_url: str = "http://127.0.0.1:5006"  # base of the links in alerts
+    stale_after: float = 30.0  # seconds without fresh quotes before the feed is stale
+    record_ticks: bool = False  # the tick recorder: keep every snapshot row the feed answers
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))  # a list given by a caller stays hashable
+
+    @classmethod
+    def from_settings(cls, settings: Settings, speed: float | None = None,
+                      channels: Iterable[str] = ()) -> SessionConfig:
+        """The loop's tuning from the settings; ``speed`` is the clock's (None: the real clock) and ``channels``
+        the names of the configured notification channels (``workbench.app.make_channels``)."""
+        return cls(
+            interval=settings.poll_interval,
+            record=settings.record_quotes,
+            flush_seconds=flush_seconds_for(speed),
+            max_buffered=settings.max_buffered_ticks,
+            late_after=settings.late_after,
+            late_limit=settings.late_limit,
+            channels=tuple(sorted(channels)),
+            dashboard_url=settings.dashboard_url,
+            stale_after=settings.feed_stale_seconds,
+            record_ticks=settings.record_ticks,
+        )
+
+
+def flush_seconds_for(speed: float | None) -> float:
+    """Write every tick (a stop command or a task change lands within one tick) unless the day runs as fast as the
+    work allows: then ticks share a connection for a quarter second of wall time."""
+    return 0.25 if speed == 0 else 0.0
+
+
 def run_session(
     store: Store,
     calendar: TradingCalendar,
@@ -319,20 +413,10 @@ def run_session(
     feed: Feed | None,
     universe: pd.DataFrame,
     trading_date: dt.date,
-    interval: float = 3.0,
-    record: RecordMode = "watched",
-    flush_seconds: float = 0.0,
-    max_buffered: int = 2000,
+    config: SessionConfig | None = None,
     progress: ProgressHook | None = None,
-    progress_every: int = 600,
-    late_after: float = 10.0,
-    late_limit: float = 300.0,
-    heartbeat_every: float = 60.0,
-    channels: Sequence[str] = (),
-    dashboard_url: str = "http://127.0.0.1:5006",
     run: RunInfo | None = None,
-    stale_after: float = 30.0,
-    record_ticks: bool = False,
+    stop: StopSignal | None = None,
 ) -> SessionSummary:
     """Run the monitor over one trading day (or what is left of it) and return what it did.
 
@@ -340,10 +424,12 @@ def run_session(
     database resumes after the last committed tick: it replays the earlier snapshots into bars and indicator series
     only, and reloads rule state from the store. Snapshot times that passed while the loop was down are replayed
     from the feed's history when it has one (triggers marked late, dropped past ``late_limit``), else skipped.
-    The loop reports to its service run (``run``; a new inline run when None) at every flush. A stop command
+    ``config`` is the loop's tuning (the defaults when None). The loop reports to its service run (``run``; a new
+    inline run when None) at every flush. A stop command
     (a row in ``service_commands``) is honoured at the next flush, and while waiting for the open or over lunch
-    within one poll interval.
+    within one poll interval; ``stop`` (the process's own request, e.g. SIGTERM) at the next tick.
     """
+    config = config or SessionConfig()
     run = run or RunInfo()
     summary = SessionSummary(trading_date=trading_date, run_id=run.run_id)
     _begin_run(store, run, trading_date)
@@ -354,23 +440,22 @@ def run_session(
         return summary
     if feed is None:
         raise OperationalError(f"{trading_date} is a trading day: the loop needs a feed")
-    detector = StaleDetector(calendar, stale_after)
-    reporter = RunReporter(run, store, feed, interval, calendar.calendar_warning(trading_date), clock, detector)
-    watch = FeedWatch(detector, feed, store, tuple(channels), dashboard_url)
-    writer = TickWriter(store, max_buffered=max_buffered, flush_seconds=flush_seconds, run_id=run.run_id,
-                        reporter=reporter, lock_wait=_lock_wait(clock, interval))
+    detector = StaleDetector(calendar, config.stale_after)
+    reporter = RunReporter(run, store, feed, config.interval, calendar.calendar_warning(trading_date), clock,
+                           detector)
+    watch = FeedWatch(detector, feed, store, config.channels, config.dashboard_url)
+    writer = TickWriter(store, max_buffered=config.max_buffered, flush_seconds=config.flush_seconds,
+                        run_id=run.run_id, reporter=reporter, lock_wait=_lock_wait(clock, config.interval))
     try:
-        _run_day(store, calendar, clock, feed, universe, trading_date, summary, writer, reporter, watch,
-                 _Options(interval, record, progress, progress_every, late_after, late_limit, heartbeat_every,
-                          tuple(channels), dashboard_url, record_ticks))
+        reason = _run_day(store, calendar, clock, feed, universe, trading_date, summary, writer, reporter, watch,
+                          config, progress, stop or StopSignal())
     except KeyboardInterrupt:
         _end_run(store, run, "stopped", "interrupted (Ctrl-C): run it again to resume")
         raise
     except BaseException as exc:
         _end_run(store, run, "failed", f"{type(exc).__name__}: {exc}")
         raise
-    _end_run(store, run, "stopped" if summary.stopped else "completed",
-             "stop command" if summary.stopped else "session closed")
+    _end_run(store, run, "stopped" if summary.stopped else "completed", reason)
     return summary
 
 
@@ -381,26 +466,13 @@ def _lock_wait(clock: Any, interval: float) -> float:
     return 0.25 if speed == 0 else max(0.02, 0.5 * interval / speed)
 
 
-@dataclass(frozen=True)
-class _Options:
-    interval: float
-    record: RecordMode
-    progress: ProgressHook | None
-    progress_every: int
-    late_after: float
-    late_limit: float
-    heartbeat_every: float
-    channels: tuple[str, ...]
-    dashboard_url: str
-    record_ticks: bool
-
-
 def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, universe: pd.DataFrame,
              trading_date: dt.date, summary: SessionSummary, writer: TickWriter, reporter: RunReporter,
-             watch: FeedWatch, opts: _Options) -> None:
+             watch: FeedWatch, config: SessionConfig, progress: ProgressHook | None, stop: StopSignal) -> str:
+    """The day's loop; why it ended (the run's detail): the session closed, a stop command, or ``stop``'s reason."""
     bounds = calendar.session_bounds(trading_date)
-    monitor = Monitor(calendar, trading_date, universe, record=opts.record, late_after=opts.late_after,
-                      late_limit=opts.late_limit, channels=opts.channels, dashboard_url=opts.dashboard_url)
+    monitor = Monitor(calendar, trading_date, universe, record=config.record, late_after=config.late_after,
+                      late_limit=config.late_limit, channels=config.channels, dashboard_url=config.dashboard_url)
     version, resume_after = _prepare(store, monitor, trading_date, bounds.open)
     summary.resumed_after = resume_after
     started = clock.now()
@@ -409,44 +481,45 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
         ServiceStarted(timestamp=started, trading_date=trading_date, resumed_after=resume_after,
                        flow_run_id=reporter.run.flow_run_id, run_id=reporter.run.run_id)])
 
-    def stopped(ts: dt.datetime, command_id: int) -> None:
-        _stop(store, writer, command_id, summary)
+    def stopped(ts: dt.datetime, command_id: int | None) -> str:
+        reason = "stop command" if command_id is not None else stop.reason or "stop requested"
+        _stop(store, writer, command_id, summary, reason)
         event_store.publish(store, [ServiceStopped(timestamp=ts, trading_date=trading_date, resumed_after=resume_after,
-                                                   run_id=reporter.run.run_id, reason="stop command")])
+                                                   run_id=reporter.run.run_id, reason=reason)])
+        return reason
 
-    waiter = _Waiter(writer, clock, opts.interval)
+    waiter = _Waiter(writer, clock, config.interval, stop)
     segments = ((bounds.open, bounds.break_start), (bounds.break_end, bounds.close))
-    total = sum(1 for start, end in segments for _ in session_grid(start, end, opts.interval))
+    total = sum(1 for start, end in segments for _ in session_grid(start, end, config.interval))
     for start, end in segments:
-        for ts in session_grid(start, end, opts.interval):
+        for ts in session_grid(start, end, config.interval):
             try:
+                waiter.raise_if_stopped()
                 if resume_after is not None and ts <= resume_after:
                     _replay(monitor, feed, waiter, ts)
                     summary.replayed += 1
                     continue
-                result = _tick_at(monitor, feed, waiter, ts, opts.interval, opts.record_ticks)
-            except StopRequested as stop:
-                stopped(clock.now(), stop.command_id)
-                return
+                result = _tick_at(monitor, feed, waiter, ts, config.interval, config.record_ticks)
+            except StopRequested as request:
+                return stopped(clock.now(), request.command_id)
             watch.check(clock.now())
             if result is None:
                 summary.missed += 1
                 continue
             result.lag_seconds = round((clock.now() - ts).total_seconds(), 3)
-            _heartbeat(result, summary.snapshots, bounds.open, opts.heartbeat_every)
+            _heartbeat(result, summary.snapshots, bounds.open, config.heartbeat_every)
             writer.submit(result)
             summary.snapshots += 1
             summary.suppressed += result.suppressed
             reporter.observe(result, summary.snapshots)
-            if writer.due(behind=result.lag_seconds > opts.interval):
+            if writer.due(behind=result.lag_seconds > config.interval):
                 control = writer.flush(version)
                 if control is not None:
                     version = _apply_control(monitor, control, version)
                     if control.stop_command is not None:
-                        stopped(ts, control.stop_command)
-                        return
-            if opts.progress is not None and summary.snapshots % opts.progress_every == 0:
-                opts.progress(summary, ts, (summary.snapshots + summary.replayed) / total)
+                        return stopped(ts, control.stop_command)
+            if progress is not None and summary.snapshots % config.progress_every == 0:
+                progress(summary, ts, (summary.snapshots + summary.replayed) / total)
         tail = monitor.close_due(end)
         if tail is not None:
             writer.submit(tail)
@@ -455,6 +528,7 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
     event_store.publish(store, [] if finished else [
         ServiceStopped(timestamp=bounds.close, trading_date=trading_date, resumed_after=resume_after,
                        run_id=reporter.run.run_id, reason="session closed")])
+    return "session closed"
 
 
 def _begin_run(store: Store, run: RunInfo, trading_date: dt.date) -> None:
@@ -480,8 +554,9 @@ class _Waiter:
     REPORT_EVERY = 5.0  # wall seconds between health reports while waiting (the silence limit is 30 s or more)
     IO_ROOM = 0.5  # wall seconds a look at the store may take: never started closer than this to the tick
 
-    def __init__(self, writer: TickWriter, clock: Any, interval: float) -> None:
+    def __init__(self, writer: TickWriter, clock: Any, interval: float, stop: StopSignal | None = None) -> None:
         self.writer, self.clock, self.interval = writer, clock, interval
+        self.stop = stop or StopSignal()
         self._reported = -math.inf
 
     def until(self, ts: dt.datetime) -> None:
@@ -496,6 +571,7 @@ class _Waiter:
         checked = -math.inf
         try:
             while wait > self.interval:
+                self.raise_if_stopped()  # in memory: looked at every step, not only when there is room for I/O
                 if time.monotonic() - checked >= self.CHECK_EVERY and self._room(wait - self.interval):
                     self._check()  # I/O only while there is room for it: it must not make the tick late
                     checked = time.monotonic()
@@ -507,6 +583,12 @@ class _Waiter:
         finally:
             if reporter is not None:
                 reporter.waiting = None
+
+    def raise_if_stopped(self) -> None:
+        """The process's own stop (``StopSignal``), asked since the last tick or while waiting for this one: the tick
+        before was the last."""
+        if self.stop.requested:
+            raise StopRequested(None)
 
     def _room(self, market_seconds: float) -> bool:
         """Whether ``market_seconds`` leave room for a look at the store (``IO_ROOM`` of wall time)."""
@@ -604,13 +686,15 @@ def _apply_control(monitor: Monitor, control: Control, version: tuple[int, Any] 
     return control.version
 
 
-def _stop(store: Store, writer: TickWriter, command_id: int, summary: SessionSummary) -> None:
+def _stop(store: Store, writer: TickWriter, command_id: int | None, summary: SessionSummary, reason: str) -> None:
+    """Commit what is pending, consume the stop command (none for the process's own stop), and count the day."""
     writer.flush(None, force=True)
-    with store.write() as con:
-        service_store.consume_command(con, command_id, dt.datetime.now(dt.UTC))
+    if command_id is not None:
+        with store.write() as con:
+            service_store.consume_command(con, command_id, dt.datetime.now(dt.UTC))
     summary.stopped = True
     _finish(writer, summary)
-    log.info("stopped by command %d", command_id)
+    log.info("stopped: %s%s", reason, "" if command_id is None else f" ({command_id})")
 
 
 def _finish(writer: TickWriter, summary: SessionSummary) -> None:
