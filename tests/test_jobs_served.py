@@ -4,7 +4,10 @@ rows, and the server merges each chunk in one transaction; reruns add nothing an
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -88,3 +91,13 @@ def test_a_server_clears_rows_staged_for_merges_that_never_came(tmp_path: Path, 
     assert clear_staging(store) == 1
     with store.read() as con:
         assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+
+
+def test_a_job_beside_a_server_runs_at_a_lower_cpu_priority_and_never_raises_it():
+    """The backfill's own process (a subprocess here, so the test runner keeps its priority)."""
+    script = ("import os; from workbench.jobs import yield_cpu; "
+              "yield_cpu(10); a = os.getpriority(os.PRIO_PROCESS, 0); "
+              "yield_cpu(5); b = os.getpriority(os.PRIO_PROCESS, 0); print(a, b)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    lowered = max(10, os.getpriority(os.PRIO_PROCESS, 0))  # the child starts at this process's niceness
+    assert out.stdout.split() == [str(lowered), str(lowered)]

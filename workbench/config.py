@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     monitor_deployment: str = Field(default="monitor_session/monitor",
                                     description="the Prefect deployment `service start` runs")
     service_start_wait: float = Field(default=90.0, ge=0, description="seconds `service start` waits for the loop")
+    job_niceness: int = Field(default=10, ge=0, le=19, description="CPU niceness a backfill or indicator job takes "
+                              "beside a live server, so that it never slows the monitor loop (0: unchanged)")
     service_stop_timeout: float = Field(default=30.0, gt=0,
                                         description="seconds `service stop` waits for the loop before cancelling")
     notification_retention_days: int = Field(default=180, ge=1,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +38,8 @@ from workbench.store.indicators import ROW_COLUMNS, write_daily_indicators
 
 BATCH = re.compile(r"^[0-9a-f]{32}$")
 JOB_EVENTS: dict[str, type[Event]] = {JobProgress.event_type: JobProgress, JobCompleted.event_type: JobCompleted}
+
+log = logging.getLogger("workbench.jobs")
 
 
 @dataclass
@@ -250,5 +254,17 @@ def job_store(settings: Any) -> JobStore:
         return LocalJobs(Store(settings.db_path, lock_timeout=settings.lock_timeout).open())
     from workbench.remote import RemoteService
 
+    yield_cpu(settings.job_niceness)
     return ServedJobs(settings.db_path, RemoteService(advert.api_url, advert.token, actor="schedule",
                                                       timeout=settings.service_start_wait + 30))
+
+
+def yield_cpu(niceness: int) -> None:
+    """Run this job's process at a lower CPU priority beside a live server: on a machine of two cores a backfill's
+    fetching and staging took the cores the monitor loop needed, and triggers came late. Only ever lowers it."""
+    if niceness <= 0 or not hasattr(os, "setpriority"):
+        return
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if current < niceness:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+        log.info("job process niceness %d -> %d (a live server runs the monitor)", current, niceness)
