@@ -125,22 +125,21 @@ def prefect_harness():
         yield
 
 
-class StopAt:
-    """A clock wrapper that writes a service stop command once market time passes ``when`` (the time it did so is
-    ``sent_at``): how tests end a simulated day at a chosen moment, the way an operator would. It looks whenever the
-    loop reads the clock, so a loop that runs behind (and never sleeps) is stopped too."""
+class ActAt:
+    """A clock wrapper that acts once market time passes ``when`` (``sent_at``: the market time it did). It looks
+    whenever the loop reads the clock, so a loop that runs behind (and never sleeps) is reached too."""
 
-    def __init__(self, inner, store: Store, when: dt.datetime) -> None:
-        self.inner, self.store, self.when = inner, store, when
+    def __init__(self, inner, when: dt.datetime) -> None:
+        self.inner, self.when = inner, when
         self.sent_at: dt.datetime | None = None
+
+    def act(self, now: dt.datetime) -> None:
+        raise NotImplementedError
 
     def now(self) -> dt.datetime:
         now = self.inner.now()
         if self.sent_at is None and now >= self.when:
-            from workbench.store import service as service_store
-
-            with self.store.write() as con:
-                service_store.request_stop(con, now, "test")
+            self.act(now)
             self.sent_at = now
         return now
 
@@ -151,3 +150,18 @@ class StopAt:
     def sleep(self, seconds: float) -> None:
         self.inner.sleep(seconds)
         self.now()
+
+
+class StopAt(ActAt):
+    """Writes a service stop command once market time passes ``when``: how tests end a simulated day at a chosen
+    moment, the way an operator would."""
+
+    def __init__(self, inner, store: Store, when: dt.datetime) -> None:
+        super().__init__(inner, when)
+        self.store = store
+
+    def act(self, now: dt.datetime) -> None:
+        from workbench.store import service as service_store
+
+        with self.store.write() as con:
+            service_store.request_stop(con, now, "test")

@@ -16,7 +16,7 @@ import duckdb
 import psutil
 import pytest
 
-from tests.conftest import dies_with_parent
+from tests.conftest import ActAt, dies_with_parent
 from workbench.calendar import TZ
 from workbench.errors import WorkbenchError
 from workbench.interrupt import as_keyboard_interrupt
@@ -163,28 +163,12 @@ def test_a_demo_killed_with_kill_9_leaves_no_prefect_api_server_behind(tmp_path)
             left.kill()
 
 
-class _SigtermAt:
+class _SigtermAt(ActAt):
     """A simulated clock that sends this process SIGTERM once market time passes ``when``, as Prefect's runner does
     to a cancelled flow run's process (``sent_at``: the market time it did so)."""
 
-    def __init__(self, inner, when: dt.datetime) -> None:
-        self.inner, self.when = inner, when
-        self.sent_at: dt.datetime | None = None
-
-    def now(self) -> dt.datetime:
-        now = self.inner.now()
-        if self.sent_at is None and now >= self.when:
-            self.sent_at = now
-            os.kill(os.getpid(), signal.SIGTERM)
-        return now
-
-    @property
-    def speed(self) -> float:
-        return self.inner.speed
-
-    def sleep(self, seconds: float) -> None:
-        self.inner.sleep(seconds)
-        self.now()
+    def act(self, now: dt.datetime) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM via os.kill is POSIX")

@@ -150,15 +150,11 @@ class Dashboard(Viewer):
     def _tab_opened(self, event: Any) -> None:
         """A tab comes into view: draw it if updates came while it was hidden."""
         if event.new == LIVE_TAB:
-            self._poll_live()
+            self.live.refresh()
         elif event.new in self._stale:
             self._stale.discard(event.new)
             {TASKS_TAB: self._reload_tasks, NOTIFICATIONS_TAB: self.notifications.refresh,
              HEALTH_TAB: self.health.refresh}[event.new]()
-
-    def _poll_live(self) -> None:
-        with self.ctx.store.read() as con:
-            self.live.poll(SharedReads.on(con))
 
     def _reload_tasks(self, reads: SharedReads | None = None) -> None:
         self._stale.discard(TASKS_TAB)

@@ -131,8 +131,12 @@ class LiveView(Viewer):
         self._task, self._last_bar, self._last_trigger, self._day = None, None, None, None
         if self.chooser.value != self.task_id:
             self.chooser.value = self.task_id
+        self.refresh()
+
+    def refresh(self) -> int:
+        """Stream what is new with a short read of its own (a task chosen, the Live tab opened)."""
         with self._ctx.store.read() as con:
-            self.poll(SharedReads.on(con))
+            return self.poll(SharedReads.on(con))
 
     def poll(self, reads: SharedReads) -> int:
         """Stream the bars and triggers that are new since the last call; returns the bars added. Sessions that show
