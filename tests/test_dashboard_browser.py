@@ -148,7 +148,7 @@ def test_the_served_dashboard_works_offline_against_a_running_day(live_day):
             page.locator(".live-caption").get_by_text(re.compile(r"\b[1-9]\d* triggers")).wait_for(timeout=30_000)
             # the chart follows the day until MA20 and BOLL have warmed up
             wait_for(lambda: shown_bars(page) >= SHOWN_BARS, timeout=60)
-            page.add_style_tag(content=".notyf { display: none !important; }")  # the toasts would cover the chart
+            page.add_style_tag(content=".wb-toasts { display: none !important; }")  # the toasts would cover the chart
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=False)
         except BaseException:

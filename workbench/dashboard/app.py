@@ -68,7 +68,8 @@ class Dashboard(Viewer):
         self.banner = pn.pane.Alert("", alert_type="warning", visible=False)
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(f"## {TITLE}", self.banner, self.tabs, sizing_mode="stretch_width")
+        return pn.Column(f"## {TITLE}", self.banner, self.tabs, self.notifications.toast_stack,
+                         sizing_mode="stretch_width")
 
     def load(self) -> Dashboard:
         """The first read of every view; events before now are history, not news (no toasts for them)."""
@@ -194,7 +195,7 @@ def dashboard_session(settings: Settings, services: ServiceFactory | None = None
     updates), or with a periodic refresh of its own when there is none.
 
     ``services`` gives the session its control plane: inside the workbench server, one bound to the held store."""
-    pn.extension("tabulator", notifications=True)
+    pn.extension("tabulator")
     ctx = DashboardContext.open(settings) if services is None else DashboardContext(settings, services("dashboard"))
     dashboard = Dashboard(ctx, default_day=_default_day(settings, ctx)).load()
     doc = pn.state.curdoc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +13,7 @@ from panel.viewable import Viewer
 
 from workbench.dashboard.context import DashboardContext
 from workbench.dashboard.hub import SharedReads
+from workbench.dashboard.toasts import ToastStack
 from workbench.store import outbox as outbox_store
 from workbench.store.events import StoredEvent
 
@@ -51,7 +51,7 @@ class NotificationsView(Viewer):
     def __init__(self, ctx: DashboardContext, **params: Any) -> None:
         super().__init__(**params)
         self._ctx = ctx
-        self._shown_at: list[float] = []  # when the toasts still on screen were shown (monotonic)
+        self.toast_stack = ToastStack(TOAST_SECONDS, MAX_TOASTS)  # placed on the page by the dashboard
         self._unshown = 0  # triggers that came while the screen was full of toasts
         self.table = pn.widgets.Tabulator(pd.DataFrame(columns=HISTORY_COLUMNS), disabled=True, show_index=False,
                                           selectable="checkbox", sizing_mode="stretch_width", height=520,
@@ -136,14 +136,11 @@ class NotificationsView(Viewer):
         return True
 
     def toast(self, text: str) -> None:
-        """Show a toast in the browser session (when it has a notification area) and remember it."""
+        """Show a toast in the browser session and remember it."""
         if self._unshown:
             text, self._unshown = f"{text} (+{self._unshown} more in the table)", 0
         self.toasts = [*self.toasts[-19:], text]
-        self._shown_at = [*self._shown_at[-(MAX_TOASTS - 1):], time.monotonic()]
-        if pn.state.notifications is not None:
-            pn.state.notifications.info(text, duration=int(1000 * TOAST_SECONDS))
+        self.toast_stack.show(text)
 
     def _on_screen(self) -> int:
-        now = time.monotonic()
-        return sum(1 for at in self._shown_at if now - at < TOAST_SECONDS)
+        return len(self.toast_stack.on_screen())
