@@ -16,7 +16,9 @@ import panel as pn
 from panel.viewable import Viewer
 
 CSS = """
-:host { position: fixed; top: 12px; right: 12px; z-index: 1000; width: min(340px, calc(100vw - 24px)); pointer-events: none; }
+:host {
+  position: fixed; top: 12px; right: 12px; z-index: 1000; width: min(340px, calc(100vw - 24px)); pointer-events: none;
+}
 .wb-toast {
   font-family: "WenQuanYi Micro Hei", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif;
   font-size: 14px; line-height: 1.4; color: #fff; background: #c62828; border-radius: 6px; padding: 8px 12px;
