@@ -209,3 +209,44 @@ def test_sigterm_stops_the_session_at_its_next_tick_and_a_rerun_resumes_after_it
     clock = StopAt(make_clock(calendar, DAY, 0.0), store, at(DAY, "13:10:00"))  # the next run, stopped as usual
     rerun = run_session(store, calendar, clock, make_feed(settings, universe, DAY, clock), universe, DAY, config)
     assert rerun.resumed_after == last_tick and rerun.stopped and rerun.ticks_written > 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
+def test_sigterm_to_the_monitor_without_prefect_stops_it_as_a_stop_does(tmp_path, calendar):
+    """`workbench monitor --no-prefect` (a local service run) killed with SIGTERM: the run is recorded as stopped
+    with the reason, the last tick committed, no traceback, and the process exits by itself at its next tick."""
+    from workbench.app import prepare_demo_day
+    from workbench.config import Settings
+    from workbench.runner import SIGTERM_LOCAL_REASON
+    from workbench.store import service as service_store
+
+    db = tmp_path / "local.duckdb"
+    prepare_demo_day(Settings(db_path=db, demo_symbols=20, demo_tasks=5), calendar, DAY)
+    env = {**os.environ, "WORKBENCH_DEMO_SYMBOLS": "20", "PYTHONUNBUFFERED": "1"}
+    env.pop("WORKBENCH_NOTIFY_WEBHOOK_URL", None)
+    out_path = tmp_path / "out.txt"
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "monitor", "--no-prefect", "--run-id", "local-term", "--date",
+             DAY.isoformat(), "--speed", "20", "--db", str(db)],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=dies_with_parent)
+    try:
+        deadline = time.monotonic() + 60
+        while _committed_ticks(db) == 0:
+            assert proc.poll() is None, out_path.read_text()
+            assert time.monotonic() < deadline, "no tick committed in 60 s:\n" + out_path.read_text()
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    output = out_path.read_text()
+    assert code == 0 and "Traceback" not in output, output
+    with Store(db).read() as con:
+        run = service_store.get_run(con, "local-term")
+        last = tick_store.last_tick(con, DAY)
+    assert run is not None and (run.state, run.detail) == ("stopped", SIGTERM_LOCAL_REASON), run
+    assert last is not None and last.astimezone(TZ).time() < dt.time(15, 0)  # it stopped mid-day, at a tick

@@ -328,11 +328,13 @@ def monitor(
             import uuid
 
             from workbench.app import run_day
-            from workbench.runner import RunInfo
+            from workbench.runner import SIGTERM_LOCAL_REASON, RunInfo, StopSignal, sigterm_stops
 
             run = RunInfo(run_id=run_id or uuid.uuid4().hex, mode="local", actor="cli", speed=speed)
-            with _reported():
-                typer.echo(json.dumps(run_day(settings, trading_date=day, speed=speed, run=run), default=str))
+            # SIGTERM (a `kill`, a service manager) stops the loop at its next tick, the run recorded as stopped
+            with _reported(), sigterm_stops(StopSignal(), SIGTERM_LOCAL_REASON) as stop:
+                summary = run_day(settings, trading_date=day, speed=speed, run=run, stop=stop)
+            typer.echo(json.dumps(summary, default=str))
             return
         from flows.ephemeral import ctrl_c_safe_api
         from flows.monitor import monitor_session

@@ -115,6 +115,7 @@ class StopSignal:
 
 
 SIGTERM_REASON = "cancelled by SIGTERM (Prefect cancel)"
+SIGTERM_LOCAL_REASON = "stopped by SIGTERM"  # `workbench monitor --no-prefect`: a kill, not a Prefect cancel
 
 
 @contextmanager
