@@ -3,6 +3,7 @@ the chunk work is :func:`workbench.backfill.run_chunk`; chunks run on threads he
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import sys
@@ -28,7 +29,8 @@ def backfill_chunk(job: BackfillJob, index: int, settings: dict[str, Any]) -> Ch
     """One chunk, in whichever process runs it: its own short-lived connections to the file, or the server's API
     and SQL endpoint while a server owns the store."""
     config = Settings(**settings)
-    return run_chunk(job_store(config), make_bar_source(job.source, config), job, index, RealClock())
+    with contextlib.closing(job_store(config)) as jobs:
+        return run_chunk(jobs, make_bar_source(job.source, config), job, index, RealClock())
 
 
 @flow(name="backfill_bars", description="Backfill historical bars into DuckDB, chunked by symbols; resumable.")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 from typing import Any
@@ -30,21 +31,21 @@ def daily_indicators_flow(
     """Indicators of ``trading_date`` (default: the latest session) from the last ``lookback`` daily bars."""
     logger = get_run_logger()
     settings = Settings(**({} if db_path is None else {"db_path": db_path}))
-    store = job_store(settings)  # the file, or the server that owns it
-    calendar = calendar_for(settings, store)
-    clock = RealClock()
-    day = trading_date or latest_session(calendar, clock.now().date())
-    artifact = create_progress_artifact(progress=0.0, description=f"daily indicators {day}: share of stocks")
-    bar = tqdm(unit="stock", desc=f"indicators {day}", disable=not show_progress, file=sys.stderr)
+    with contextlib.closing(job_store(settings)) as store:  # the file, or the server that owns it
+        calendar = calendar_for(settings, store)
+        clock = RealClock()
+        day = trading_date or latest_session(calendar, clock.now().date())
+        artifact = create_progress_artifact(progress=0.0, description=f"daily indicators {day}: share of stocks")
+        bar = tqdm(unit="stock", desc=f"indicators {day}", disable=not show_progress, file=sys.stderr)
 
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-        update_progress_artifact(artifact_id=artifact, progress=round(100 * done / max(total, 1), 1))
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            update_progress_artifact(artifact_id=artifact, progress=round(100 * done / max(total, 1), 1))
 
-    summary = run_daily_indicators(store, calendar, day, clock, lookback=lookback,
-                                   convention=convention, write_days=write_days, progress=progress)
-    bar.close()
+        summary = run_daily_indicators(store, calendar, day, clock, lookback=lookback,
+                                       convention=convention, write_days=write_days, progress=progress)
+        bar.close()
     logger.info("daily indicators %s: %d stocks, %d rows in %.2f s (%s)", day, summary.stocks,
                 summary.rows_written, summary.seconds, summary.timings)
     return {**summary.__dict__, "trading_date": day.isoformat()}

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,9 @@ class JobStore(Protocol):
         stock events)."""
 
     def publish(self, events: Sequence[Event]) -> None: ...
+
+    def close(self) -> None:
+        """Let go of what the job holds (a served store's connection)."""
 
 
 # -- the writes, wherever they run ----------------------------------------------------------------------------------
@@ -124,6 +128,9 @@ class LocalJobs:
 
     def publish(self, events: Sequence[Event]) -> None:
         event_store.publish(self.store, events)
+
+    def close(self) -> None:
+        """Nothing held: every read and write opened and closed its own connection."""
 
 
 def as_jobs(store: Store | JobStore) -> JobStore:
@@ -197,16 +204,33 @@ class ServedJobs:
     def __init__(self, db_path: str | Path, api: Any) -> None:
         self.db_path = Path(db_path)
         self.api = api  # a workbench.remote.RemoteService: its ``call`` reaches the server's routes
+        self._con: Any = None  # one workbench.connect() for the job's life: opening one takes about a second
+        self._using = threading.Lock()  # a connection serves one thread at a time
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Any]:
+        """The job's connection (opened on first use, kept until ``close``); one that failed is dropped, and the
+        next read opens a fresh one (the server may have restarted)."""
         from workbench.client import connect
 
-        con = connect(self.db_path)
-        try:
-            yield con
-        finally:
-            con.close()
+        with self._using:
+            if self._con is None:
+                self._con = connect(self.db_path)
+            try:
+                yield self._con
+            except duckdb.Error:
+                self._drop()
+                raise
+
+    def close(self) -> None:
+        with self._using:
+            self._drop()
+
+    def _drop(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            with contextlib.suppress(duckdb.Error):
+                con.close()
 
     def completed_chunks(self, job_key: str) -> set[int]:
         with self.read() as con:
@@ -218,8 +242,11 @@ class ServedJobs:
             return batch
         with self.read() as con:
             con.raw.register("_staged", rows[list(columns)])
-            con.execute(f"INSERT INTO {table} (batch, {', '.join(columns)}) SELECT ?, {', '.join(columns)} "
-                        "FROM _staged", [batch])
+            try:
+                con.execute(f"INSERT INTO {table} (batch, {', '.join(columns)}) SELECT ?, {', '.join(columns)} "
+                            "FROM _staged", [batch])
+            finally:
+                con.raw.unregister("_staged")  # the connection lives on for the job's next chunk
         return batch
 
     def write_chunk(self, job_key: str, index: int, codes: int, bars: pd.DataFrame,
