@@ -33,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -91,33 +90,54 @@ def quantiles(values: list[float] | np.ndarray) -> str:
     return f"p50 {np.percentile(a, 50):.3f}, p95 {np.percentile(a, 95):.3f}, max {a.max():.3f}"
 
 
+RECEIVER = """
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+out = open(sys.argv[1], "a", buffering=1)
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        at = time.time()
+        for alert in body["alerts"]:
+            out.write(json.dumps([alert["trigger_id"], at]) + "\\n")
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 class WebhookReceiver:
-    """A loopback webhook endpoint that notes when each trigger first arrived (wall time)."""
+    """A loopback webhook endpoint in a process of its own (a chat service or a bot would not share the bench's
+    GIL with its dashboard sessions), noting when each trigger first arrived (wall time)."""
 
-    def __init__(self) -> None:
-        self.first_seen: dict[str, float] = {}
-        self.requests = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                at = time.time()
-                receiver.requests += 1
-                for alert in body["alerts"]:
-                    receiver.first_seen.setdefault(alert["trigger_id"], at)
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def __init__(self, tmp: Path, name: str) -> None:
+        self.arrivals = tmp / f"{name}.webhook.jsonl"
+        self.process = subprocess.Popen([sys.executable, "-c", RECEIVER, str(self.arrivals)], stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def first_seen(self) -> dict[str, float]:
+        seen: dict[str, float] = {}
+        for line in self.arrivals.read_text().splitlines() if self.arrivals.exists() else []:
+            trigger_id, at = json.loads(line)
+            seen.setdefault(trigger_id, at)
+        return seen
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
 
 
 def start_server(db: Path, args: argparse.Namespace, hook: str, dashboard_port: int,
@@ -172,6 +192,13 @@ class Loads:
         self.dashboards = DashboardSessions(f"http://127.0.0.1:{dashboard_port}/", args.sessions)
         self.backfill: subprocess.Popen[bytes] | None = None
         self.backfill_started = time.monotonic()
+        self.db, self.args = db, args
+
+    def start_backfill(self) -> None:
+        """At the open: the backfill's Prefect engine starting up and its chunks being merged both fall inside the
+        session (started before the open, the whole backfill was over within the warm-up)."""
+        db, args = self.db, self.args
+        self.backfill_started = time.monotonic()
         if args.backfill_stocks:
             codes = list(universe_for(Settings(db_path=db)).code)[args.symbols:args.symbols + args.backfill_stocks]
             end = DAY - dt.timedelta(days=1)
@@ -201,7 +228,7 @@ class Loads:
 
 
 def one_run(name: str, db: Path, args: argparse.Namespace, loaded: bool, tmp: Path) -> dict[str, Any]:
-    receiver = WebhookReceiver()
+    receiver = WebhookReceiver(tmp, name)
     log = tmp / f"{name}.server.log"
     dashboard_port = free_port()
     server = start_server(db, args, receiver.url, dashboard_port, log)
@@ -215,9 +242,12 @@ def one_run(name: str, db: Path, args: argparse.Namespace, loaded: bool, tmp: Pa
     try:
         if loaded:
             loads = Loads(db, args, dashboard_port, tmp)
-            time.sleep(args.warmup)  # every load is up (the backfill's Prefect engine has started) before the open
+            time.sleep(args.warmup)  # the notebook and the dashboard sessions are up before the open
         wall = time.monotonic()
         result["run_id"] = plane.start_service(trading_date=DAY, speed=args.speed, wait=60).run_id
+        result["session_started"] = time.time()
+        if loads is not None:
+            loads.start_backfill()
         if args.profile and loaded:  # a flame graph of the server while the loaded session runs
             profiler = subprocess.Popen(["py-spy", "record", "-p", str(server.pid), "-o", args.profile, "-d",
                                          str(int(args.minutes * 60 / args.speed)), "-t", "--nonblocking", "-f", "raw"])
@@ -237,8 +267,10 @@ def one_run(name: str, db: Path, args: argparse.Namespace, loaded: bool, tmp: Pa
             loads.kill()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=120)
-        receiver.server.shutdown()
+        receiver.close()
     result.update(measured(db, until, open_, receiver))
+    if loaded:
+        result["backfill_window"] = backfill_window(db, result, open_, args.speed)
     text = log.read_text(errors="replace")
     result["lock_lines"] = [line for line in text.splitlines() if any(w in line for w in LOCK_WORDS)]
     return result
@@ -252,9 +284,28 @@ def measured(db: Path, until: dt.datetime, open_: dt.datetime, receiver: Webhook
         webhook = con.execute("SELECT trigger_id, epoch(created_at) FROM notifications WHERE channel = 'webhook' "
                               "AND trigger_id IN (SELECT trigger_id FROM triggers WHERE ts < ?)", [until]).fetchall()
         bars = con.execute("SELECT count(*) FROM bars WHERE freq = '1d' AND ts < ?", [open_]).fetchone()[0]
+    seen = receiver.first_seen()
     return {"lags": lags, "triggers": triggers, "bars_daily": bars,
-            "webhook_ms": [1000 * (receiver.first_seen[t] - c) for t, c in webhook if t in receiver.first_seen],
-            "webhook_missing": sum(1 for t, _ in webhook if t not in receiver.first_seen)}
+            "webhook_ms": [1000 * (seen[t] - c) for t, c in webhook if t in seen],
+            "webhook_missing": sum(1 for t, _ in webhook if t not in seen)}
+
+
+def backfill_window(db: Path, result: dict[str, Any], open_: dt.datetime, speed: float) -> dict[str, Any]:
+    """The ticks written while the backfill was merging chunks: from one chunk's interval before its first commit
+    to its last commit (wall time; a tick's wall time is the session's start plus its market offset over the speed
+    plus its lag)."""
+    with Store(db).read() as con:
+        done = sorted(r[0] for r in con.execute("SELECT epoch(completed_at) FROM backfill_chunks").fetchall())
+        ticks = con.execute("SELECT epoch(ts), lag_seconds FROM monitor_ticks ORDER BY ts").fetchall()
+    if not done:
+        return {"chunks": 0}
+    step = float(np.median(np.diff(done))) if len(done) > 1 else 0.0
+    lo, hi = done[0] - step, done[-1]
+    start = result["session_started"]
+    inside = [lag for ts, lag in ticks
+              if lo <= start + (ts - open_.timestamp()) / speed + lag / speed <= hi]
+    return {"chunks": len(done), "from_s": round(lo - start, 1), "to_s": round(hi - start, 1),
+            "lags": inside}
 
 
 def report(r: dict[str, Any], speed: float) -> None:
@@ -270,6 +321,12 @@ def report(r: dict[str, Any], speed: float) -> None:
               f"errors {len(nb['errors'])} {nb['errors'][:2]}")
     if "backfill" in r:
         print(f"  backfill: {r['backfill']}; daily bars before the day now {r['bars_daily']}")
+    if "backfill_window" in r:
+        w = r["backfill_window"]
+        if w.get("chunks"):
+            inside = np.asarray(w["lags"], dtype=float)
+            print(f"  while the backfill merged its {w['chunks']} chunks ({w['from_s']} s to {w['to_s']} s after the "
+                  f"session's start): {len(inside)} ticks, lag in wall s {quantiles(inside / speed)}")
     if "dashboards_connected_at_end" in r:
         print(f"  dashboard sessions still connected at the end: {r['dashboards_connected_at_end']}")
 

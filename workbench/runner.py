@@ -319,14 +319,16 @@ class TickWriter:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     counts = tick_store.write_ticks(con, batch, now)
+                    if self.reporter is not None:  # in the ticks' commit: one commit (one WAL sync) per flush
+                        self.reporter(con, 0, self.busy)
                     con.execute("COMMIT")
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
                 self.pending.clear()
                 self.counts.add(counts)
-            if self.reporter is not None:
-                self.reporter(con, len(self.pending), self.busy)
+            elif self.reporter is not None:
+                self.reporter(con, 0, self.busy)
             control = Control(version=tasks_version(con),
                               stop_command=service_store.pending_stop(con, self.run_id))
             if control.version != known_version:

@@ -305,7 +305,9 @@ class WebhookChannel:
         self._url = url
         self._secret = secret or None
         self.timeout = _positive(timeout, "notify.webhook.timeout")
-        self._context: ssl_lib.SSLContext | None = None
+        # Built once, as the channel is made (when the server starts): it loads the CA store, 10-20 ms of held GIL
+        # that would otherwise fall on the first alert, beside the monitor loop.
+        self._context = ssl_lib.create_default_context()
         self.where = redact_url(url)
         self._secrets = _url_secrets(url) | ({self._secret} if self._secret else set())
         _scrubber.register(self._secrets)
@@ -313,11 +315,6 @@ class WebhookChannel:
     def __repr__(self) -> str:
         signed = ", signed" if self._secret else ""
         return f"WebhookChannel(name={self.name!r}, url={self.where!r}{signed})"
-
-    def _tls(self) -> ssl_lib.SSLContext:
-        if self._context is None:  # the dispatcher's one thread sends: no lock needed
-            self._context = ssl_lib.create_default_context()
-        return self._context
 
     def send(self, message: Message) -> None:
         """Deliver ``message`` or raise DeliveryRetry / DeliveryFailed; see the class docstring for which is which."""
@@ -335,8 +332,8 @@ class WebhookChannel:
         started = time.monotonic()
         try:
             # A fresh client per send (a long-lived pool would need closing by someone), on the channel's one TLS
-            # context: building one loads the CA store, 10-20 ms of held GIL per alert beside the monitor loop.
-            with httpx.Client(timeout=self.timeout, follow_redirects=False, verify=self._tls()) as client:
+            # context.
+            with httpx.Client(timeout=self.timeout, follow_redirects=False, verify=self._context) as client:
                 response = client.post(self._url, content=body.encode("utf-8"), headers=headers)
         except httpx.TimeoutException:
             raise DeliveryRetry(f"{what} timed out after {self.timeout:g} s") from None

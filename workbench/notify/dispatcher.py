@@ -21,8 +21,10 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+import duckdb
+
 from workbench.calendar import Clock
-from workbench.notify.message import Channel, DeliveryFailed, DeliveryRetry
+from workbench.notify.message import Channel, DeliveryFailed, DeliveryRetry, Message
 from workbench.notify.render import render
 from workbench.store import outbox as outbox_store
 from workbench.store.db import Store
@@ -100,7 +102,11 @@ class Dispatcher:
         self.batch = batch
 
     def run_once(self) -> DispatchStats:
-        """One round: claim what is due, send it, record the outcome."""
+        """One round: claim what is due and plan its messages in one transaction, send them, record the outcome.
+
+        The claim, the rate-limit tokens and the binding of each message's rows (its key) share the claim's commit,
+        so an alert costs one commit before it is sent (each commit waits for the WAL's sync and, in a busy server,
+        for its turn at the GIL)."""
         stats = DispatchStats()
         if not self.channels:
             return stats
@@ -110,11 +116,12 @@ class Dispatcher:
                 return stats
         with self.store.write() as con:
             rows = outbox_store.claim(con, now, self.lease, self.batch, list(self.channels))
-        by_channel: dict[str, list[OutboxRow]] = {}
-        for row in rows:
-            by_channel.setdefault(row.channel, []).append(row)
-        for name, pending in by_channel.items():
-            stats.add(self._deliver(name, pending))
+            by_channel: dict[str, list[OutboxRow]] = {}
+            for row in rows:
+                by_channel.setdefault(row.channel, []).append(row)
+            plans = [(name, self._plan(con, name, pending, now, stats)) for name, pending in by_channel.items()]
+        for name, sends in plans:
+            stats.add(self._send(name, sends))
         return stats
 
     def drain(self, max_rounds: int = 1000) -> DispatchStats:
@@ -151,27 +158,34 @@ class Dispatcher:
         size = self.digest_max if len(fresh) > self.digest_after else 1
         return (fresh[i:i + size] for i in range(0, len(fresh), size))
 
-    def _deliver(self, name: str, rows: list[OutboxRow]) -> DispatchStats:
-        stats = DispatchStats()
-        channel, bucket = self.channels[name], self.limits[name]
+    def _plan(self, con: duckdb.DuckDBPyConnection, name: str, rows: list[OutboxRow], now: dt.datetime,
+              stats: DispatchStats) -> list[tuple[list[OutboxRow], Message]]:
+        """Inside the claim's transaction: the messages that have a rate-limit token now, their rows bound to them;
+        the rest wait for the next token, still unbound (a later round may fold them into a digest)."""
+        bucket = self.limits[name]
         groups = self._groups(rows)
+        sends: list[tuple[list[OutboxRow], Message]] = []
         for k, group in enumerate(groups):
-            now = self.clock.now()
             if not bucket.take(now):
                 waiting = [r.notification_id for g in groups[k:] for r in g]
-                with self.store.write() as con:
-                    outbox_store.retry(con, waiting, bucket.next_token(now), "rate limited", counted=False)
+                outbox_store.retry(con, waiting, bucket.next_token(now), "rate limited", counted=False)
                 stats.rate_limited += len(waiting)
                 break
             message = render([r.payload for r in group], [r.key for r in group])
             if group[0].message_key is None:
-                with self.store.write() as con:
-                    outbox_store.fix_message(con, [r.notification_id for r in group], message.idempotency_key)
+                outbox_store.fix_message(con, [r.notification_id for r in group], message.idempotency_key)
+            sends.append((group, message))
+        return sends
+
+    def _send(self, name: str, sends: list[tuple[list[OutboxRow], Message]]) -> DispatchStats:
+        stats = DispatchStats()
+        channel = self.channels[name]
+        for k, (group, message) in enumerate(sends):
             stats.messages += 1
             try:
                 channel.send(message)
             except DeliveryRetry as exc:
-                self._retry(name, groups[k:], str(exc), stats)
+                self._retry(name, [g for g, _ in sends[k:]], str(exc), stats)
                 break
             except DeliveryFailed as exc:
                 self._fail(group, str(exc), stats)

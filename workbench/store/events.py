@@ -20,6 +20,9 @@ import pandas as pd
 
 from workbench.events import PARENTS, Event, event_from_row
 from workbench.store.db import Store
+from workbench.store.rows import insert_rows
+
+EVENT_COLUMNS = ("seq", "ts", "event_type", "channel", "version", "dedupe_key", "payload", "written_at")
 
 
 @dataclass(frozen=True)
@@ -58,15 +61,14 @@ def append(con: duckdb.DuckDBPyConnection, events: Sequence[Event], written_at: 
         "payload": [json.dumps(e.payload(), default=str, ensure_ascii=False) for e in events],
         "written_at": now,
     })
-    con.register("_events", frame)
-    insert = ("INSERT INTO events (seq, ts, event_type, channel, version, dedupe_key, payload, written_at) "
-              "SELECT seq, ts, event_type, channel, version, dedupe_key, payload::JSON, written_at FROM _events ")
     # Two statements: DuckDB 1.5.5's ON CONFLICT DO NOTHING drops rows whose UNIQUE column is NULL when a batch has
     # several (NULLs never conflict), so only the events with a dedupe key go through it.
-    plain = con.execute(insert + "WHERE dedupe_key IS NULL ORDER BY seq").fetchone()
-    keyed = con.execute(insert + "WHERE dedupe_key IS NOT NULL ORDER BY seq ON CONFLICT DO NOTHING").fetchone()
-    con.unregister("_events")
-    return (int(plain[0]) if plain else 0) + (int(keyed[0]) if keyed else 0)
+    keyed = frame["dedupe_key"].notna()
+    written = 0
+    for part, tail in ((frame[~keyed], "ORDER BY seq RETURNING seq"),
+                       (frame[keyed], "ORDER BY seq ON CONFLICT DO NOTHING RETURNING seq")):
+        written += len(insert_rows(con, "INSERT INTO events", part, EVENT_COLUMNS, {"payload": "payload::JSON"}, tail))
+    return written
 
 
 def _channel_filter(channels: Sequence[str] | None) -> tuple[str, list[Any]]:

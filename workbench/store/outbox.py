@@ -21,7 +21,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from workbench.store.rows import insert_rows
+
 IN_APP = "in_app"
+OUTBOX_COLUMNS = ("notification_id", "trigger_id", "channel", "task_id", "title", "body", "created_at", "status",
+                  "next_attempt", "delivered_at", "payload", "attempts", "late")
+OUTBOX_EXPRS = {"notification_id": "nextval('notification_id_seq')", "payload": "payload::JSON", "attempts": "0",
+                "late": "false"}
 
 
 def enqueue(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame, now: dt.datetime) -> int:
@@ -37,13 +43,8 @@ def enqueue(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame, now: dt.date
         return 0
     frame = pd.DataFrame(rows, columns=["trigger_id", "channel", "task_id", "title", "body", "created_at", "status",
                                         "next_attempt", "delivered_at", "payload"])
-    con.register("_outbox", frame)
-    con.execute("INSERT INTO notifications (notification_id, trigger_id, channel, task_id, title, body, created_at, "
-                "status, next_attempt, delivered_at, payload, attempts, late) "
-                "SELECT nextval('notification_id_seq'), trigger_id, channel, task_id, title, "
-                "body, created_at, status, next_attempt, delivered_at, payload::JSON, 0, false FROM _outbox "
-                "ON CONFLICT DO NOTHING")
-    con.unregister("_outbox")
+    insert_rows(con, "INSERT INTO notifications", frame, OUTBOX_COLUMNS, exprs=OUTBOX_EXPRS,
+                tail="ON CONFLICT DO NOTHING")
     return int((frame["channel"] == IN_APP).sum())
 
 

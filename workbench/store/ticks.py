@@ -21,6 +21,7 @@ from workbench.monitor import BAR_COLUMNS, ORDER_COLUMNS, STATE_COLUMNS, TickRes
 from workbench.store import events as event_store
 from workbench.store import outbox as outbox_store
 from workbench.store import recordings
+from workbench.store.rows import insert_rows
 from workbench.store.tasks import audit
 
 
@@ -84,11 +85,8 @@ def _journal(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult],
         "triggers": [len(r.triggers) for r in results], "written_at": written_at,
         "lag_seconds": pd.array([r.lag_seconds for r in results], dtype="Float64"),
     })
-    con.register("_journal", journal)
-    rows = con.execute(
-        "INSERT INTO monitor_ticks (ts, trading_date, snapshot_rows, tasks_evaluated, triggers, written_at, "
-        "lag_seconds) SELECT * FROM _journal ON CONFLICT DO NOTHING RETURNING ts").fetchall()
-    con.unregister("_journal")
+    rows = insert_rows(con, "INSERT INTO monitor_ticks", journal, list(journal.columns),
+                       tail="ON CONFLICT DO NOTHING RETURNING ts")
     return {pd.Timestamp(r[0]) for r in rows}
 
 
@@ -121,18 +119,13 @@ def write_rule_state(con: duckdb.DuckDBPyConnection, state: pd.DataFrame) -> Non
     """Upsert the alert state of the rules a tick changed (same transaction as its triggers)."""
     if state.empty:
         return
-    con.register("_state", state[STATE_COLUMNS])
-    con.execute(f"INSERT OR REPLACE INTO rule_state ({', '.join(STATE_COLUMNS)}) "
-                f"SELECT {', '.join(STATE_COLUMNS)} FROM _state")
-    con.unregister("_state")
+    insert_rows(con, "INSERT OR REPLACE INTO rule_state", state[STATE_COLUMNS], STATE_COLUMNS)
 
 
 def write_orders(con: duckdb.DuckDBPyConnection, orders: pd.DataFrame) -> int:
     """Paper order intents of auto_trade tasks, one per trigger (insert-if-absent on the trigger id)."""
-    con.register("_orders", orders[ORDER_COLUMNS])
-    rows = con.execute(f"INSERT OR IGNORE INTO paper_orders ({', '.join(ORDER_COLUMNS)}) "
-                       f"SELECT {', '.join(ORDER_COLUMNS)} FROM _orders RETURNING trigger_id").fetchall()
-    con.unregister("_orders")
+    rows = insert_rows(con, "INSERT OR IGNORE INTO paper_orders", orders[ORDER_COLUMNS], ORDER_COLUMNS,
+                       tail="RETURNING trigger_id")
     return len(rows)
 
 
@@ -188,12 +181,9 @@ def write_triggers(con: duckdb.DuckDBPyConnection, triggers: pd.DataFrame,
                    now: dt.datetime) -> tuple[int, int, int]:
     """Insert new triggers; for each one that is new, its in-app notification and its event."""
     columns = ["trigger_id", "task_id", "rule", "code", "ts", "trading_date", "price", "message", "late", "bucket"]
-    con.register("_triggers", triggers[columns])  # not the alert dicts and channel lists: the outbox takes those
-    new_ids = [r[0] for r in con.execute(
-        f"INSERT OR IGNORE INTO triggers ({', '.join(columns)}) SELECT {', '.join(columns)} FROM _triggers "
-        "RETURNING trigger_id"
-    ).fetchall()]
-    con.unregister("_triggers")
+    # not the alert dicts and channel lists: the outbox takes those
+    new_ids = [r[0] for r in insert_rows(con, "INSERT OR IGNORE INTO triggers", triggers[columns], columns,
+                                         tail="RETURNING trigger_id")]
     if not new_ids:
         return 0, 0, 0
     fresh = triggers[triggers["trigger_id"].isin(new_ids)]
