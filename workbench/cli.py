@@ -521,9 +521,11 @@ def tasks_add(
 ) -> None:
     """Create a monitor task; a bad field is reported by name and nothing is written."""
     from workbench.app import ensure_instruments, universe_for
+    from workbench.rules.tasks import with_default_alert
 
     with _reported():
-        spec = _task_spec(name, stock, entry_min, entry_max, take_profit, stop_loss, rule, frequency)
+        spec = with_default_alert(_task_spec(name, stock, entry_min, entry_max, take_profit, stop_loss, rule,
+                                             frequency))
         service = _service(db)
         ensure_instruments(service.store, universe_for(service.settings))
         stored = service.create_task(spec, start=start)

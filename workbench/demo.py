@@ -11,6 +11,7 @@ import pandas as pd
 from workbench.calendar import TZ, TradingCalendar
 from workbench.market import round_price
 from workbench.models import MonitorTask
+from workbench.rules.tasks import with_default_alert
 from workbench.store import outbox as outbox_store
 from workbench.store import tasks as task_store
 from workbench.store import ticks as tick_store
@@ -48,7 +49,7 @@ def example_tasks(opening: pd.DataFrame, count: int, seed: int) -> list[MonitorT
                      "alert": {"hysteresis": 0.001}}
         else:  # a 1-minute golden cross of the 5- and 20-bar averages, checked on closed bars
             spec |= {"rule": "sma(5) crosses_above sma(20)", "alert": {"frequency": "once_per_bar_close"}}
-        tasks.append(MonitorTask.parse(spec))
+        tasks.append(MonitorTask.parse(with_default_alert(spec)))
     return tasks
 
 

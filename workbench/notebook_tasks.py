@@ -26,6 +26,7 @@ from workbench.market import normalize_code
 from workbench.models import MonitorTask
 from workbench.rules.model import Rule
 from workbench.rules.parse import to_text
+from workbench.rules.tasks import with_default_alert
 from workbench.store.tasks import TaskFilter
 
 TABLE_COLUMNS = ["task_id", "task_name", "stock", "status", "entry", "take_profit", "stop_loss", "rule",
@@ -181,9 +182,9 @@ class TaskForm:
         self._clear()
         values = {field: box.value for field, box in self.inputs.items()}
         try:
-            task = self.service.create_task(
+            task = self.service.create_task(with_default_alert(
                 form_spec(values["stock_code"], values["task_name"], values["entry_min"], values["entry_max"],
-                          values["rule"]), start=self.start.value)
+                          values["rule"])), start=self.start.value)
         except WorkbenchError as exc:
             self.show_error(exc)
             return None

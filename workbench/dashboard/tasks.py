@@ -17,6 +17,7 @@ from workbench.errors import NotFound, ValidationError, WorkbenchError
 from workbench.models import MonitorTask
 from workbench.rules.model import Frequency
 from workbench.rules.parse import describe
+from workbench.rules.tasks import with_default_alert
 from workbench.store.tasks import TaskFilter
 
 NUMBER_FIELDS = ("entry_min", "entry_max", "take_profit", "stop_loss")
@@ -144,9 +145,9 @@ class TaskForm(Viewer):
         spec = self.spec()
         try:
             if self.editing is None:
-                stored = self._ctx.service.create_task(
+                stored = self._ctx.service.create_task(with_default_alert(
                     {**{k: v for k, v in spec.items() if v is not None},
-                     "alert": {"frequency": self.inputs["frequency"].value}}, start=self.start.value)
+                     "alert": {"frequency": self.inputs["frequency"].value}}), start=self.start.value)
             else:
                 current = self._ctx.service.get_task(self.editing)
                 alert = {**current.alert.model_dump(mode="json"), "frequency": self.inputs["frequency"].value}

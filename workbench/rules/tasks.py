@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,25 @@ from workbench.rules.engine import RuleSpec
 from workbench.rules.model import Compare, FieldRef, Num, Range, Rule, StopLoss, TakeProfit
 
 SIDES = {"entry": "buy", "take_profit": "sell", "stop_loss": "sell"}
+
+# How often a new task may alert where its spec does not say (the dashboard's form, ``workbench tasks add``, the
+# demo's example tasks): what a trader would set, rather than the bare semantics of Alert() (an edge each time the
+# condition turns true, which fired a take-profit 6 times in 13 minutes while the price hovered at its target).
+# - Price targets only (an entry range, take-profit, stop-loss): each at most once per trading day, re-armed only
+#   after the price moved 0.2 % back past the level.
+# - A rule of its own (a level crossing, an indicator cross, a per-minute condition): the 0.2 % band against a
+#   price flickering around a level, and five minutes between two alerts of the same rule.
+TARGET_ALERT: Mapping[str, Any] = MappingProxyType({"max_per_day": 1, "hysteresis": 0.002})
+RULE_ALERT: Mapping[str, Any] = MappingProxyType({"hysteresis": 0.002, "cooldown_seconds": 300.0})
+
+
+def with_default_alert(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A new task's spec with the default alert semantics under the alert fields it sets itself (those win)."""
+    given = spec.get("alert") or {}
+    if not isinstance(given, Mapping):  # an Alert model built in code: only the fields it was given
+        given = given.model_dump(exclude_unset=True)
+    defaults = RULE_ALERT if spec.get("rule") else TARGET_ALERT
+    return {**spec, "alert": {**defaults, **given}}
 
 
 def rules_of(task: MonitorTask) -> list[tuple[str, Rule]]:
