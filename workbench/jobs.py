@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from workbench.errors import ValidationError
+from workbench.errors import ServerGone, ValidationError
 from workbench.events import Event, JobCompleted, JobProgress, StockIndicatorsCompleted
 from workbench.monitor import BAR_COLUMNS
 from workbench.store import events as event_store
@@ -209,25 +209,28 @@ class ServedJobs:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Any]:
-        """The job's connection (opened on first use, kept until ``close``); one that failed is dropped, and the
-        next read opens a fresh one (the server may have restarted)."""
-        from workbench.client import connect
-
+        """The job's connection to the server (opened on first use, kept until ``close``). A server that restarts
+        meanwhile is the connection's own business (:class:`workbench.client.Connection` re-attaches), and an SQL
+        error leaves it usable, so nothing here drops it."""
         with self._using:
             if self._con is None:
-                self._con = connect(self.db_path)
-            try:
-                yield self._con
-            except duckdb.Error:
-                self._drop()
-                raise
+                self._con = self._connect()
+            yield self._con
+
+    def _connect(self) -> Any:
+        """Through the server only: had it gone between the job's start and this first read, ``connect`` would open
+        the file itself, and a job writing beside a server that comes back must not hold the file's lock."""
+        from workbench.client import connect
+
+        con = connect(self.db_path)
+        if con.mode != "server":
+            con.close()
+            raise ServerGone(self.db_path, None)
+        return con
 
     def close(self) -> None:
         with self._using:
-            self._drop()
-
-    def _drop(self) -> None:
-        con, self._con = self._con, None
+            con, self._con = self._con, None
         if con is not None:
             with contextlib.suppress(duckdb.Error):
                 con.close()
