@@ -88,6 +88,8 @@ def test_an_eastmoney_csv_whose_zeros_excel_stripped(tmp_path):
     data = path.read_bytes()
     assert wl.parse_eastmoney(data) == ["000001.SZ", "600519.SH", "000002.SZ", "920017.BJ"]
     assert wl.detect_format(data, path.name) == "eastmoney"
+    other_headers = "股票代码(A股)\t所属市场\r\n430017\t京A\r\n 2\t深圳\r\n".encode("gbk")  # an old Beijing code
+    assert wl.parse_eastmoney(other_headers) == ["920017.BJ", "000002.SZ"]
 
 
 def test_plain_csv_by_its_code_column_or_its_first_column():

@@ -27,9 +27,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -45,13 +46,13 @@ MAX_NAME = 64
 SHOWN_PROBLEMS = 5             # lines named in one error; the rest counted
 SCREEN_BARS = 250              # daily bars per stock a screen reads: a year, enough to warm any indicator
 
-_TDX_MARKETS = {"0": "SZ", "1": "SH", "2": "BJ"}
-_TDX_DIGIT = {v: k for k, v in _TDX_MARKETS.items()}
+_TDX_MARKETS = MappingProxyType({"0": "SZ", "1": "SH", "2": "BJ"})
+_TDX_DIGIT = MappingProxyType({v: k for k, v in _TDX_MARKETS.items()})
 _TDX_LINE = re.compile(r"^\d{7}$")
 _CODE_HEADERS = ("代码", "证券代码", "股票代码", "code", "symbol", "stock_code", "ts_code", "secucode")
 _MARKET_HEADERS = ("市场", "交易所", "market", "exchange")
 _MARKET_WORDS = (("深", "SZ"), ("沪", "SH"), ("上", "SH"), ("京", "BJ"), ("北", "BJ"))
-_EASTMONEY_MARKETS = {"SZ": "深A", "SH": "沪A", "BJ": "京A"}
+_EASTMONEY_MARKETS = MappingProxyType({"SZ": "深A", "SH": "沪A", "BJ": "京A"})
 _PREFIXED = re.compile(r"(?i)(?<![A-Z])(SH|SZ|BJ)\d{6}(?!\d)|\d{6}\.(SH|SZ|BJ)(?![A-Z])")
 
 
@@ -110,8 +111,8 @@ def parse_csv(data: bytes) -> list[str]:
     return _canonical(*_table_entries(decode(data)))
 
 
-PARSERS: dict[str, Callable[[bytes], list[str]]] = {
-    "tdx": parse_tdx, "ths": parse_ths, "eastmoney": parse_eastmoney, "csv": parse_csv}
+PARSERS: Mapping[str, Callable[[bytes], list[str]]] = MappingProxyType({
+    "tdx": parse_tdx, "ths": parse_ths, "eastmoney": parse_eastmoney, "csv": parse_csv})
 
 
 def parse(data: bytes, fmt: str = "auto", filename: str | None = None) -> list[str]:
@@ -132,11 +133,11 @@ def detect_format(data: bytes, filename: str | None = None) -> str:
     header = [cell.lower() for cell in _cells(lines[0], _delimiter(lines[0]))] if lines else []
     if any(cell in ("code", "symbol", "stock_code", "ts_code") for cell in header):
         return "csv"
-    if any(cell in _MARKET_HEADERS for cell in header):
+    if any(_is_header(cell, _MARKET_HEADERS) for cell in header):
         return "eastmoney"
     if _PREFIXED.search(text):
         return "ths"
-    return "eastmoney" if any(cell in _CODE_HEADERS for cell in header) else "csv"
+    return "eastmoney" if any(_is_header(cell, _CODE_HEADERS) for cell in header) else "csv"
 
 
 def _table_entries(text: str) -> tuple[list[Entry], list[str]]:
@@ -165,15 +166,21 @@ def _table_entries(text: str) -> tuple[list[Entry], list[str]]:
 
 def _columns(first: list[str], rows: list[tuple[int, str]]) -> tuple[int, int | None, list[tuple[int, str]]]:
     """(code column, market column, data rows): a header row is recognised by its names, or by having no digit."""
-    lowered = [cell.lower() for cell in first]
-    code_at = next((i for i, cell in enumerate(lowered) if cell in _CODE_HEADERS), None)
+    code_at = next((i for i, cell in enumerate(first) if _is_header(cell, _CODE_HEADERS)), None)
     if code_at is not None:
-        market_at = next((i for i, cell in enumerate(lowered) if cell in _MARKET_HEADERS), None)
+        market_at = next((i for i, cell in enumerate(first) if _is_header(cell, _MARKET_HEADERS)), None)
         return code_at, market_at, rows[1:]
     if not first or not any(ch.isdigit() for ch in first[0]):
         raise ValidationError(CONTENT, f"line {rows[0][0]}: a header without a code column (expected one named "
                                        f"{', '.join(_CODE_HEADERS[:4])}), or codes in the first column")
     return 0, None, rows
+
+
+def _is_header(cell: str, names: Sequence[str]) -> bool:
+    """A header cell naming one of ``names``: an English name whole (any case), a Chinese one within the cell
+    (``代码``, ``股票代码(A股)``, ``所属市场``)."""
+    lowered = cell.strip().lower()
+    return any(lowered == name if name.isascii() else name in cell for name in names)
 
 
 def _delimiter(line: str) -> str | None:
@@ -256,9 +263,9 @@ def write_csv(members: Sequence[tuple[str, str | None]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-WRITERS: dict[str, Callable[[Sequence[tuple[str, str | None]]], bytes]] = {
-    "tdx": write_tdx, "ths": write_ths, "eastmoney": write_eastmoney, "csv": write_csv}
-EXTENSIONS = {"tdx": ".blk", "ths": ".txt", "eastmoney": ".csv", "csv": ".csv"}
+WRITERS: Mapping[str, Callable[[Sequence[tuple[str, str | None]]], bytes]] = MappingProxyType({
+    "tdx": write_tdx, "ths": write_ths, "eastmoney": write_eastmoney, "csv": write_csv})
+EXTENSIONS: Mapping[str, str] = MappingProxyType({"tdx": ".blk", "ths": ".txt", "eastmoney": ".csv", "csv": ".csv"})
 
 
 # -- checks -----------------------------------------------------------------------------------------------------

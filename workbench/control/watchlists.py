@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from workbench import watchlists as wl
 from workbench.control.core import ControlCore
@@ -75,15 +76,16 @@ class WatchlistCommands(ControlCore):
         return wl.write([(m.code, m.name) for m in members], fmt)
 
     def rename_watchlist(self, name: str, new_name: str) -> dict[str, Any]:
+        """Give a list another name (one not in use); its members and their order stay."""
         detail = {"name": name, "new_name": new_name}
         with self._command("watchlists.rename", detail=detail):
             old, new = wl.check_name(name), wl.check_name(new_name, "new_name")
             with self.store.write() as con:
-                found = _existing(con, old)
+                found, now = _existing(con, old), self.clock.now()
                 if new != old:
                     _free(con, new, "new_name")
-                    watchlist_store.rename(con, found.watchlist_id, new, self.clock.now(), self.actor)
-                task_store.audit(con, self.clock.now(), self.actor, "watchlists.rename", None, detail,
+                    watchlist_store.rename(con, found.watchlist_id, new, now, self.actor)
+                task_store.audit(con, now, self.actor, "watchlists.rename", None, detail,
                                  "ok" if new != old else "noop")
                 return _shown(con, _existing(con, new))
 
@@ -109,7 +111,8 @@ class WatchlistCommands(ControlCore):
             name, wanted = wl.check_name(name), _some_codes(codes)
             with self.store.write() as con:
                 found = _existing(con, name)
-                missing = [c for c in wanted if c not in set(watchlist_store.member_codes(con, found.watchlist_id))]
+                have = set(watchlist_store.member_codes(con, found.watchlist_id))
+                missing = [c for c in wanted if c not in have]
                 if missing:
                     raise NotFound(f"codes: {missing[0]} is not in watchlist {name!r}")
                 now = self.clock.now()
@@ -163,7 +166,7 @@ def _some_codes(codes: Sequence[str]) -> list[str]:
     return wanted
 
 
-def _universe(con: duckdb.DuckDBPyConnection, field: str) -> Any:
+def _universe(con: duckdb.DuckDBPyConnection, field: str) -> pd.DataFrame:
     universe = load_instruments(con)
     if universe.empty:
         raise ValidationError(field, "the instrument universe is empty: no stocks are stored to choose from")
