@@ -542,3 +542,19 @@ def test_backtest_edge_mode_fires_when_the_formula_becomes_true():
         above = pd.Series(frame["close"].to_numpy() > MyTT.MA(frame["close"].to_numpy(), 20))
     rising = above & ~above.shift(1, fill_value=False)
     assert list(edge["ts"]) == list(frame["ts"][rising.to_numpy()])
+
+
+@pytest.mark.parametrize("body", ["NOT(X{i})", "-X{i}*2", "ABS(X{i})", "(X{i}+1)*2"])
+def test_the_deepest_formulas_still_print_parse_and_load(body):
+    from workbench.rules.tdx import MAX_TREE_DEPTH
+
+    steps = (MAX_TREE_DEPTH - 2) // (2 if "*" in body else 1)
+    text = "X0:=C>O;" if body.startswith("NOT") else "X0:=C;"
+    text += "".join(f"X{i + 1}:={body.format(i=i)};" for i in range(steps))
+    text += f"X{steps}" if body.startswith("NOT") else f"X{steps}>1"
+    rule = parse_formula(text)
+    assert parse_formula(to_formula(rule)) == rule
+    assert Rule.model_validate_json(rule.model_dump_json()) == rule
+    too_deep = "X0:=C;" + "".join(f"X{i + 1}:=ABS(X{i});" for i in range(MAX_TREE_DEPTH)) + f"X{MAX_TREE_DEPTH}>1"
+    with pytest.raises(RuleSyntaxError, match="nested too deeply"):
+        parse_formula(too_deep)

@@ -13,6 +13,10 @@ A program returns three boolean arrays per row:
   at limit-up while RSI warms up).
 Stateful nodes (crosses, enters/exits, 炸板, resumption) keep one float per row in a node-state matrix that the caller
 owns and persists.
+
+Formula nodes (``Series`` values, ``Truth`` conditions) read ``Inputs.series(expr)``: the expression's value at the
+current bar, which a backtest computes once over the whole history. Their inner numbers (periods, constants) are
+part of the shape; only the literal sides of a top-level comparison are parameters.
 """
 
 from __future__ import annotations

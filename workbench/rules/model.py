@@ -6,6 +6,10 @@ A-share state (limit-up, 炸板, limit-down, resumption). Conditions compose wit
 The compact text form (``close crosses_above sma(20) and rsi(14) < 30``) is parsed by :mod:`workbench.rules.parse`
 into these models and printed back by :func:`workbench.rules.parse.to_text`; the JSON form is ``model_dump_json``.
 
+Rules written as 通达信 formulas (:mod:`workbench.rules.tdx`) add two nodes: a ``Series`` value and a ``Truth``
+condition (true where the value is non-zero), each holding an expression tree of small frozen nodes (``XNum``,
+``XField``, ``XCall``, ``XOp``, ``XNot``) evaluated over whole bar series by :mod:`workbench.rules.series_eval`.
+
 No I/O and no evaluation here: :mod:`workbench.rules.compile` turns a tree into vectorised code.
 """
 

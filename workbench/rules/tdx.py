@@ -71,7 +71,7 @@ __all__ = ["MAX_FORMULA_LENGTH", "MAX_NODES", "MAX_TREE_DEPTH", "describe_formul
 
 MAX_FORMULA_LENGTH: Final = 10_000  # characters: a formula spans lines
 MAX_NESTING: Final = 50             # parentheses, NOT and unary minus inside each other, as written
-MAX_TREE_DEPTH: Final = 60          # depth of the condition's tree once variables are inlined
+MAX_TREE_DEPTH: Final = MAX_NESTING // 2  # once variables are inlined; a node adds at most 2 levels to the printed text
 MAX_NODES: Final = 2_000            # nodes of that tree counted as a tree (a variable used twice counts twice)
 
 FIELDS: Final = {"C": "close", "CLOSE": "close", "O": "open", "OPEN": "open", "H": "high", "HIGH": "high",
