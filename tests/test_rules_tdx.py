@@ -189,6 +189,14 @@ def near_ties(panel: dict[str, np.ndarray], a: str, b: str) -> np.ndarray:
     return close
 
 
+def test_evaluate_series_takes_the_rule_nodes_too():
+    panel = random_panel(8)
+    rule = parse_formula("CROSS(MA(C,5),MA(C,10)) AND C-O>0.1")
+    truth, compare = rule.condition.items  # type: ignore[union-attr]
+    _close(evaluate_series(truth, panel), evaluate_series(truth.expr, panel))
+    _close(evaluate_series(compare.left, panel), panel["close"] - panel["open"])
+
+
 def test_a_division_by_zero_is_nan_where_mytt_gives_inf():
     panel = random_panel(4, flat=True)
     got = evaluate_series(expr_of("C/(H-L)"), panel)

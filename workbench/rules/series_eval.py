@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from workbench.indicators import _rolling_extreme, _rolling_mean, _rolling_mean_var, _rolling_sum, _unpack
-from workbench.rules.model import Expr, XCall, XField, XNot, XNum, XOp
+from workbench.rules.model import Expr, Series, Truth, XCall, XField, XNot, XNum, XOp
 
 Array = npt.NDArray[np.float64]
 Panel = Mapping[str, Array]  # field name -> (bars x stocks) floats, NaN where a stock has no bar
@@ -48,8 +48,9 @@ def fields_of(expr: Expr) -> set[str]:
     return set()
 
 
-def evaluate_series(expr: Expr, panel: Panel) -> Array:
-    """``expr`` at every (bar, stock) of ``panel``."""
+def evaluate_series(node: Expr | Series | Truth, panel: Panel) -> Array:
+    """``node`` (an expression, or the Series value / Truth condition holding one) at every (bar, stock)."""
+    expr = node.expr if isinstance(node, Series | Truth) else node
     return evaluate_many([expr], panel)[expr]
 
 
