@@ -41,6 +41,12 @@ holidays_app = typer.Typer(
     "read. Weekends, make-up workdays (调休) included, are never trading days and need no entry.",
     no_args_is_help=True)
 calendar_app.add_typer(holidays_app, name="holidays")
+watchlists_app = typer.Typer(
+    help="Watchlists (自选股): named lists of stocks, made from codes, a board or group (main, chinext, star, "
+    "beijing, st), a screen (a rule holding on the latest daily bar) or a file of 通达信 (.blk), 同花顺 or 东方财富, "
+    "and exported back to those files. Every change is audited.",
+    no_args_is_help=True)
+app.add_typer(watchlists_app, name="watchlists")
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: WORKBENCH_DB_PATH)")]
 
@@ -775,6 +781,153 @@ def holidays_remove(dates: DatesArgument, db: DbOption = None) -> None:
     with _reported():
         removed = _service(db).remove_holidays(dates)
     typer.echo(json.dumps({"action": "remove", "removed": [d.isoformat() for d in removed]}))
+
+
+NameArgument = Annotated[str, typer.Argument(help="the watchlist's name", metavar="NAME")]
+CodesArgument = Annotated[list[str], typer.Argument(help="stock codes in any spelling: 600519, sh600519, 600519.SH",
+                                                    metavar="CODE...")]
+
+
+def _watchlist_line(action: str, row: dict[str, Any]) -> str:
+    """One JSON line saying what a command did to a list: its name, size and codes."""
+    return _json({"action": action, "name": row["name"], "count": row["count"],
+                  "codes": [m["code"] for m in row.get("members", [])],
+                  **({"format": row["format"]} if "format" in row else {})})
+
+
+@watchlists_app.command("list")
+def watchlists_list(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Every watchlist: how many stocks, who created and last changed it, when."""
+    from rich.console import Console
+    from rich.table import Table
+
+    with _reported():
+        rows = _service(db).watchlists()
+    if as_json:
+        typer.echo(_json(rows, default=str))
+        return
+    table = Table("name", "stocks", "created by", "created at", "changed by", "changed at")
+    for r in rows:
+        table.add_row(_cell(r["name"]), str(r["count"]), r["created_by"], f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
+                      r["updated_by"], f"{r['updated_at']:%Y-%m-%d %H:%M:%S}")
+    Console().print(table)
+
+
+@watchlists_app.command("show")
+def watchlists_show(name: NameArgument, as_json: JsonOption = False, db: DbOption = None) -> None:
+    """One watchlist's stocks in order, with their short names where the instrument universe has them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    with _reported():
+        row = _service(db).watchlist(name)
+    if as_json:
+        typer.echo(_json(row, default=str))
+        return
+    table = Table("#", "code", "name", "added at", title=f"{row['name']} ({row['count']})")
+    for m in row["members"]:
+        table.add_row(str(m["position"]), m["code"], _cell(m["name"] or ""), f"{m['added_at']:%Y-%m-%d %H:%M:%S}")
+    Console().print(table)
+
+
+@watchlists_app.command("create")
+def watchlists_create(
+    name: NameArgument,
+    codes: Annotated[list[str] | None, typer.Argument(help="stock codes (none: an empty list, or --group / "
+                                                           "--screen)", metavar="[CODE...]")] = None,
+    group: Annotated[str | None, typer.Option(help="a board or group of the universe: main, chinext, star, "
+                                                   "beijing, st")] = None,
+    screen: Annotated[str | None, typer.Option(help='a rule, e.g. "close > sma(20)": the stocks it holds for on '
+                                                    "the latest stored daily bar")] = None,
+    db: DbOption = None,
+) -> None:
+    """Create a watchlist of codes, of a board or group, or of a screen's stocks. A name in use is refused (exit
+    code 2). Audited."""
+    with _reported():
+        row = _service(db).create_watchlist(name, codes or [], group, screen)
+    typer.echo(_watchlist_line("create", row))
+
+
+@watchlists_app.command("rename")
+def watchlists_rename(name: NameArgument, new_name: Annotated[str, typer.Argument(metavar="NEW_NAME")],
+                      db: DbOption = None) -> None:
+    """Rename a watchlist (its stocks stay). Audited."""
+    with _reported():
+        row = _service(db).rename_watchlist(name, new_name)
+    typer.echo(_watchlist_line("rename", row))
+
+
+@watchlists_app.command("add")
+def watchlists_add(name: NameArgument, codes: CodesArgument, db: DbOption = None) -> None:
+    """Append stocks to a watchlist in the order given; one already there stays where it is. Audited."""
+    with _reported():
+        added = _service(db).add_to_watchlist(name, codes)
+    typer.echo(_json({"action": "add", "name": name, "added": added}))
+
+
+@watchlists_app.command("remove")
+def watchlists_remove(name: NameArgument, codes: CodesArgument, db: DbOption = None) -> None:
+    """Remove stocks from a watchlist: all or none (a code not in it is named, exit code 3). Audited."""
+    with _reported():
+        removed = _service(db).remove_from_watchlist(name, codes)
+    typer.echo(_json({"action": "remove", "name": name, "removed": removed}))
+
+
+@watchlists_app.command("delete")
+def watchlists_delete(name: NameArgument, db: DbOption = None) -> None:
+    """Delete a watchlist and its stocks (exit code 3 when there is none of that name). Audited."""
+    with _reported():
+        row = _service(db).delete_watchlist(name)
+    typer.echo(_watchlist_line("delete", row))
+
+
+FormatOption = Annotated[str, typer.Option("--format", help="tdx (通达信 .blk), ths (同花顺), eastmoney (东方财富), "
+                                                            "csv")]
+
+
+@watchlists_app.command("import")
+def watchlists_import(
+    file: Annotated[Path, typer.Argument(help="the file another terminal exported", metavar="FILE")],
+    fmt: Annotated[str, typer.Option("--format", help="tdx, ths, eastmoney, csv, or auto (from the extension and "
+                                                      "the content)")] = "auto",
+    name: Annotated[str | None, typer.Option(help="the new list's name (default: the file's name without its "
+                                                  "extension)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Create a watchlist from a 通达信 block file, a 同花顺 or 东方财富 自选 export, or a CSV. Every bad line is
+    named (exit code 2) and nothing is stored then. Audited."""
+    from workbench.errors import ValidationError
+
+    with _reported():
+        try:
+            content = file.read_bytes()
+        except OSError as exc:
+            raise ValidationError("file", f"cannot read {file} ({exc.strerror or exc})") from None
+        row = _service(db).import_watchlist(name or file.stem, content, fmt, file.name)
+    typer.echo(_watchlist_line("import", row))
+
+
+@watchlists_app.command("export")
+def watchlists_export(
+    name: NameArgument,
+    fmt: FormatOption = "csv",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="the file to write (default: stdout)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write a watchlist as a file the other terminal imports (and `watchlists import` reads back the same)."""
+    from workbench.errors import ValidationError
+
+    with _reported():
+        data = _service(db).export_watchlist(name, fmt)
+        if out is None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            return
+        try:
+            out.write_bytes(data)
+        except OSError as exc:
+            raise ValidationError("out", f"cannot write {out} ({exc.strerror or exc})") from None
+    typer.echo(_json({"action": "export", "name": name, "format": fmt, "path": str(out), "bytes": len(data)}))
 
 
 @record_app.command("export")

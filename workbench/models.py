@@ -184,7 +184,14 @@ class MonitorTask(BaseModel):
     @field_validator("rule")
     @classmethod
     def _rule_input(cls, value: Rule | None, info: ValidationInfo) -> Rule | None:
-        """A rule given as JSON or built in code gets the checks the parser makes on text."""
+        """A rule given as JSON or built in code gets the checks the parser makes on text. Formula rules are
+        refused here, at task creation, rather than at the monitor's first tick: only backtests evaluate them."""
+        if value is not None:
+            from workbench.rules.tdx import is_formula
+
+            if is_formula(value):
+                raise ValueError("formula rules are not yet evaluated live; backtest them with "
+                                 "workbench rules backtest")
         if value is not None and _is_input(info):
             from workbench.rules.parse import input_problem
 

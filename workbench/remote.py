@@ -8,10 +8,12 @@ callers do not care which one they hold. ``control_plane`` picks: the server's w
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pandas as pd
@@ -53,6 +55,11 @@ class RemoteService:
 
     # -- transport ------------------------------------------------------------------------------------------------
     def call(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request(method, path, body, params).json()
+
+    def request(self, method: str, path: str, body: Any = None,
+                params: Mapping[str, Any] | None = None) -> httpx.Response:
+        """The API's answer to one request (a success: errors are raised as Service raises them)."""
         try:
             with httpx.Client(base_url=self.url, headers=self._headers, timeout=self._timeout) as client:
                 response = client.request(method, PREFIX + path, json=body, params=params)
@@ -60,7 +67,7 @@ class RemoteService:
             raise ServerUnreachable(f"the workbench server at {self.url} does not answer ({type(exc).__name__}); "
                                     "start it again (`workbench server`) or stop it for good") from None
         if response.status_code < 400:
-            return response.json()
+            return response
         raise _error(response) from None
 
     # -- tasks ----------------------------------------------------------------------------------------------------
@@ -156,6 +163,57 @@ class RemoteService:
 
     def remove_holidays(self, dates: Sequence[str | dt.date] | str) -> list[dt.date]:
         return _dates(self.call("POST", "/calendar/holidays/remove", {"dates": _date_list(dates)})["dates"])
+
+
+    # -- watchlists -----------------------------------------------------------------------------------------------
+    def watchlists(self) -> list[dict[str, Any]]:
+        return [_watchlist(row) for row in self.call("GET", "/watchlists")["items"]]
+
+    def watchlist(self, name: str) -> dict[str, Any]:
+        return _watchlist(self.call("GET", _named(name)))
+
+    def create_watchlist(self, name: str, codes: Sequence[str] | None = None, group: str | None = None,
+                         screen: str | None = None) -> dict[str, Any]:
+        body = {"name": name, "codes": list(codes or []), "group": group, "screen": screen}
+        return _watchlist(self.call("POST", "/watchlists", body))
+
+    def import_watchlist(self, name: str, content: bytes, fmt: str = "auto",
+                         filename: str | None = None) -> dict[str, Any]:
+        body = {"name": name, "format": fmt, "content_base64": base64.b64encode(content).decode("ascii"),
+                "filename": filename}
+        return _watchlist(self.call("POST", "/watchlists/import", body))
+
+    def export_watchlist(self, name: str, fmt: str) -> bytes:
+        return self.request("GET", _named(name) + "/export", params={"format": fmt}).content
+
+    def rename_watchlist(self, name: str, new_name: str) -> dict[str, Any]:
+        return _watchlist(self.call("POST", _named(name) + "/rename", {"new_name": new_name}))
+
+    def add_to_watchlist(self, name: str, codes: Sequence[str]) -> list[str]:
+        return list(self.call("POST", _named(name) + "/add", {"codes": list(codes)})["added"])
+
+    def remove_from_watchlist(self, name: str, codes: Sequence[str]) -> list[str]:
+        return list(self.call("POST", _named(name) + "/remove", {"codes": list(codes)})["removed"])
+
+    def delete_watchlist(self, name: str) -> dict[str, Any]:
+        return _watchlist(self.call("DELETE", _named(name)))
+
+
+def _named(name: str) -> str:
+    """The path of a list: its name quoted whole, so ``?``, ``#`` and spaces stay in the name."""
+    return "/watchlists/" + quote(str(name), safe="")
+
+
+def _watchlist(row: dict[str, Any]) -> dict[str, Any]:
+    """A list as Service returns it: times as datetimes again."""
+    out = {**row, **{k: _time(row.get(k)) for k in ("created_at", "updated_at") if k in row}}
+    if "members" in row:
+        out["members"] = [{**m, "added_at": _time(m.get("added_at"))} for m in row["members"]]
+    return out
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
 
 
 def _error(response: httpx.Response) -> WorkbenchError:

@@ -1,4 +1,5 @@
-"""The REST routes: tasks, bulk commands, the monitor service, notifications, the audit log and health.
+"""The REST routes: tasks, bulk commands, the monitor service, notifications, holidays, watchlists, the audit log and
+health.
 
 Each route checks the shape of its input (pydantic: a bad field is a 422 naming it before anything runs), calls the
 control plane in a worker thread (the project's ValidationError / NotFound become 422 / 404 with nothing changed),
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.api.common import ACTOR_HEADER, ApiContext, plain, records
@@ -60,6 +61,64 @@ class ReadBody(BaseModel):
 class DatesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dates: list[str] = Field(description="days YYYY-MM-DD, or ranges YYYY-MM-DD..YYYY-MM-DD")
+
+
+class WatchlistBody(BaseModel):
+    """A new list: of the given codes, of a board or group of the universe, or of a screen's stocks (one, or none
+    for an empty list)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="the list's name (unique, no '/')")
+    codes: list[str] = Field(default_factory=list, description="stock codes in any spelling (600519, sh600519)")
+    group: str | None = Field(default=None, description="main, chinext, star, beijing or st")
+    screen: str | None = Field(default=None, description="a rule that holds on the latest daily bar")
+
+
+class CodesBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    codes: list[str] = Field(description="stock codes in any spelling (600519, sh600519, 600519.SH)")
+
+
+class RenameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    new_name: str = Field(description="the list's new name")
+
+
+class ImportBody(BaseModel):
+    """A file of another terminal: its bytes as base64 (``content_base64``) or its text (``text``), not both."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="the new list's name")
+    format: str = Field(default="auto", description="tdx, ths, eastmoney, csv or auto")
+    content_base64: str | None = Field(default=None, description="the file's bytes, base64")
+    text: str | None = Field(default=None, description="the file's text (UTF-8)")
+    filename: str | None = Field(default=None, description="the file's name: its extension helps auto")
+
+    def content(self) -> bytes:
+        """The file's bytes; a body with neither or both forms is refused by ``content``."""
+        import base64
+        import binascii
+
+        if (self.content_base64 is None) == (self.text is None):
+            raise ValidationError("content", "give the file as content_base64 or as text (one of them)")
+        if self.text is not None:
+            return self.text.encode("utf-8")
+        try:
+            return base64.b64decode(self.content_base64 or "", validate=True)
+        except binascii.Error as exc:
+            raise ValidationError("content_base64", f"not base64 ({exc})") from None
+
+
+_MEDIA_TYPES = {"tdx": "text/plain", "ths": "text/plain; charset=gbk", "eastmoney": "text/csv; charset=gbk",
+                "csv": "text/csv; charset=utf-8"}
+
+
+def watchlist_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A list (or its summary) as JSON: times as ISO text, members as objects."""
+    out = {k: plain(v) for k, v in row.items() if k != "members"}
+    if "members" in row:
+        out["members"] = [{k: plain(v) for k, v in m.items()} for m in row["members"]]
+    return out
 
 
 def task_json(task: MonitorTask) -> dict[str, Any]:
@@ -234,6 +293,62 @@ def router(context: ApiContext) -> APIRouter:  # noqa: C901 - one closure per ro
     async def remove_holidays(body: DatesBody, actor: Actor = None) -> dict[str, Any]:
         service = svc(actor)
         return {"dates": [d.isoformat() for d in await command(service, service.remove_holidays, body.dates)]}
+
+    # -- watchlists ---------------------------------------------------------------------------------------------
+    @api.get("/watchlists", tags=["watchlists"], summary="Every watchlist: size, who created and changed it")
+    async def list_watchlists() -> dict[str, Any]:
+        return {"items": [watchlist_json(w) for w in await feed.blocking(context.service.watchlists)]}
+
+    @api.post("/watchlists", tags=["watchlists"], status_code=status.HTTP_201_CREATED,
+              summary="Create a watchlist of codes, a board or group (main, chinext, star, beijing, st) or a screen")
+    async def create_watchlist(body: WatchlistBody, actor: Actor = None) -> dict[str, Any]:
+        service = svc(actor)
+        return watchlist_json(await command(service, service.create_watchlist, body.name, body.codes,
+                                            body.group, body.screen))
+
+    @api.post("/watchlists/import", tags=["watchlists"], status_code=status.HTTP_201_CREATED,
+              summary="Create a watchlist from a 通达信, 同花顺, 东方财富 or CSV file")
+    async def import_watchlist(body: ImportBody, actor: Actor = None) -> dict[str, Any]:
+        service = svc(actor)
+        return watchlist_json(await command(service, service.import_watchlist, body.name, body.content(),
+                                            body.format, body.filename))
+
+    @api.get("/watchlists/{name}", tags=["watchlists"], summary="One watchlist with its members in order")
+    async def get_watchlist(name: str) -> dict[str, Any]:
+        return watchlist_json(await feed.blocking(context.service.watchlist, name))
+
+    @api.get("/watchlists/{name}/export", tags=["watchlists"], summary="A watchlist as a file of another terminal")
+    async def export_watchlist(name: str, format_: Annotated[str, Query(
+            alias="format", description="tdx, ths, eastmoney or csv")] = "csv") -> Response:
+        from urllib.parse import quote
+
+        from workbench.watchlists import EXTENSIONS
+
+        data = await feed.blocking(context.service.export_watchlist, name, format_)
+        filename = quote(f"{name}{EXTENSIONS[format_]}", safe="")
+        return Response(data, media_type=_MEDIA_TYPES[format_],
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"})
+
+    @api.delete("/watchlists/{name}", tags=["watchlists"], summary="Delete a watchlist; returns what it held")
+    async def delete_watchlist(name: str, actor: Actor = None) -> dict[str, Any]:
+        service = svc(actor)
+        return watchlist_json(await command(service, service.delete_watchlist, name))
+
+    @api.post("/watchlists/{name}/rename", tags=["watchlists"], summary="Rename a watchlist")
+    async def rename_watchlist(name: str, body: RenameBody, actor: Actor = None) -> dict[str, Any]:
+        service = svc(actor)
+        return watchlist_json(await command(service, service.rename_watchlist, name, body.new_name))
+
+    @api.post("/watchlists/{name}/add", tags=["watchlists"], summary="Append stocks to a watchlist")
+    async def add_to_watchlist(name: str, body: CodesBody, actor: Actor = None) -> dict[str, Any]:
+        service = svc(actor)
+        return {"added": await command(service, service.add_to_watchlist, name, body.codes)}
+
+    @api.post("/watchlists/{name}/remove", tags=["watchlists"], summary="Remove stocks from a watchlist (all or "
+              "none)")
+    async def remove_from_watchlist(name: str, body: CodesBody, actor: Actor = None) -> dict[str, Any]:
+        service = svc(actor)
+        return {"removed": await command(service, service.remove_from_watchlist, name, body.codes)}
 
     @api.get("/audit", tags=["audit"], summary="The audit log of commands, newest first")
     async def audit(limit: Annotated[int, Query(ge=1, le=10_000)] = 50,

@@ -2,9 +2,10 @@
 service.
 
 :class:`Service` is the one class callers hold. It is composed of a class per job: task commands and the histories
-they leave (:mod:`.tasks`), the calendar's holidays (:mod:`.holidays`), service runs and their launchers
-(:mod:`.runs`) and the health report (:mod:`.health`, a :class:`~workbench.control.health.ServiceStatus`). Every
-command is audited (who, when, what, result), runs in one transaction and changes nothing when its input is bad.
+they leave (:mod:`.tasks`), the calendar's holidays (:mod:`.holidays`), watchlists (:mod:`.watchlists`), service
+runs and their launchers (:mod:`.runs`) and the health report (:mod:`.health`, a
+:class:`~workbench.control.health.ServiceStatus`). Every command is audited (who, when, what, result), runs in one
+transaction and changes nothing when its input is bad.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from workbench.control.health import HealthReports, ServiceStatus
 from workbench.control.holidays import HolidayCommands
 from workbench.control.runs import Launcher, LocalLauncher, PrefectLauncher, ServiceRuns
 from workbench.control.tasks import BulkResult, TaskCommands, TaskOverview, parse_task_ids
+from workbench.control.watchlists import WatchlistCommands
 from workbench.store.db import Store
 
 __all__ = ["ACTORS", "BulkResult", "Service", "ServiceStatus", "TaskOverview", "parse_task_ids"]
 
 
-class Service(TaskCommands, HealthReports, ServiceRuns, HolidayCommands):
+class Service(TaskCommands, HealthReports, ServiceRuns, HolidayCommands, WatchlistCommands):
     """Task and service commands for one actor (``dashboard``, ``cli``, ``notebook``, ``schedule``, ``api``)."""
 
     def __init__(self, settings: Settings, actor: str = "cli", clock: Clock | None = None,

@@ -19,9 +19,13 @@ import pandas as pd
 from workbench.calendar import TZ, TradingCalendar
 from workbench.errors import ValidationError
 from workbench.limits import PriceLimits
+from workbench.rules.compile import Inputs
 from workbench.rules.engine import RuleBook, RuleSpec
 from workbench.rules.inputs import MINUTES_PER_DAY, Bar, MarketInputs, minutes_of, needs_of
-from workbench.rules.model import TIMEFRAMES, Alert, Rule
+from workbench.rules.model import TIMEFRAMES, Alert, Expr, Rule
+from workbench.rules.series_eval import evaluate_many, fields_of
+from workbench.rules.tdx import series_of
+from workbench.series import Term
 
 FIRE_COLUMNS = ["code", "ts", "trading_date", "price"]
 _BAR_FIELDS = ("open", "high", "low", "close", "volume")
@@ -37,6 +41,9 @@ def backtest(rule: Rule | str, bars: pd.DataFrame, alert: Alert | None = None,
     Warm-up uses the bars given, so give a lead-in before the period you study. Each day's price limits are that
     day's rules (``names`` tell ST stocks; ``limits`` may know listing dates), as the live monitor's feed gives them.
     Returns one row per fire: code, ts (bar end), trading_date, price (the bar's close).
+
+    A formula rule's series are computed once over the whole history given (an ``amount`` column is needed when
+    the formula reads AMOUNT) and read at each bar: the value at a bar only depends on that bar and earlier ones.
     """
     if isinstance(rule, str):
         from workbench.rules.parse import parse_rule
@@ -59,15 +66,18 @@ def backtest(rule: Rule | str, bars: pd.DataFrame, alert: Alert | None = None,
     calendar = calendar or TradingCalendar()
     limits = limits or PriceLimits(calendar=calendar)
     last_close = np.full(len(codes), np.nan)
+    formula = _formula_series(series_of(rule), history)
     for day, columns in history.days():
         up, down = limits.prices(codes, short_names, last_close, day)
         steps = _Day(market, last_close, history.panel(columns), history.times[columns], (up, down), freq,
                      calendar, day)
-        for ts, closed in steps:
+        for k, (ts, closed) in enumerate(steps):
             if freq not in ("1m", "1d"):
                 closed = {"1m": closed["1m"]}
             select = np.isin(book.timeframe, list(closed)) & ~book.done
-            views = {tf: market.view(tf, committed=True, bar=bar) for tf, bar in closed.items()}
+            views: dict[str, Inputs] = {tf: market.view(tf, committed=True, bar=bar) for tf, bar in closed.items()}
+            if formula:
+                views = {tf: _AtBar(view, formula, columns.start + k) for tf, view in views.items()}
             price = closed[series_freq][3]
             fired = book.evaluate(views, price, ts.timestamp(), select,
                                   np.full(len(book), int(ts.timestamp()), dtype=np.int64))
@@ -92,6 +102,37 @@ def summarize(fires: pd.DataFrame, bars: pd.DataFrame) -> dict[str, object]:
         "first": None if fires.empty else pd.Timestamp(fires["ts"].min()).isoformat(),
         "last": None if fires.empty else pd.Timestamp(fires["ts"].max()).isoformat(),
     }
+
+
+def _formula_series(exprs: list[Expr], history: _History) -> dict[Expr, np.ndarray]:
+    """Each formula expression over the whole history, (bars x stocks)."""
+    if not exprs:
+        return {}
+    needed = set().union(*(fields_of(e) for e in exprs))
+    if "amount" in needed and "amount" not in history.values:
+        raise ValidationError("bars", "the formula reads AMOUNT: the bars need an amount column")
+    return evaluate_many(exprs, history.full())
+
+
+@dataclass
+class _AtBar:
+    """A committed view that also reads formula series at bar ``t`` of the history."""
+
+    view: Inputs
+    formula: dict[Expr, np.ndarray]
+    t: int
+
+    def field(self, name: str) -> np.ndarray:
+        return self.view.field(name)
+
+    def term(self, term: Term) -> np.ndarray:
+        return self.view.term(term)
+
+    def metric(self, name: str, params: tuple[float, ...]) -> np.ndarray:
+        return self.view.metric(name, params)
+
+    def series(self, expr: Expr) -> np.ndarray:
+        return self.formula[expr][self.t]
 
 
 def _checked(bars: pd.DataFrame) -> pd.DataFrame:
@@ -134,7 +175,7 @@ class _History:
         order = np.argsort(j, kind="stable")  # rows by bar end, so a day's rows are one slice
         return cls(np.asarray(codes, dtype=object), pd.DatetimeIndex(times).tz_localize("UTC").tz_convert(TZ.key),
                    np.asarray(code_i)[order], np.asarray(j)[order],
-                   {f: bars[f].to_numpy(np.float64)[order] for f in _BAR_FIELDS})
+                   {f: bars[f].to_numpy(np.float64)[order] for f in (*_BAR_FIELDS, "amount") if f in bars.columns})
 
     def days(self) -> Iterator[tuple[dt.date, slice]]:
         """Each trading date and the slice of bar-end columns on it."""
@@ -144,6 +185,15 @@ class _History:
             if k == len(dates) or dates[k] != dates[start]:
                 yield dates[start], slice(start, k)
                 start = k
+
+    def full(self) -> dict[str, np.ndarray]:
+        """Every field as one (bars x stocks) panel, NaN where a stock has no bar."""
+        out = {}
+        for f, values in self.values.items():
+            grid = np.full((len(self.times), len(self.codes)), np.nan)
+            grid[self.j, self.i] = values
+            out[f] = grid
+        return out
 
     def panel(self, columns: slice) -> dict[str, np.ndarray]:
         rows = slice(*np.searchsorted(self.j, [columns.start, columns.stop]))

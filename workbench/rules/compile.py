@@ -13,6 +13,10 @@ A program returns three boolean arrays per row:
   at limit-up while RSI warms up).
 Stateful nodes (crosses, enters/exits, 炸板, resumption) keep one float per row in a node-state matrix that the caller
 owns and persists.
+
+Formula nodes (``Series`` values, ``Truth`` conditions) read ``Inputs.series(expr)``: the expression's value at the
+current bar, which a backtest computes once over the whole history. Their inner numbers (periods, constants) are
+part of the shape; only the literal sides of a top-level comparison are parameters.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from workbench.rules.model import (
     Compare,
     Condition,
     Cross,
+    Expr,
     FieldRef,
     Indicator,
     Metric,
@@ -40,9 +45,11 @@ from workbench.rules.model import (
     Or,
     Range,
     Rule,
+    Series,
     State,
     StopLoss,
     TakeProfit,
+    Truth,
     Value,
 )
 from workbench.series import Term
@@ -62,6 +69,10 @@ class Inputs(Protocol):
     def term(self, term: Term) -> Array: ...
 
     def metric(self, name: str, params: tuple[float, ...]) -> Array: ...
+
+    def series(self, expr: Expr) -> Array:
+        """A formula expression at the current bar (computed over the whole history; backtests only so far)."""
+        ...
 
 
 @dataclass
@@ -101,6 +112,7 @@ class Program:
     metrics: frozenset[tuple[str, tuple[float, ...]]]
     run: CondFn
     uses_entry: bool
+    formula: bool = False  # reads formula series (Inputs.series)
 
     def evaluate(self, frame: Frame) -> Result:
         return self.run(frame)
@@ -114,6 +126,7 @@ class _Builder:
     terms: set[Term] = field(default_factory=set)
     metrics: set[tuple[str, tuple[float, ...]]] = field(default_factory=set)
     uses_entry: bool = False
+    formula: bool = False
 
     def param(self) -> int:
         self.n_params += 1
@@ -139,6 +152,10 @@ class _Builder:
             key = (node.name, tuple(node.params))
             self.metrics.add(key)
             return lambda f: f.gather(f.inputs.metric(*key))
+        if isinstance(node, Series):
+            expr = node.expr
+            self.formula = True
+            return lambda f: f.gather(f.inputs.series(expr))
         assert isinstance(node, BinOp)
         left, right = self.value(node.left), self.value(node.right)
         op = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[node.op]
@@ -263,6 +280,18 @@ class _Builder:
 
         return state
 
+    def _truth(self, node: Truth) -> CondFn:
+        expr = node.expr
+        self.formula = True
+
+        def truth(f: Frame) -> Result:
+            v = f.gather(f.inputs.series(expr))
+            known = ~np.isnan(v)
+            held = known & (v != 0)
+            return held, held, known
+
+        return truth
+
     def _not(self, node: Not) -> CondFn:
         inner = self.condition(node.item)
 
@@ -320,6 +349,8 @@ def _shape(node: object) -> object:
         return "#"
     if isinstance(node, TakeProfit | StopLoss):
         return [node.kind, "#"]
+    if isinstance(node, Series | Truth):  # a formula's inner numbers (periods, constants) are its shape
+        return {"kind": node.kind, "expr": node.expr.model_dump(mode="json")}
     if isinstance(node, tuple | list):
         return [_shape(n) for n in node]
     if isinstance(node, BaseModel):
@@ -333,7 +364,7 @@ def numbers_of(node: object) -> list[float]:
         return [node.value]
     if isinstance(node, TakeProfit | StopLoss):
         return [node.ratio]
-    if isinstance(node, Indicator | Metric):
+    if isinstance(node, Indicator | Metric | Series | Truth):
         return []
     if isinstance(node, tuple | list):
         return [x for n in node for x in numbers_of(n)]
@@ -359,4 +390,5 @@ def compile_rule(rule: Rule) -> Program:
         metrics=frozenset(builder.metrics),
         run=run,
         uses_entry=builder.uses_entry,
+        formula=builder.formula,
     )

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from workbench.errors import ValidationError
 from workbench.rules.compile import Program
-from workbench.rules.model import MAX_PERIOD
+from workbench.rules.model import MAX_PERIOD, Expr
 from workbench.series import BarSeries, Term
 
 Array = npt.NDArray[np.float64]
@@ -256,6 +257,10 @@ class View:
             values = full
         self._series_cache[timeframe] = values
         return values
+
+    def series(self, expr: Expr) -> Array:
+        """Formula series need the whole history; only the backtest provides it (tasks refuse formula rules)."""
+        raise ValidationError("rule", "formula rules are not yet evaluated live (backtest them instead)")
 
     def metric(self, name: str, params: tuple[float, ...]) -> Array:
         m = self.market

@@ -6,6 +6,10 @@ A-share state (limit-up, 炸板, limit-down, resumption). Conditions compose wit
 The compact text form (``close crosses_above sma(20) and rsi(14) < 30``) is parsed by :mod:`workbench.rules.parse`
 into these models and printed back by :func:`workbench.rules.parse.to_text`; the JSON form is ``model_dump_json``.
 
+Rules written as 通达信 formulas (:mod:`workbench.rules.tdx`) add two nodes: a ``Series`` value and a ``Truth``
+condition (true where the value is non-zero), each holding an expression tree of small frozen nodes (``XNum``,
+``XField``, ``XCall``, ``XOp``, ``XNot``) evaluated over whole bar series by :mod:`workbench.rules.series_eval`.
+
 No I/O and no evaluation here: :mod:`workbench.rules.compile` turns a tree into vectorised code.
 """
 
@@ -126,7 +130,97 @@ class BinOp(BaseModel):
     right: Value
 
 
-Value = Annotated[Num | FieldRef | Indicator | Metric | BinOp, Field(discriminator="kind")]
+# --- series expressions (通达信 formulas, :mod:`workbench.rules.tdx`) --------------------------------------------
+# A formula is a tree of these small nodes over whole bar series; comparisons and AND / OR / NOT give 0/1 series.
+# Numbers inside an expression (periods, constants) are part of the rule's shape, not task parameters.
+SeriesField = Literal["open", "high", "low", "close", "volume", "amount"]
+SERIES_FIELDS: tuple[str, ...] = SeriesField.__args__  # type: ignore[attr-defined]
+SeriesOp = Literal["+", "-", "*", "/", "<", "<=", ">", ">=", "=", "<>", "and", "or"]
+# function: (argument count, indices of arguments that are periods: whole numbers 1..MAX_PERIOD)
+FUNCTIONS: dict[str, tuple[int, tuple[int, ...]]] = {
+    "REF": (2, (1,)), "MA": (2, (1,)), "EMA": (2, (1,)), "SMA": (3, (1,)), "WMA": (2, (1,)),
+    "HHV": (2, (1,)), "LLV": (2, (1,)), "SUM": (2, (1,)), "STD": (2, (1,)), "STDP": (2, (1,)),
+    "COUNT": (2, (1,)), "EVERY": (2, (1,)), "EXIST": (2, (1,)), "BARSLAST": (1, ()), "CROSS": (2, ()),
+    "ABS": (1, ()), "MAX": (2, ()), "MIN": (2, ()), "IF": (3, ()),
+}
+FunctionName = Literal["REF", "MA", "EMA", "SMA", "WMA", "HHV", "LLV", "SUM", "STD", "STDP", "COUNT", "EVERY",
+                       "EXIST", "BARSLAST", "CROSS", "ABS", "MAX", "MIN", "IF"]
+
+
+class XNum(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["num"] = "num"
+    value: float = Field(allow_inf_nan=False)
+
+
+class XField(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["field"] = "field"
+    name: SeriesField
+
+
+class XCall(BaseModel):
+    """A function over series; a period argument is a literal whole number (it sizes a window or a shift)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["call"] = "call"
+    name: FunctionName
+    args: tuple[Expr, ...]
+
+    @model_validator(mode="after")
+    def _arity(self) -> XCall:
+        problem = call_problem(self.name, self.args)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+
+class XOp(BaseModel):
+    """Arithmetic, or a comparison / ``and`` / ``or`` giving a 0/1 series (NaN compares false)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["op"] = "op"
+    op: SeriesOp
+    left: Expr
+    right: Expr
+
+
+class XNot(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["not"] = "not"
+    item: Expr
+
+
+Expr = Annotated[XNum | XField | XCall | XOp | XNot, Field(discriminator="kind")]
+
+
+def call_problem(name: str, args: tuple[object, ...]) -> str | None:
+    """Why ``name(args)`` is not a valid call (argument count, periods, SMA's weight), or None."""
+    count, periods = FUNCTIONS[name]
+    if len(args) != count:
+        return f"{name} takes {count} argument{'s' if count > 1 else ''}, got {len(args)}"
+    for i in periods:
+        arg = args[i]
+        if not isinstance(arg, XNum) or arg.value != int(arg.value) or not 1 <= arg.value <= MAX_PERIOD:
+            shown = f" (got {arg.value:g})" if isinstance(arg, XNum) else ""
+            return f"{name} period must be a whole number of bars 1..{MAX_PERIOD}{shown}"
+    if name == "SMA":
+        weight = args[2]
+        if not isinstance(weight, XNum) or not 0 < weight.value <= args[1].value:  # type: ignore[attr-defined]
+            shown = f" (got {weight.value:g})" if isinstance(weight, XNum) else ""
+            return f"SMA weight M must be a number with 0 < M <= N{shown}"
+    return None
+
+
+class Series(BaseModel):
+    """A value computed by a formula expression over the whole bar history (a backtest reads it at each bar)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["series"] = "series"
+    expr: Expr
+
+
+Value = Annotated[Num | FieldRef | Indicator | Metric | BinOp | Series, Field(discriminator="kind")]
 
 
 # --- conditions -----------------------------------------------------------------------------------------------
@@ -232,8 +326,16 @@ class Not(BaseModel):
     item: Condition
 
 
+class Truth(BaseModel):
+    """A formula condition: true where its expression is non-zero, unknown where it is NaN."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["truth"] = "truth"
+    expr: Expr
+
+
 Condition = Annotated[
-    Compare | Cross | Range | TakeProfit | StopLoss | State | And | Or | Not, Field(discriminator="kind")
+    Compare | Cross | Range | TakeProfit | StopLoss | State | And | Or | Not | Truth, Field(discriminator="kind")
 ]
 
 Timeframe = Literal["1m", "5m", "15m", "30m", "60m", "1d"]
@@ -250,7 +352,7 @@ class Rule(BaseModel):
     convention: Convention = "tdx"
 
 
-for _model in (BinOp, Compare, Cross, Range, And, Or, Not, Rule):
+for _model in (XCall, XOp, XNot, Series, BinOp, Compare, Cross, Range, And, Or, Not, Truth, Rule):
     _model.model_rebuild()
 
 

@@ -69,7 +69,8 @@ from workbench.rules.model import (
     reversed_bounds,
 )
 
-__all__ = ["MAX_DEPTH", "MAX_LENGTH", "RuleSyntaxError", "describe", "input_problem", "parse_rule", "to_text"]
+__all__ = ["MAX_DEPTH", "MAX_LENGTH", "SYNTAXES", "RuleSyntaxError", "describe", "input_problem", "parse_rule",
+           "to_text"]
 
 MAX_LENGTH: Final = 2_000  # characters of rule text; real rules are a line long
 MAX_DEPTH: Final = 50  # nested parentheses / not / unary minus, and nested arithmetic operations
@@ -556,7 +557,12 @@ def _reversed_problem(low: Value, high: Value) -> str | None:
 
 def input_problem(rule: Rule) -> str | None:
     """What the parser refuses in text that a rule given as JSON or built in code could still hold: a number beyond
-    MAX_NUMBER, range bounds known to be reversed. None when there is nothing."""
+    MAX_NUMBER, range bounds known to be reversed, a formula rule the formula parser would refuse. None when there
+    is nothing."""
+    from workbench.rules.tdx import formula_problem, is_formula
+
+    if is_formula(rule):
+        return formula_problem(rule)
     stack: list[object] = [rule.condition]
     while stack:
         node = stack.pop()
@@ -573,8 +579,38 @@ def input_problem(rule: Rule) -> str | None:
     return None
 
 
-def parse_rule(text: str) -> Rule:
-    """Parse rule text into a :class:`Rule`; anything wrong raises :class:`RuleSyntaxError` with a position."""
+SYNTAXES: Final = ("auto", "compact", "tdx")
+
+
+def parse_rule(text: str, syntax: str = "auto") -> Rule:
+    """Parse rule text into a :class:`Rule`; anything wrong raises :class:`RuleSyntaxError` with a position.
+
+    ``syntax``: ``compact`` (this module's language), ``tdx`` (通达信 formulas, :mod:`workbench.rules.tdx`) or
+    ``auto``: the compact language first, then the formula syntax; when both fail, the error of the parser that got
+    further into the text (the compact one on a tie).
+    """
+    if syntax not in SYNTAXES:
+        raise RuleSyntaxError(f"syntax must be one of {', '.join(SYNTAXES)}, got {syntax!r}")
+    if syntax == "tdx":
+        from workbench.rules.tdx import parse_formula
+
+        return parse_formula(text)
+    try:
+        return _parse_compact(text)
+    except RuleSyntaxError as compact_error:
+        if syntax == "compact" or not isinstance(text, str):
+            raise
+        from workbench.rules.tdx import parse_formula
+
+        try:
+            return parse_formula(text)
+        except RuleSyntaxError as formula_error:
+            if formula_error.position > compact_error.position:
+                raise formula_error from None
+            raise compact_error from None
+
+
+def _parse_compact(text: str) -> Rule:
     if not isinstance(text, str):
         raise RuleSyntaxError(f"a rule must be text, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
@@ -679,7 +715,13 @@ def _condition_text(node: Condition) -> str:
 
 
 def to_text(rule: Rule) -> str:
-    """Canonical compact text of a rule; ``parse_rule(to_text(rule)) == rule``. Defaults (1m, tdx) are left out."""
+    """Canonical compact text of a rule; ``parse_rule(to_text(rule)) == rule``. Defaults (1m, tdx) are left out.
+
+    A formula rule (series expressions) prints as its canonical 通达信 formula instead."""
+    from workbench.rules.tdx import is_formula, to_formula
+
+    if is_formula(rule):
+        return to_formula(rule)
     text = _condition_text(rule.condition)
     if rule.timeframe != "1m":
         text += f" on {rule.timeframe}"
@@ -821,6 +863,10 @@ def _bounds_words(node: Range) -> str:
 
 def describe(rule: Rule) -> str:
     """The rule in plain English for a notification: 'close crosses above SMA(20) and RSI(14) is below 30'."""
+    from workbench.rules.tdx import describe_formula, is_formula
+
+    if is_formula(rule):
+        return describe_formula(rule)
     text = _describe_condition(rule.condition)
     if rule.timeframe != "1m":
         text += " (daily bars)" if rule.timeframe == "1d" else f" ({rule.timeframe} bars)"

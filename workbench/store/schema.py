@@ -379,4 +379,30 @@ CREATE TABLE indicator_staging (
 );
 """,
     ),
+    (
+        14,
+        "watchlists: named lists of stocks, their members in order, who created and last changed each list",
+        """
+-- A list is named by the user (unique); its id is given by the writer from the sequence (no nextval default:
+-- migration 12), so a rename changes one row and no member. Codes are canonical (600519.SH, Beijing 920xxx.BJ), as
+-- in instruments and quotes; a member's position orders the list (gaps are fine: removals leave them). Every change
+-- is also in task_audit (watchlists.*).
+CREATE SEQUENCE watchlist_id_seq START 1;
+CREATE TABLE watchlists (
+    watchlist_id BIGINT PRIMARY KEY,
+    name VARCHAR NOT NULL UNIQUE,
+    created_by VARCHAR NOT NULL,       -- the actor: cli, dashboard, notebook, api ...
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_by VARCHAR NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE watchlist_members (
+    watchlist_id BIGINT NOT NULL,
+    code VARCHAR NOT NULL,
+    position INTEGER NOT NULL,
+    added_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (watchlist_id, code)
+);
+""",
+    ),
 ]
