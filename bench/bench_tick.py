@@ -1,6 +1,10 @@
 """Rules of 10,000 running tasks on a whole-market snapshot: the vectorised engine against a per-task Python loop.
 
-    .venv/bin/python bench/bench_tick.py [--ticks 300] [--tasks 10000]
+    .venv/bin/python bench/bench_tick.py [--ticks 300] [--tasks 10000] [--scans 0]
+
+``--scans 20`` adds 20 market scans (five kinds: a day change above a level with a cooldown, a banded cross of the
+20-bar MA, an RSI dip in an uptrend, a close outside BOLL capped per day, a touch of limit-up) whose rule runs for
+each of the 5,447 stocks with alert state per stock; the peer then walks one row per scan and stock.
 
 Tasks of eight kinds (entry range with take-profit / stop-loss, level crosses with and without a hysteresis band,
 a held position, a 1-minute MA golden cross, RSI with a trend filter, a day-change-or-limit-up alert with a cooldown,
@@ -73,6 +77,26 @@ def make_tasks(opening: Any, count: int) -> list[MonitorTask]:
     return tasks
 
 
+SCANS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("change_pct > {n}", {"cooldown_seconds": 300}),
+    ("close crosses_above sma(20)", {"hysteresis": 0.002}),
+    ("rsi(6) < {m} and close > sma(60)", {}),
+    ("close outside [boll.lower, boll.upper]", {"mode": "level", "max_per_day": 2}),
+    ("touches_limit_up", {}),
+)
+
+
+def make_scans(count: int, first_id: int) -> list[MonitorTask]:
+    """Market scans of the five kinds in turn, numbers varied (tasks of one shape share one program)."""
+    out = []
+    for i in range(count):
+        rule, alert = SCANS[i % len(SCANS)]
+        spec = {"task_name": f"scan{i}", "target": "market", "status": "running", "check_interval": 3,
+                "rule": rule.format(n=3 + i // len(SCANS), m=15 + 2 * (i // len(SCANS))), "alert": alert}
+        out.append(MonitorTask.parse(spec).model_copy(update={"task_id": first_id + i}))
+    return out
+
+
 class PerTaskLoop:
     """The peer: each task's rules interpreted node by node, task by task, with the same alert semantics."""
 
@@ -80,13 +104,15 @@ class PerTaskLoop:
         self.calendar = calendar
         self.rows = []
         for t in tasks:
-            for name, rule in rules_of(t):
-                self.rows.append({"task": t, "name": name, "rule": rule, "sym": int(index.get_loc(t.stock_code)),
-                                  "armed": True, "last_check": math.nan, "last_fire": math.nan, "bucket": None,
-                                  "fires": 0, "nodes": {}})
+            stocks = range(len(index)) if t.scan else [int(index.get_loc(t.stock_code))]
+            for sym in stocks:
+                for name, rule in rules_of(t):
+                    self.rows.append({"task": t, "name": name, "rule": rule, "sym": sym, "armed": True,
+                                      "last_check": math.nan, "last_fire": math.nan, "bucket": None, "fires": 0,
+                                      "nodes": {}})
         self.entry: dict[int, float] = {t.task_id: t.quant_config.get("entry_price", math.nan) for t in tasks}
 
-    def tick(self, now: dt.datetime, arrays: dict[str, Any]) -> list[tuple[int, str]]:
+    def tick(self, now: dt.datetime, arrays: dict[str, Any]) -> list[tuple[int, str, int]]:
         fired = []
         now_s = now.timestamp()
         minute = self.calendar.bar_key(now, "1m")
@@ -103,7 +129,7 @@ class PerTaskLoop:
             cooled = math.isnan(row["last_fire"]) or now_s - row["last_fire"] >= alert.cooldown_seconds
             capped = alert.max_per_day is not None and row["fires"] >= alert.max_per_day
             if can and row["bucket"] != minute and cooled and not capped:
-                fired.append((task.task_id, row["name"]))
+                fired.append((task.task_id, row["name"], row["sym"]))
                 row["fires"] += 1
                 row["last_fire"], row["bucket"] = now_s, minute
                 if row["name"] == "entry" and math.isnan(self.entry[task.task_id]):
@@ -186,6 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=300, help="snapshots to time (default 300 = 15 minutes)")
     parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--scans", type=int, default=0, help="market scans added to the tasks (default 0)")
     parser.add_argument("--start", default="10:30", help="first timed snapshot (earlier ones warm the bars)")
     args = parser.parse_args()
 
@@ -194,7 +221,7 @@ def main() -> None:
     market = SimulatedMarket(universe, DAY)
     times = market.snapshot_times()
     first = next(i for i, t in enumerate(times) if t.strftime("%H:%M") >= args.start)
-    tasks = make_tasks(market.snapshot_at(times[0]), args.tasks)
+    tasks = make_tasks(market.snapshot_at(times[0]), args.tasks) + make_scans(args.scans, args.tasks + 1)
     monitor = Monitor(calendar, DAY, universe)
     monitor.set_tasks(tasks)
     for ts in tqdm(times[:first], desc="warm-up (bars only)", unit="tick", file=sys.stderr):
@@ -217,8 +244,8 @@ def main() -> None:
     monitor._evaluate_tick = timed  # type: ignore[method-assign]
     terms = sorted({term_of(n, r.convention) for t in tasks for _, r in rules_of(t) for n in _indicators(r)}, key=repr)
     tick_s, loop_s = [], []
-    ours: list[tuple[int, str, dt.datetime]] = []
-    theirs: list[tuple[int, str, dt.datetime]] = []
+    ours: list[tuple[int, str, int, dt.datetime]] = []
+    theirs: list[tuple[int, str, int, dt.datetime]] = []
     for ts in tqdm(times[first:first + args.ticks], desc="ticks", unit="tick", file=sys.stderr):
         snapshot = market.snapshot_at(ts)
         t0 = time.perf_counter()
@@ -231,8 +258,8 @@ def main() -> None:
         t1 = time.perf_counter()
         fired = peer.tick(ts, arrays)
         loop_s.append(time.perf_counter() - t1)
-        ours += [(int(r.task_id), r.rule, ts) for r in result.triggers.itertuples()]
-        theirs += [(tid, name, ts) for tid, name in fired]
+        ours += [(int(r.task_id), r.rule, int(monitor.index.get_loc(r.code)), ts) for r in result.triggers.itertuples()]
+        theirs += [(tid, name, sym, ts) for tid, name, sym in fired]
 
     if sorted(ours) != sorted(theirs):
         only_ours, only_theirs = set(ours) - set(theirs), set(theirs) - set(ours)
@@ -244,7 +271,8 @@ def main() -> None:
         return statistics.median(values) * 1000
 
     rules = len(monitor.book)
-    print(f"universe {len(universe):,} stocks, {args.tasks:,} running tasks ({rules:,} rules, "
+    print(f"universe {len(universe):,} stocks, {args.tasks:,} running tasks and {args.scans} market scans "
+          f"({rules:,} rule rows, "
           f"{len(monitor.book.groups)} shapes), {args.ticks} ticks from {times[first]:%H:%M:%S}; "
           f"both sides fired the same {len(ours):,} triggers")
     print(f"rule evaluation, vectorised (incl. indicator previews)  {ms(eval_s):8.3f} ms  (p95 "

@@ -91,8 +91,8 @@ def test_editing_a_running_task_stops_it_first_and_forgets_its_rule_state(servic
     task = service.create_task({"task_name": "dip", "stock_code": a_code(service), "entry_min": 5, "entry_max": 9},
                                start=True)
     with service.store.write() as con:  # the loop's remembered state of the rule
-        con.execute("INSERT INTO rule_state VALUES (?, 'entry', ?, true, true, 6.0, now(), NULL, -1, 0, NULL, "
-                    "'[]', false)", [task.task_id, DAY])
+        con.execute("INSERT INTO rule_state VALUES (?, 'entry', ?, ?, true, true, 6.0, now(), NULL, -1, 0, NULL, "
+                    "'[]', false)", [task.task_id, task.stock_code, DAY])
     edited = service.update_task(task.task_id, {"entry_max": 8.5})
     assert edited.status == "stopped" and edited.entry_max == 8.5 and edited.entry_min == 5
     assert table(service.store, "SELECT count(*) AS n FROM rule_state WHERE task_id = ?", [task.task_id])["n"][0] == 0

@@ -478,7 +478,9 @@ def tasks_list(
     for r in rows:
         t = r.task
         entry = "" if not t.has_entry_range else f"{t.entry_min or ''}..{t.entry_max or ''}"
-        table.add_row(str(t.task_id), _cell(t.task_name), _cell(f"{t.stock_code} {t.stock_name}"), t.status,
+        watched = {"market": "market scan", "watchlist": f"scan of {t.watchlist}"}.get(t.target,
+                                                                                      f"{t.stock_code} {t.stock_name}")
+        table.add_row(str(t.task_id), _cell(t.task_name), _cell(watched), t.status,
                       _cell(entry), "" if t.take_profit is None else f"{t.take_profit:.1%}",
                       "" if t.stop_loss is None else f"{t.stop_loss:.1%}",
                       _cell("" if t.rule is None else to_text(t.rule)),
@@ -514,8 +516,10 @@ FrequencyOption = Annotated[str | None, typer.Option(help="once | once_per_bar |
 
 @tasks_app.command("add")
 def tasks_add(
-    stock: Annotated[str, typer.Argument(help="stock code, e.g. 600000 or sh600000")],
     name: Annotated[str, typer.Option(help="task name")],
+    stock: Annotated[str | None, typer.Argument(help="stock code, e.g. 600000 or sh600000 (none for a scan)")] = None,
+    watchlist: Annotated[str | None, typer.Option(help="scan every stock of this watchlist with --rule")] = None,
+    market: Annotated[bool, typer.Option(help="scan every stock of the market with --rule")] = False,
     entry_min: EntryMin = None,
     entry_max: EntryMax = None,
     take_profit: TakeProfit = None,
@@ -525,13 +529,16 @@ def tasks_add(
     start: Annotated[bool, typer.Option(help="start it at once")] = False,
     db: DbOption = None,
 ) -> None:
-    """Create a monitor task; a bad field is reported by name and nothing is written."""
+    """Create a monitor task on one stock, or a scan of a watchlist (--watchlist) or of the market (--market) that
+    runs its --rule for every stock; a bad field is reported by name and nothing is written."""
     from workbench.app import ensure_instruments, universe_for
     from workbench.rules.tasks import with_default_alert
 
     with _reported():
         spec = with_default_alert(_task_spec(name, stock, entry_min, entry_max, take_profit, stop_loss, rule,
                                              frequency))
+        if watchlist is not None or market:
+            spec |= {"target": "market" if market else "watchlist", "watchlist": watchlist}
         service = _service(db)
         ensure_instruments(service.store, universe_for(service.settings))
         stored = service.create_task(spec, start=start)
@@ -984,8 +991,10 @@ def rules_check(
 
 @rules_app.command("backtest")
 def rules_backtest(
-    rule: Annotated[str, typer.Argument(help="rule text")],
-    code: Annotated[str, typer.Option(help="comma-separated stock codes")],
+    rule: Annotated[str, typer.Argument(help="rule text (compact or 通达信 formula)")],
+    code: Annotated[str | None, typer.Option(help="comma-separated stock codes")] = None,
+    watchlist: Annotated[str | None, typer.Option(help="scan the stocks of this watchlist")] = None,
+    market: Annotated[bool, typer.Option(help="scan every stock of the universe")] = False,
     start: Annotated[str | None, typer.Option(help="first day YYYY-MM-DD (default: a year before end)")] = None,
     end: Annotated[str | None, typer.Option(help="last day YYYY-MM-DD (default: today)")] = None,
     freq: Annotated[str, typer.Option(help="bars: 1d, 5m, 1m ...")] = "1d",
@@ -1003,7 +1012,7 @@ def rules_backtest(
     from workbench.app import history_bars
     from workbench.calendar import RealClock
     from workbench.models import validation_error_from
-    from workbench.rules import backtest, summarize
+    from workbench.rules import backtest, scan_tables, summarize
     from workbench.rules.model import Alert
     from workbench.rules.parse import parse_rule
 
@@ -1015,18 +1024,64 @@ def rules_backtest(
             raise validation_error_from(exc) from None
         last = _date_option("--end", end) or RealClock().now().date()
         first = _date_option("--start", start) or last - dt.timedelta(days=365)
-        bars = history_bars(_settings(db), source, [c for c in code.split(",") if c.strip()], first, last, freq)
+        settings = _settings(db)
+        codes, names = _backtest_codes(settings, code, watchlist, market)
+        bars = history_bars(settings, source, codes, first, last, freq)
         fires = backtest(parsed, bars, alert=alert)
     summary = summarize(fires, bars)
+    scanned = watchlist is not None or market
+    per_day, ranked = scan_tables(fires, names)
     if as_json:
         rows = fires.assign(ts=fires["ts"].map(lambda t: t.isoformat()), trading_date=fires["trading_date"].astype(str))
-        typer.echo(json.dumps({"summary": summary, "fires": rows.to_dict("records")}))
+        out: dict[str, Any] = {"summary": summary, "fires": rows.to_dict("records")}
+        if scanned:
+            out["per_day"] = per_day.assign(trading_date=per_day["trading_date"].astype(str)).to_dict("records")
+            out["stocks"] = ranked.assign(first=ranked["first"].map(_iso), last=ranked["last"].map(_iso)
+                                          ).to_dict("records")
+        typer.echo(_json(out))
         return
-    table = Table("time", "code", "price")
-    for row in fires.itertuples(index=False):
-        table.add_row(f"{row.ts:%Y-%m-%d %H:%M}", _cell(row.code), f"{row.price:.2f}")
-    Console().print(table)
+    if scanned:
+        _print_scan(per_day, ranked)
+    else:
+        table = Table("time", "code", "price")
+        for row in fires.itertuples(index=False):
+            table.add_row(f"{row.ts:%Y-%m-%d %H:%M}", _cell(row.code), f"{row.price:.2f}")
+        Console().print(table)
     typer.echo(json.dumps(summary))
+
+
+def _backtest_codes(settings: Settings, code: str | None, watchlist: str | None,
+                    market: bool) -> tuple[list[str], dict[str, str]]:
+    """The stocks of a backtest: the codes given, a watchlist's members, or the universe; with their names."""
+    from workbench.app import universe_for
+    from workbench.errors import ValidationError
+
+    if sum((code is not None, watchlist is not None, market)) != 1:
+        raise ValidationError("code", "give one of --code, --watchlist or --market")
+    universe = universe_for(settings)
+    names = dict(zip(universe["code"], universe["name"], strict=True))
+    if market:
+        return list(universe["code"]), names
+    if watchlist is not None:
+        shown = _service(settings.db_path).watchlist(watchlist)
+        return [m["code"] for m in shown["members"]], names
+    return [c for c in (code or "").split(",") if c.strip()], names
+
+
+def _print_scan(per_day: Any, ranked: Any, top: int = 20) -> None:
+    """The days with fires (the last ``top``) and the stocks that fired most."""
+    from rich.console import Console
+    from rich.table import Table
+
+    days = Table("trading day", "fires", "stocks", title="fires per day")
+    for row in per_day.tail(top).itertuples(index=False):
+        days.add_row(str(row.trading_date), str(row.fires), str(row.stocks))
+    stocks = Table("rank", "code", "name", "fires", "first", "last", title=f"stocks (top {top})")
+    for n, row in enumerate(ranked.head(top).itertuples(index=False), 1):
+        stocks.add_row(str(n), _cell(row.code), _cell(row.name), str(row.fires), f"{row.first:%Y-%m-%d %H:%M}",
+                       f"{row.last:%Y-%m-%d %H:%M}")
+    Console().print(days)
+    Console().print(stocks)
 
 
 @events_app.command("follow")

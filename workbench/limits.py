@@ -104,16 +104,25 @@ class PriceLimits:
         pairs = {c: d.date() for c, d in zip(universe["code"], listed, strict=True) if not pd.isna(d)}
         return cls(pairs, calendar)
 
-    def ratios(self, codes: np.ndarray, names: np.ndarray, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
-        """(up, down) ratios of ``codes`` (canonical) with their short ``names`` on ``day``."""
-        codes = np.asarray(codes, dtype=object)
-        session_no, listed_on = self.listing_state(codes, day)
-        return limit_ratios(boards_of(codes), risk_warnings(names), day, session_no, listed_on)
+    @staticmethod
+    def classes(codes: np.ndarray, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each stock's board and risk warning, from its code and short name: computed once, they serve every day
+        of a backtest (the classification of 5,000 names is most of a day's limit computation)."""
+        return boards_of(np.asarray(codes, dtype=object)), risk_warnings(names)
 
-    def prices(self, codes: np.ndarray, names: np.ndarray, prev_close: np.ndarray,
-               day: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    def ratios(self, codes: np.ndarray, names: np.ndarray, day: dt.date,
+               classes: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(up, down) ratios of ``codes`` (canonical) with their short ``names`` on ``day``; ``classes`` as
+        :meth:`classes` gives them for these codes and names, when the caller has them."""
+        codes = np.asarray(codes, dtype=object)
+        boards, warnings = classes if classes is not None else self.classes(codes, names)
+        session_no, listed_on = self.listing_state(codes, day)
+        return limit_ratios(boards, warnings, day, session_no, listed_on)
+
+    def prices(self, codes: np.ndarray, names: np.ndarray, prev_close: np.ndarray, day: dt.date,
+               classes: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Limit-up and limit-down prices of ``codes`` on ``day`` from their previous closes."""
-        return limit_prices(prev_close, *self.ratios(codes, names, day))
+        return limit_prices(prev_close, *self.ratios(codes, names, day, classes))
 
     def listing_state(self, codes: np.ndarray, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
         """Each code's trading-day number on ``day`` since its listing (0 unless listed within the last weeks)

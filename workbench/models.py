@@ -62,6 +62,8 @@ def check_quotes(frame: pd.DataFrame) -> pd.DataFrame:
 
 # --- monitor tasks ------------------------------------------------------------------------------------------
 TaskStatus = Literal["running", "stopped"]
+# What a task watches: one stock, every stock of a watchlist, or the whole market (scan tasks).
+TaskTarget = Literal["stock", "watchlist", "market"]
 OrderSide = Literal["buy", "sell"]
 
 # What a trader can mean. The dearest A-share trades at a few thousand yuan; +1000 % is the rule language's bound too.
@@ -88,9 +90,15 @@ class MonitorTask(BaseModel):
     - ``take_profit`` / ``stop_loss``: ratios from the entry price, which is ``quant_config["entry_price"]`` or
       else the price at which the entry rule first fired;
     - ``rule``: any rule of the rule language (text such as ``close crosses_above sma(20)`` or its JSON form).
-    ``alert`` says how often they may fire. ``auto_trade`` tasks record a paper order per trigger, sized by
-    ``quant_config["quantity"]`` (shares) or ``quant_config["amount"]`` (yuan), rounded down to the 100-share lot;
-    the side is buy for the entry, sell for take-profit / stop-loss, ``quant_config["side"]`` for the rule.
+    ``alert`` says how often they may fire.
+
+    ``target`` is ``stock`` (the task's ``stock_code``), or a scan: ``watchlist`` (every member of the list named
+    ``watchlist``, as it is at each tick) or ``market`` (every stock of the universe). A scan's rule runs for every
+    stock with alert state of its own per stock; it has no entry price, so only ``rule`` is allowed.
+
+    ``auto_trade`` tasks record a paper order per trigger, sized by ``quant_config["quantity"]`` (shares) or
+    ``quant_config["amount"]`` (yuan), rounded down to the 100-share lot; the side is buy for the entry, sell for
+    take-profit / stop-loss, ``quant_config["side"]`` for the rule.
 
     User input (:meth:`parse` and the constructor) must also be safe to store and print: no control characters,
     bidi controls or undecodable bytes in text, numbers finite and within ``MAX_*``. ``model_validate`` without
@@ -101,7 +109,9 @@ class MonitorTask(BaseModel):
 
     task_id: int | None = None
     task_name: str = Field(min_length=1, max_length=100)
-    stock_code: str
+    target: TaskTarget = "stock"
+    stock_code: str = ""
+    watchlist: str | None = Field(default=None, min_length=1, max_length=64)
     stock_name: str = ""
     status: TaskStatus = "stopped"
     check_interval: int = Field(default=3, ge=1, le=3600, description="seconds between checks")
@@ -126,7 +136,7 @@ class MonitorTask(BaseModel):
     # rows; marked as pydantic marks BaseModel.__init__, this one runs only for MonitorTask(...) itself.
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
-    @field_validator("task_name", "stock_name", "stock_code", mode="before")
+    @field_validator("task_name", "stock_name", "stock_code", "watchlist", mode="before")
     @classmethod
     def _safe_text(cls, value: Any, info: ValidationInfo) -> Any:
         """Before the type and length checks and the stripping, so undecodable bytes are called that and a tab or
@@ -161,6 +171,8 @@ class MonitorTask(BaseModel):
     @field_validator("stock_code")
     @classmethod
     def _canonical_code(cls, value: str) -> str:
+        if value == "":  # a scan task's (checked in _coherent)
+            return value
         try:
             return normalize_code(value)
         except ValidationError as exc:
@@ -237,6 +249,7 @@ class MonitorTask(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> MonitorTask:
+        self._target_coherent()
         if self.entry_min is not None and self.entry_max is not None and self.entry_min > self.entry_max:
             raise ValueError(f"entry_min: {self.entry_min} must not exceed entry_max ({self.entry_max})")
         has_entry_price = self.has_entry_range or "entry_price" in self.quant_config
@@ -255,6 +268,30 @@ class MonitorTask(BaseModel):
         if self.auto_trade and not ("quantity" in self.quant_config or "amount" in self.quant_config):
             raise ValueError("auto_trade: needs quant_config.quantity (shares) or quant_config.amount (yuan)")
         return self
+
+    def _target_coherent(self) -> None:
+        if self.target == "stock":
+            if not self.stock_code:
+                raise ValueError("stock_code: a task on one stock needs its code (or target watchlist / market)")
+            if self.watchlist is not None:
+                raise ValueError("watchlist: only a task with target watchlist names one")
+            return
+        if self.stock_code:
+            raise ValueError(f"stock_code: a {self.target} scan watches many stocks; leave stock_code empty")
+        if (self.target == "watchlist") != (self.watchlist is not None):
+            raise ValueError("watchlist: a watchlist scan needs the list's name" if self.target == "watchlist"
+                             else "watchlist: only a task with target watchlist names one")
+        for name in ("entry_min", "entry_max", "take_profit", "stop_loss"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: a scan has no entry price per stock; write the condition as its rule")
+        if self.auto_trade:
+            raise ValueError("auto_trade: paper orders are for single-stock tasks, not scans")
+        if self.rule is None:
+            raise ValueError("rule: a scan task needs a rule to run for every stock")
+
+    @property
+    def scan(self) -> bool:
+        return self.target != "stock"
 
     @property
     def has_entry_range(self) -> bool:

@@ -9,7 +9,7 @@ tasks that fire.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ import pandas as pd
 from workbench.calendar import TZ, TradingCalendar
 from workbench.events import Event
 from workbench.models import MonitorTask, empty_quotes
-from workbench.notify.policy import alert_payload, channels_for, hold_until
+from workbench.notify.policy import alert_payload, channels_for, hold_until, scan_digest
 from workbench.rules.compile import Program
 from workbench.rules.engine import PER_BAR, PER_BAR_CLOSE, STATE_COLUMNS, Fired, RuleBook, trigger_id
 from workbench.rules.inputs import Bar, MarketInputs, needs_of
@@ -206,6 +206,7 @@ class Monitor:
         self.market.require({})
         self.book = RuleBook([])
         self.tasks: dict[int, MonitorTask] = {}
+        self._described: dict[int, str] = {}
         self._programs: dict[str, Program] = {}  # compiled shapes, kept across task changes
         self._day_started = False
         self._watched = np.zeros(len(self.codes), dtype=bool)
@@ -240,19 +241,25 @@ class Monitor:
             out.append(panel)
         return out[0], out[1], out[2], out[3], out[4]
 
-    def set_tasks(self, tasks: Sequence[MonitorTask], stored_state: pd.DataFrame | None = None) -> None:
-        """Replace the running tasks, keeping the state of rules that stay and loading stored state for new ones."""
+    def set_tasks(self, tasks: Sequence[MonitorTask], stored_state: pd.DataFrame | None = None,
+                  members: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Replace the running tasks (``members``: the stocks of each watchlist a scan watches), keeping the state
+        of rules (and stocks) that stay and loading stored state for new ones."""
         running = [t for t in tasks if t.status == "running"]
-        book = RuleBook(specs_for(running, self.index), self._programs)
+        book = RuleBook(specs_for(running, self.index, members), self._programs)
         if stored_state is not None:
             book.load_state(stored_state, self.trading_date)
         book.carry_from(self.book, [t.task_id for t in running if t.task_id in self.tasks
                                     and _definition(t) != _definition(self.tasks[t.task_id])])
         self.market.require(needs_of(book.programs()))
         self.book = book
+        self._described = {}  # the words of each rule object of the book (they live as long as the book)
         self.tasks = {t.task_id: t for t in running if t.task_id is not None}
+        # Quotes are kept for the stocks a task or a watchlist scan watches; a market scan alone would keep every
+        # snapshot of the whole market (26 million rows a day), so it keeps only its triggers.
+        market = {t.task_id for t in running if t.target == "market"}
         self._watched = np.zeros(len(self.codes), dtype=bool)
-        self._watched[book.sym] = True
+        self._watched[book.sym[~np.isin(book.task_id, list(market))]] = True
         self._watched_rows = np.flatnonzero(self._watched)
         self._tfs = sorted(book.timeframes())
         self._tf_code = np.array([self._tfs.index(tf) for tf in book.timeframe], dtype=np.int64)
@@ -423,7 +430,12 @@ class Monitor:
         if not any(len(ev.fired.rows) for ev in fired):
             return self._no_triggers, self._no_orders
         entry = book.entry()  # after this tick's entry fires: take-profit / stop-loss messages quote it
+        values: list[float] = []
+        strengths: list[float] = []
         for ev in fired:
+            none = np.full(len(ev.fired.rows), np.nan)
+            values.extend((ev.fired.score if ev.fired.score is not None else none).tolist())
+            strengths.extend((ev.fired.strength if ev.fired.strength is not None else none).tolist())
             for r, price in zip(ev.fired.rows.tolist(), ev.fired.price.tolist(), strict=True):
                 task_id = int(book.task_id[r])
                 task = self.tasks[task_id]
@@ -451,13 +463,34 @@ class Monitor:
                 if order is not None:
                     orders.append({"trigger_id": tid, "task_id": task_id, "code": code, "ts": ev.ts,
                                    "side": order[0], "price": price, "quantity": order[1]})
+        self._digest_scans(records, values, strengths)
         triggers = pd.DataFrame.from_records(records, columns=TRIGGER_COLUMNS)
         return triggers, (pd.DataFrame.from_records(orders, columns=ORDER_COLUMNS) if orders else self._no_orders)
+
+    def _digest_scans(self, records: list[dict[str, Any]], values: list[float], strengths: list[float]) -> None:
+        """A scan that fired for several stocks in one tick notifies once: the strongest fire (by the rule's own
+        value) carries the digest of them all, ranked; every fire keeps its trigger row."""
+        burst: dict[int, list[int]] = {}
+        for i, rec in enumerate(records):
+            if self.tasks[int(rec["task_id"])].scan and rec["notify"]:
+                burst.setdefault(int(rec["task_id"]), []).append(i)
+        for task_id, rows in burst.items():
+            if len(rows) < 2:
+                continue
+            ranked = sorted(rows, key=lambda i: (-strengths[i] if np.isfinite(strengths[i]) else np.inf, i))
+            lead = records[ranked[0]]
+            fires = [records[i] for i in ranked]
+            for rec in fires[1:]:
+                rec["notify"], rec["channels"] = False, []
+            lead["title"], lead["message"], lead["alert"] = scan_digest(
+                self.tasks[task_id].task_name, lead["alert"], fires, [values[i] for i in ranked])
 
     def _words(self, row: int, entry_prices: np.ndarray) -> str:
         """The condition in words; take-profit and stop-loss also say the entry price and the target."""
         spec = self.book.specs[row]
-        words = describe(spec.rule)
+        words = self._described.get(id(spec.rule))
+        if words is None:  # once per rule of the running tasks: a scan's burst shares its rule's words
+            words = self._described[id(spec.rule)] = describe(spec.rule)
         condition = spec.rule.condition
         if isinstance(condition, TakeProfit | StopLoss):
             entry = float(entry_prices[row])

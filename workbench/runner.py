@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,7 @@ from workbench.store import outbox as outbox_store
 from workbench.store import service as service_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
-from workbench.store.tasks import load_tasks, tasks_version
+from workbench.store.tasks import load_tasks, scan_members, tasks_version
 
 log = logging.getLogger("workbench.runner")
 
@@ -245,6 +245,7 @@ class Control:
 
     version: tuple[int, Any] | None = None
     tasks: list[MonitorTask] | None = None
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # of the watchlists scans watch
     stop_command: int | None = None
 
 
@@ -332,7 +333,7 @@ class TickWriter:
             control = Control(version=tasks_version(con),
                               stop_command=service_store.pending_stop(con, self.run_id))
             if control.version != known_version:
-                control.tasks = load_tasks(con)
+                control.tasks, control.members = load_tasks(con), scan_members(con)
         self._last_flush = time.monotonic()
         return control
 
@@ -622,7 +623,7 @@ def _prepare(store: Store, monitor: Monitor, trading_date: dt.date,
         resume_after = tick_store.last_tick(con, trading_date)
         stored_state = tick_store.load_rule_state(con)
         version = tasks_version(con)
-        monitor.set_tasks(load_tasks(con), stored_state)
+        monitor.set_tasks(load_tasks(con), stored_state, scan_members(con))
         monitor.warm(_warm_bars(con, monitor, open_))
     if resume_after is not None:
         monitor.resume_after(resume_after)
@@ -684,7 +685,7 @@ def _replay(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime) -> N
 
 def _apply_control(monitor: Monitor, control: Control, version: tuple[int, Any] | None) -> tuple[int, Any] | None:
     if control.tasks is not None:
-        monitor.set_tasks(control.tasks)
+        monitor.set_tasks(control.tasks, members=control.members)
         log.info("tasks changed: %d running", len(monitor.book))
     return control.version
 

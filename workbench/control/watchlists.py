@@ -85,6 +85,7 @@ class WatchlistCommands(ControlCore):
                 if new != old:
                     _free(con, new, "new_name")
                     watchlist_store.rename(con, found.watchlist_id, new, now, self.actor)
+                    detail["tasks"] = task_store.retarget_watchlist(con, old, new, now)  # scans follow the list
                 task_store.audit(con, now, self.actor, "watchlists.rename", None, detail,
                                  "ok" if new != old else "noop")
                 return _shown(con, _existing(con, new))
@@ -128,6 +129,10 @@ class WatchlistCommands(ControlCore):
             name = wl.check_name(name)
             with self.store.write() as con:
                 found = _existing(con, name)
+                scans = task_store.tasks_on_watchlist(con, name)
+                if scans:
+                    raise ValidationError("name", f"{name!r} is watched by scan task(s) "
+                                                  f"{', '.join(map(str, scans))}: delete or retarget them first")
                 shown = _shown(con, found)
                 watchlist_store.delete(con, found.watchlist_id)
                 task_store.audit(con, self.clock.now(), self.actor, "watchlists.delete", None,

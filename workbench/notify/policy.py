@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from workbench.calendar import TZ
 from workbench.rules.model import Alert
@@ -39,6 +41,27 @@ def alert_payload(*, trigger_id: str, task_id: int, task_name: str, code: str, n
         "rule": rule, "condition": condition, "price": round(price, 4), "ts": ts.astimezone(TZ).isoformat(),
         "late": late, "url": f"{dashboard_url.rstrip('/')}/dashboard?task={task_id}",
     }
+
+
+DIGEST_NAMED = 5  # stocks named in a scan digest's title; the message lists them all
+
+
+def scan_digest(task_name: str, lead: dict[str, Any], fires: Sequence[Mapping[str, Any]],
+                scores: Sequence[float]) -> tuple[str, str, dict[str, Any]]:
+    """The title, message and alert of a scan's burst (``fires`` ranked, strongest first, the lead's alert first):
+    '3 只股票 close crosses above SMA(20): 平安银行 000001.SZ、...'. The alert keeps the lead's fields (its trigger
+    id keys the notification) and lists every stock with its price and the rule's value under ``stocks``."""
+    stocks = [{"trigger_id": f["trigger_id"], "code": f["code"], "name": f["alert"]["name"],
+               "price": round(float(f["price"]), 4), "value": None if not np.isfinite(v) else round(float(v), 4)}
+              for f, v in zip(fires, scores, strict=True)]
+    condition = lead["condition"]
+    named = "、".join(f"{s['name']} {s['code']}" for s in stocks[:DIGEST_NAMED])
+    more = f" 等 {len(stocks)} 只" if len(stocks) > DIGEST_NAMED else ""
+    title = f"{len(stocks)} 只股票 {condition}: {named}{more}"
+    lines = "; ".join(f"{s['name']} {s['code']} {s['price']:.2f}" for s in stocks)
+    message = f"{task_name}: {len(stocks)} 只股票 {condition} at {lead['ts'][:19].replace('T', ' ')}: {lines}"
+    alert = {**lead, "name": f"{len(stocks)} 只股票", "code": "", "title": title, "stocks": stocks}
+    return title, message, alert
 
 
 def system_alert(*, key: str, kind: str, subject: str, condition: str, ts: dt.datetime,

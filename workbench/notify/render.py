@@ -13,8 +13,24 @@ from workbench.notify.policy import PAYLOAD_SCHEMA
 
 def _line(a: dict[str, Any]) -> str:
     late = " [late]" if a.get("late") else ""
-    return (f"{a['name']} {a['code']} {a['condition']}{_price(a)} at {a['ts'][:19].replace('T', ' ')} "
+    return (f"{_what(a)} at {a['ts'][:19].replace('T', ' ')} "
             f"(Asia/Shanghai){late} - task {a['task_name']} - {a['url']}")
+
+
+def _what(a: dict[str, Any]) -> str:
+    """'平安银行 000001.SZ close crosses above 10: price 10.05', or a scan's burst with each stock and price."""
+    stocks = a.get("stocks")
+    if stocks:
+        listed = "; ".join(f"{s['name']} {s['code']} {s['price']:.2f}" for s in stocks)
+        return f"{a['name']} {a['condition']}: {listed}"
+    return f"{a['name']} {a['code']} {a['condition']}{_price(a)}"
+
+
+def _html_stocks(a: dict[str, Any]) -> str:
+    """A scan burst's stocks, strongest first, as a nested list."""
+    stocks = a.get("stocks") or []
+    rows = "".join(f"<li>{html.escape(s['name'])} {html.escape(s['code'])} {s['price']:.2f}</li>" for s in stocks)
+    return f"<ol>{rows}</ol>" if rows else ""
 
 
 def _price(a: dict[str, Any]) -> str:
@@ -28,7 +44,7 @@ def render(alerts: Sequence[dict[str, Any]], keys: Sequence[str]) -> Message:
     if len(alerts) == 1:
         a = alerts[0]
         key = keys[0]
-        title = f"{a['name']} {a['code']}: {a['condition']}"
+        title = a.get("title") or f"{a['name']} {a['code']}: {a['condition']}"
         kind = "alert"
     else:
         key = "digest:" + hashlib.sha256("|".join(keys).encode()).hexdigest()[:24]
@@ -38,7 +54,8 @@ def render(alerts: Sequence[dict[str, Any]], keys: Sequence[str]) -> Message:
     items = "".join(
         f"<li><b>{html.escape(a['name'])} {html.escape(a['code'])}</b> {html.escape(a['condition'])}{_price(a)} "
         f"at {html.escape(a['ts'][:19].replace('T', ' '))}{' [late]' if a.get('late') else ''} "
-        f"<a href=\"{html.escape(a['url'])}\">task {html.escape(str(a['task_name']))}</a></li>" for a in alerts)
+        f"<a href=\"{html.escape(a['url'])}\">task {html.escape(str(a['task_name']))}</a>{_html_stocks(a)}</li>"
+        for a in alerts)
     body = f"<ul>{items}</ul>"
     carried = [{**a, "idempotency_key": k} for a, k in zip(alerts, keys, strict=True)]  # each alert's own, stable key
     payload = {"schema": PAYLOAD_SCHEMA, "idempotency_key": key, "kind": kind, "alerts": carried}

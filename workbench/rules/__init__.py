@@ -4,8 +4,9 @@
     fires = backtest("close crosses_above sma(20) and rsi(14) < 30", bars)
 """
 
-from workbench.rules.backtesting import backtest, summarize
+from workbench.rules.backtesting import backtest, scan_tables, summarize
 from workbench.rules.model import Alert, Rule
 from workbench.rules.parse import RuleSyntaxError, describe, parse_rule, to_text
 
-__all__ = ["Alert", "Rule", "RuleSyntaxError", "backtest", "describe", "parse_rule", "summarize", "to_text"]
+__all__ = ["Alert", "Rule", "RuleSyntaxError", "backtest", "describe", "parse_rule", "scan_tables", "summarize",
+           "to_text"]

@@ -62,13 +62,15 @@ def backtest(rule: Rule | str, bars: pd.DataFrame, alert: Alert | None = None,
     market = MarketInputs(len(codes))
     market.require(needs_of(book.programs()))
     short_names = np.array([(names or {}).get(c, "") for c in codes], dtype=object)
-    fires: list[pd.DataFrame] = []
+    fired_rows: list[np.ndarray] = []
+    fired_at: list[tuple[dt.datetime, dt.date, np.ndarray]] = []  # per bar with fires: its time, day and prices
     calendar = calendar or TradingCalendar()
     limits = limits or PriceLimits(calendar=calendar)
     last_close = np.full(len(codes), np.nan)
     formula = _formula_series(series_of(rule), history)
+    classes = limits.classes(codes, short_names)  # boards and risk warnings: the same every day of the history
     for day, columns in history.days():
-        up, down = limits.prices(codes, short_names, last_close, day)
+        up, down = limits.prices(codes, short_names, last_close, day, classes)
         steps = _Day(market, last_close, history.panel(columns), history.times[columns], (up, down), freq,
                      calendar, day)
         for k, (ts, closed) in enumerate(steps):
@@ -82,12 +84,24 @@ def backtest(rule: Rule | str, bars: pd.DataFrame, alert: Alert | None = None,
             fired = book.evaluate(views, price, ts.timestamp(), select,
                                   np.full(len(book), int(ts.timestamp()), dtype=np.int64))
             if len(fired.rows):
-                fires.append(pd.DataFrame({"code": codes[book.sym[fired.rows]], "ts": ts, "trading_date": day,
-                                           "price": fired.price}))
-    if not fires:
+                fired_rows.append(book.sym[fired.rows])
+                fired_at.append((ts, day, fired.price))
+    return _fires_frame(codes, fired_rows, fired_at)
+
+
+def _fires_frame(codes: np.ndarray, rows: list[np.ndarray],
+                 at: list[tuple[dt.datetime, dt.date, np.ndarray]]) -> pd.DataFrame:
+    """One frame of every fire, built once (a frame per bar with fires cost more than the rule book's steps)."""
+    if not rows:
         return pd.DataFrame({"code": pd.Series(dtype=object), "ts": pd.Series(dtype=f"datetime64[ns, {TZ.key}]"),
                              "trading_date": pd.Series(dtype=object), "price": pd.Series(dtype=np.float64)})
-    return pd.concat(fires, ignore_index=True)
+    sizes = [len(r) for r in rows]
+    return pd.DataFrame({
+        "code": codes[np.concatenate(rows)],
+        "ts": pd.DatetimeIndex([ts for ts, _, _ in at]).repeat(sizes),
+        "trading_date": np.repeat(np.array([d for _, d, _ in at], dtype=object), sizes),
+        "price": np.concatenate([p for _, _, p in at]),
+    })
 
 
 def summarize(fires: pd.DataFrame, bars: pd.DataFrame) -> dict[str, object]:
@@ -102,6 +116,20 @@ def summarize(fires: pd.DataFrame, bars: pd.DataFrame) -> dict[str, object]:
         "first": None if fires.empty else pd.Timestamp(fires["ts"].min()).isoformat(),
         "last": None if fires.empty else pd.Timestamp(fires["ts"].max()).isoformat(),
     }
+
+
+def scan_tables(fires: pd.DataFrame, names: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A scan backtest read two ways: per trading day (fires, stocks that fired) and per stock, ranked (most fires
+    first, then the latest), with the first and last fire and the stock's name where known."""
+    if fires.empty:
+        return (pd.DataFrame(columns=["trading_date", "fires", "stocks"]),
+                pd.DataFrame(columns=["code", "name", "fires", "first", "last"]))
+    per_day = (fires.groupby("trading_date").agg(fires=("code", "size"), stocks=("code", "nunique"))
+               .reset_index().sort_values("trading_date", ignore_index=True))
+    ranked = (fires.groupby("code").agg(fires=("ts", "size"), first=("ts", "min"), last=("ts", "max"))
+              .reset_index().sort_values(["fires", "last", "code"], ascending=[False, False, True], ignore_index=True))
+    ranked.insert(1, "name", ranked["code"].map(names or {}).fillna(""))
+    return per_day, ranked
 
 
 def _formula_series(exprs: list[Expr], history: _History) -> dict[Expr, np.ndarray]:

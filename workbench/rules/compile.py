@@ -113,9 +113,16 @@ class Program:
     run: CondFn
     uses_entry: bool
     formula: bool = False  # reads formula series (Inputs.series)
+    score_fn: ValueFn | None = None  # the rule's own value: its first compared, crossing or ranged value
+    descending: bool = True          # a higher value is a stronger fire (False for "below" conditions)
 
     def evaluate(self, frame: Frame) -> Result:
         return self.run(frame)
+
+    def score(self, frame: Frame) -> Array:
+        """The rule's own value at the frame's rows (the price for rules that compare none): a scan's burst of
+        fires is ranked by it, highest first (lowest first when ``descending`` is False: a "below" rule)."""
+        return self.score_fn(frame) if self.score_fn is not None else frame.gather(frame.inputs.field("close"))
 
 
 @dataclass
@@ -127,6 +134,13 @@ class _Builder:
     metrics: set[tuple[str, tuple[float, ...]]] = field(default_factory=set)
     uses_entry: bool = False
     formula: bool = False
+    score_fn: ValueFn | None = None
+    descending: bool = True
+
+    def scored(self, fn: ValueFn, descending: bool) -> None:
+        """The first value a condition tests is the rule's own value (depth first: the left of the first ``and``)."""
+        if self.score_fn is None:
+            self.score_fn, self.descending = fn, descending
 
     def param(self) -> int:
         self.n_params += 1
@@ -177,6 +191,7 @@ class _Builder:
         left, right = self.value(node.left), self.value(node.right)
         greater = node.op in (">", ">=")
         strict_eq = node.op in (">=", "<=")
+        self.scored(left, greater)
 
         def compare(f: Frame) -> Result:
             return _compared(left(f), right(f), f.band, greater, strict_eq)
@@ -187,6 +202,7 @@ class _Builder:
         left, right = self.value(node.left), self.value(node.right)
         j = self.slot()
         direction = node.direction
+        self.scored(left, direction != "below")
 
         def cross(f: Frame) -> Result:
             a, b = left(f), right(f)
@@ -210,6 +226,7 @@ class _Builder:
     def _range(self, node: Range) -> CondFn:
         value, low, high = self.value(node.value), self.value(node.low), self.value(node.high)
         mode = node.mode
+        self.scored(value, True)
         j = self.slot() if mode in ("enters", "exits") else -1
 
         def in_range(f: Frame) -> Result:
@@ -283,6 +300,7 @@ class _Builder:
     def _truth(self, node: Truth) -> CondFn:
         expr = node.expr
         self.formula = True
+        self.scored(lambda f: f.gather(f.inputs.series(expr)), True)
 
         def truth(f: Frame) -> Result:
             v = f.gather(f.inputs.series(expr))
@@ -391,4 +409,6 @@ def compile_rule(rule: Rule) -> Program:
         run=run,
         uses_entry=builder.uses_entry,
         formula=builder.formula,
+        score_fn=builder.score_fn,
+        descending=builder.descending,
     )

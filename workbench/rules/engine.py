@@ -28,7 +28,7 @@ from workbench.rules.model import Alert, Rule
 FREQUENCIES = ("once", "once_per_bar", "once_per_bar_close", "once_per_minute")
 ONCE, PER_BAR, PER_BAR_CLOSE, PER_MINUTE = range(4)
 NO_BUCKET = np.int64(-1)
-STATE_COLUMNS = ["task_id", "rule", "trading_date", "armed", "active", "last_value", "last_check", "last_fire",
+STATE_COLUMNS = ["task_id", "rule", "code", "trading_date", "armed", "active", "last_value", "last_check", "last_fire",
                  "last_bucket", "fires_today", "entry_price", "node_state", "done"]
 
 
@@ -45,6 +45,7 @@ class RuleSpec:
     trading_hours_only: bool = True
     sets_entry: bool = False      # a fire of this rule is the task's entry (take-profit / stop-loss measure from it)
     fixed_entry: float = np.nan   # an entry price given by the task
+    code: str = ""                # the stock's code: with task and rule, the key of the row's stored state
 
 
 def trigger_id(task_id: int, rule: str, code: str, bucket: str) -> str:
@@ -67,6 +68,8 @@ class Fired:
     rows: npt.NDArray[np.int64]
     price: npt.NDArray[np.float64]          # (rows,) the price each fire saw
     stopped_tasks: npt.NDArray[np.int64]    # tasks whose ``once`` rule fired
+    score: npt.NDArray[np.float64] | None = None     # (rows,) the rule's own value at each fire
+    strength: npt.NDArray[np.float64] | None = None  # (rows,) the value signed so that higher ranks first
 
 
 class RuleBook:
@@ -78,6 +81,7 @@ class RuleBook:
         cache = programs if programs is not None else {}
         self.task_id = np.array([s.task_id for s in self.specs], dtype=np.int64)
         self.names = np.array([s.name for s in self.specs], dtype=object)
+        self.code = np.array([s.code for s in self.specs], dtype=object)
         self.sym = np.array([s.code_idx for s in self.specs], dtype=np.int64)
         self.timeframe = np.array([s.rule.timeframe for s in self.specs], dtype=object)
         self.freq = np.array([FREQUENCIES.index(s.alert.frequency) for s in self.specs], dtype=np.int8)
@@ -180,7 +184,28 @@ class RuleBook:
             group.state[pick] = frame.state
             changed = (frame.state != before) & ~(np.isnan(frame.state) & np.isnan(before))
             self.dirty[rows[changed.any(axis=1)]] = True
-        return self._decide(select, strict, relaxed, known, price[self.sym], now_s, bucket)
+        fired = self._decide(select, strict, relaxed, known, price[self.sym], now_s, bucket)
+        fired.score, fired.strength = self._scores(inputs, fired.rows, entry)
+        return fired
+
+    def _scores(self, inputs: Mapping[str, Inputs], rows: npt.NDArray[np.int64],
+                entry: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The rule's own value (its first compared or crossing value) at the rows that fired, and that value
+        signed for ranking: only those rows are read again, and value functions change no state."""
+        score, sign = np.full(len(rows), np.nan), np.ones(len(rows))
+        if len(rows) == 0:
+            return score, score
+        groups = self._group_of[rows]
+        for g in np.unique(groups):
+            group = self.groups[g]
+            at = np.flatnonzero(groups == g)
+            mine = rows[at]
+            pos = self._pos_in_group[mine]
+            frame = Frame(inputs[group.program.timeframe], self.sym[mine], group.params[pos], entry[mine],
+                          self.band[mine], group.state[pos])
+            score[at] = group.program.score(frame)
+            sign[at] = 1.0 if group.program.descending else -1.0
+        return score, score * sign
 
     def _decide(self, ev: npt.NDArray[np.bool_], strict: npt.NDArray[np.bool_], relaxed: npt.NDArray[np.bool_],
                 known: npt.NDArray[np.bool_], price: npt.NDArray[np.float64], now_s: float,
@@ -224,6 +249,7 @@ class RuleBook:
         return pd.DataFrame({
             "task_id": self.task_id[rows],
             "rule": self.names[rows],
+            "code": self.code[rows],
             "trading_date": trading_date,
             "armed": self.armed[rows],
             "active": self.active[rows],
@@ -233,20 +259,32 @@ class RuleBook:
             "last_bucket": self.last_bucket[rows],
             "fires_today": self.fires[rows],
             "entry_price": self.entry_price[self.task_of[rows]],
-            "node_state": [json.dumps(self._node_state(r)) for r in rows],
+            "node_state": self._node_states(rows),
             "done": self.done[rows],
         })
 
-    def _node_state(self, row: int) -> list[float | None]:
-        group = self.groups[self._group_of[row]]
-        return [None if np.isnan(v) else float(v) for v in group.state[self._pos_in_group[row]]]
+    def _node_states(self, rows: npt.NDArray[np.int64]) -> list[str]:
+        """Each row's node state as a JSON list (NaN as null), one group at a time: a scan changes thousands of
+        rows in a tick, and most groups hold no node state at all."""
+        out = np.empty(len(rows), dtype=object)
+        groups = self._group_of[rows]
+        for g in np.unique(groups):
+            at = np.flatnonzero(groups == g)
+            state = self.groups[g].state[self._pos_in_group[rows[at]]]
+            if state.shape[1] == 0:
+                out[at] = "[]"
+                continue
+            cells = np.where(np.isnan(state), "null", state.astype(str))
+            out[at] = ["[" + ", ".join(cell) + "]" for cell in cells.tolist()]
+        return out.tolist()
 
     def load_state(self, frame: pd.DataFrame, trading_date: dt.date) -> None:
-        """Restore stored rows for the (task, rule) pairs of this book; fires and buckets reset on another day."""
+        """Restore stored rows for the (task, rule, stock) rows of this book; fires and buckets reset on another day."""
         if frame.empty or len(self) == 0:
             return
-        keys = pd.MultiIndex.from_arrays([self.task_id, self.names])
-        at = keys.get_indexer(pd.MultiIndex.from_arrays([frame["task_id"].astype(np.int64), frame["rule"]]))
+        keys = pd.MultiIndex.from_arrays([self.task_id, self.names, self.code])
+        at = keys.get_indexer(pd.MultiIndex.from_arrays([frame["task_id"].astype(np.int64), frame["rule"],
+                                                         frame["code"]]))
         ok = at >= 0
         rows, f = at[ok], frame[ok]
         same_day = (pd.to_datetime(f["trading_date"]).dt.date == trading_date).to_numpy()
@@ -272,8 +310,8 @@ class RuleBook:
         while the loop ran) start afresh."""
         if len(old) == 0 or len(self) == 0:
             return
-        old_keys = pd.MultiIndex.from_arrays([old.task_id, old.names])
-        at = old_keys.get_indexer(pd.MultiIndex.from_arrays([self.task_id, self.names]))
+        old_keys = pd.MultiIndex.from_arrays([old.task_id, old.names, old.code])
+        at = old_keys.get_indexer(pd.MultiIndex.from_arrays([self.task_id, self.names, self.code]))
         at[np.isin(self.task_id, np.asarray(changed, dtype=np.int64))] = -1
         keep = np.flatnonzero(at >= 0)
         src = at[keep]

@@ -56,21 +56,34 @@ def rules_of(task: MonitorTask) -> list[tuple[str, Rule]]:
     return out
 
 
-def specs_for(tasks: Sequence[MonitorTask], universe: pd.Index) -> list[RuleSpec]:
-    """Rule rows of the tasks whose stock is in the universe."""
+def specs_for(tasks: Sequence[MonitorTask], universe: pd.Index,
+              members: Mapping[str, Sequence[str]] | None = None) -> list[RuleSpec]:
+    """Rule rows of the tasks: one per rule of a single-stock task whose stock is in the universe, one per rule and
+    stock for a scan (the members of its watchlist that are in the universe, in list order, or the whole universe).
+    """
     specs: list[RuleSpec] = []
     for task in tasks:
-        if task.task_id is None or task.stock_code not in universe:
+        if task.task_id is None:
             continue
-        code_idx = int(universe.get_loc(task.stock_code))
         fixed = task.quant_config.get("entry_price")
-        for name, rule in rules_of(task):
-            specs.append(RuleSpec(
-                task_id=task.task_id, name=name, code_idx=code_idx, rule=rule, alert=task.alert,
-                check_interval=float(task.check_interval), trading_hours_only=task.trading_hours_only,
-                sets_entry=name == "entry", fixed_entry=np.nan if fixed is None else float(fixed),
-            ))
+        for code_idx in _stocks_of(task, universe, members or {}):
+            code = str(universe[code_idx])
+            for name, rule in rules_of(task):
+                specs.append(RuleSpec(
+                    task_id=task.task_id, name=name, code_idx=code_idx, rule=rule, alert=task.alert,
+                    check_interval=float(task.check_interval), trading_hours_only=task.trading_hours_only,
+                    sets_entry=name == "entry", fixed_entry=np.nan if fixed is None else float(fixed), code=code,
+                ))
     return specs
+
+
+def _stocks_of(task: MonitorTask, universe: pd.Index, members: Mapping[str, Sequence[str]]) -> Sequence[int]:
+    """Universe positions of the stocks a task watches; members outside the universe are left out."""
+    if task.target == "market":
+        return range(len(universe))
+    codes = [task.stock_code] if task.target == "stock" else list(members.get(task.watchlist or "", ()))
+    at = universe.get_indexer(pd.Index(codes, dtype=object)) if codes else np.zeros(0, np.intp)
+    return [int(i) for i in at if i >= 0]
 
 
 def paper_order(task: MonitorTask, rule: str, price: float) -> tuple[str, int] | None:

@@ -405,4 +405,40 @@ CREATE TABLE watchlist_members (
 );
 """,
     ),
+    (
+        15,
+        "scan tasks: a task's target (one stock, a watchlist, the market) and alert state per task, rule and stock",
+        """
+-- A scan task runs its rule for every stock of a watchlist or of the market (stock_code empty), so what the alert
+-- semantics remember is kept per stock too: rule_state gains the stock's code in its key (a single-stock task's rows
+-- carry the task's own code).
+ALTER TABLE monitor_tasks ADD COLUMN target VARCHAR DEFAULT 'stock';
+ALTER TABLE monitor_tasks ADD COLUMN watchlist VARCHAR;
+UPDATE monitor_tasks SET target = 'stock' WHERE target IS NULL;
+
+CREATE TABLE rule_state_by_stock (
+    task_id BIGINT NOT NULL,
+    rule VARCHAR NOT NULL,             -- entry | take_profit | stop_loss | rule
+    code VARCHAR NOT NULL,             -- the stock the row watches
+    trading_date DATE NOT NULL,
+    armed BOOLEAN NOT NULL,
+    active BOOLEAN NOT NULL,
+    last_value DOUBLE,
+    last_check TIMESTAMPTZ,
+    last_fire TIMESTAMPTZ,
+    last_bucket BIGINT NOT NULL,
+    fires_today INTEGER NOT NULL,
+    entry_price DOUBLE,
+    node_state VARCHAR NOT NULL,
+    done BOOLEAN NOT NULL,
+    PRIMARY KEY (task_id, rule, code)
+);
+INSERT INTO rule_state_by_stock
+SELECT r.task_id, r.rule, t.stock_code, r.trading_date, r.armed, r.active, r.last_value, r.last_check, r.last_fire,
+       r.last_bucket, r.fires_today, r.entry_price, r.node_state, r.done
+FROM rule_state r JOIN monitor_tasks t USING (task_id);
+DROP TABLE rule_state;
+ALTER TABLE rule_state_by_stock RENAME TO rule_state;
+""",
+    ),
 ]

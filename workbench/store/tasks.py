@@ -19,7 +19,7 @@ from workbench.store import events as event_store
 
 JSON_COLUMNS = ("rule", "alert", "quant_config")
 TASK_COLUMNS = [
-    "task_id", "task_name", "stock_code", "stock_name", "status", "check_interval", "auto_trade",
+    "task_id", "task_name", "target", "stock_code", "watchlist", "stock_name", "status", "check_interval", "auto_trade",
     "trading_hours_only", "entry_min", "entry_max", "take_profit", "stop_loss", "rule", "alert", "notification_enabled",
     "quant_config", "created_at", "updated_at",
 ]
@@ -32,9 +32,31 @@ def _instrument_name(con: duckdb.DuckDBPyConnection, code: str) -> str:
     return str(row[0])
 
 
+def _check_target(con: duckdb.DuckDBPyConnection, task: MonitorTask) -> None:
+    if task.target == "watchlist" and con.execute("SELECT 1 FROM watchlists WHERE name = ?",
+                                                  [task.watchlist]).fetchone() is None:
+        raise ValidationError("watchlist", f"no watchlist named {task.watchlist!r} (workbench watchlists list)")
+
+
+def tasks_on_watchlist(con: duckdb.DuckDBPyConnection, name: str) -> list[int]:
+    """The scan tasks that watch the list ``name``."""
+    return [int(r[0]) for r in con.execute(
+        "SELECT task_id FROM monitor_tasks WHERE target = 'watchlist' AND watchlist = ? ORDER BY task_id",
+        [name]).fetchall()]
+
+
+def retarget_watchlist(con: duckdb.DuckDBPyConnection, old: str, new: str, now: dt.datetime) -> list[int]:
+    """A renamed list keeps its scan tasks: they follow it to the new name."""
+    return [int(r[0]) for r in con.execute(
+        "UPDATE monitor_tasks SET watchlist = ?, updated_at = ? WHERE target = 'watchlist' AND watchlist = ? "
+        "RETURNING task_id", [new, now, old]).fetchall()]
+
+
 def insert_task(con: duckdb.DuckDBPyConnection, task: MonitorTask, now: dt.datetime, actor: str) -> MonitorTask:
-    """Insert a validated task; the stock must be a known instrument. Returns the stored task."""
-    name = _instrument_name(con, task.stock_code)
+    """Insert a validated task; the stock must be a known instrument, a scan's watchlist an existing list. Returns
+    the stored task."""
+    _check_target(con, task)
+    name = _instrument_name(con, task.stock_code) if task.target == "stock" else ""
     stored = task.model_copy(update={
         "stock_name": task.stock_name or name, "created_at": now, "updated_at": now,
     })
@@ -139,7 +161,8 @@ def get_task(con: duckdb.DuckDBPyConnection, task_id: int) -> MonitorTask:
 def replace_task(con: duckdb.DuckDBPyConnection, task: MonitorTask, now: dt.datetime) -> MonitorTask:
     """Write an edited task over its row and forget its rule state: the edited rules start afresh."""
     assert task.task_id is not None
-    name = _instrument_name(con, task.stock_code)
+    _check_target(con, task)
+    name = _instrument_name(con, task.stock_code) if task.target == "stock" else ""
     stored = task.model_copy(update={"stock_name": task.stock_name or name, "updated_at": now})
     values = _row_values(stored)
     cols = [c for c in TASK_COLUMNS if c not in ("task_id", "created_at")]
@@ -199,10 +222,24 @@ def _missing(value: Any) -> bool:
 
 
 def tasks_version(con: duckdb.DuckDBPyConnection) -> tuple[int, Any]:
-    """A cheap fingerprint of the task table: the loop reloads tasks only when it changes."""
-    row = con.execute("SELECT count(*), max(updated_at) FROM monitor_tasks").fetchone()
+    """A cheap fingerprint of the tasks and the watchlists scans read: the loop reloads tasks (and the lists'
+    members) only when it changes, so an edited list takes effect at the next flush."""
+    row = con.execute("SELECT count(*), max(updated_at), (SELECT max(updated_at) FROM watchlists), "
+                      "(SELECT count(*) FROM watchlist_members) FROM monitor_tasks").fetchone()
     assert row is not None
-    return int(row[0]), row[1]
+    return int(row[0]), (row[1], row[2], row[3])
+
+
+def scan_members(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, ...]]:
+    """The members of every list a scan task watches, by list name, in list order."""
+    rows = con.execute(
+        "SELECT w.name, m.code FROM watchlists w JOIN watchlist_members m USING (watchlist_id) "
+        "WHERE w.name IN (SELECT watchlist FROM monitor_tasks WHERE target = 'watchlist') "
+        "ORDER BY w.name, m.position, m.code").fetchall()
+    out: dict[str, list[str]] = {}
+    for name, code in rows:
+        out.setdefault(name, []).append(code)
+    return {name: tuple(codes) for name, codes in out.items()}
 
 
 def audit(con: duckdb.DuckDBPyConnection, now: dt.datetime, actor: str, action: str, task_id: int | None,

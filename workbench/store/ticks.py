@@ -64,7 +64,7 @@ def write_ticks(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult],
     if not fresh:
         return counts
     state = _concat([r.rule_state for r in fresh])
-    write_rule_state(con, state.drop_duplicates(["task_id", "rule"], keep="last") if len(state) else state)
+    write_rule_state(con, state.drop_duplicates(["task_id", "rule", "code"], keep="last") if len(state) else state)
     for result in fresh:
         _write_events_of(con, result, written_at, counts)
     quotes = _concat([r.quotes for r in fresh if len(r.quotes)])
