@@ -436,17 +436,19 @@ class Monitor:
             none = np.full(len(ev.fired.rows), np.nan)
             values.extend((ev.fired.score if ev.fired.score is not None else none).tolist())
             strengths.extend((ev.fired.strength if ev.fired.strength is not None else none).tolist())
+            at = f"at {ev.ts:%Y-%m-%d %H:%M:%S} (Asia/Shanghai){' [late]' if late else ''}"  # once per evaluation
+            keys: dict[int, str] = {}  # a burst shares a few frequency buckets
             for r, price in zip(ev.fired.rows.tolist(), ev.fired.price.tolist(), strict=True):
                 task_id = int(book.task_id[r])
                 task = self.tasks[task_id]
                 rule_name = str(book.names[r])
                 code = str(self.codes[book.sym[r]])
-                key = pd.Timestamp(int(ev.bucket[r]), unit="s", tz=TZ).isoformat()
+                bucket = int(ev.bucket[r])
+                key = keys.get(bucket) or keys.setdefault(bucket, pd.Timestamp(bucket, unit="s", tz=TZ).isoformat())
                 tid = trigger_id(task_id, rule_name, code, key)
                 name = task.stock_name or self.names.get(code, "")
                 words = self._words(r, entry)
-                message = (f"{name} {code} {words}: price {price:.2f} at {ev.ts:%Y-%m-%d %H:%M:%S} "
-                           f"(Asia/Shanghai){' [late]' if late else ''}")
+                message = f"{name} {code} {words}: price {price:.2f} {at}"
                 records.append({
                     "trigger_id": tid, "task_id": task_id, "rule": rule_name, "code": code, "ts": ev.ts,
                     "trading_date": self.trading_date, "price": price, "message": message,
@@ -459,7 +461,7 @@ class Monitor:
                     else [],
                     "hold_until": hold_until(task.alert, ev.ts),
                 })
-                order = paper_order(task, rule_name, price)
+                order = paper_order(task, rule_name, price) if task.auto_trade else None
                 if order is not None:
                     orders.append({"trigger_id": tid, "task_id": task_id, "code": code, "ts": ev.ts,
                                    "side": order[0], "price": price, "quantity": order[1]})
