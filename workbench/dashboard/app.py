@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import panel as pn
 import param
+from bokeh.models import TabPanel
 from panel.viewable import Viewer
 
 from workbench.app import calendar_for
@@ -199,14 +200,16 @@ class Dashboard(Viewer):
 
 
 def rename_tabs(tabs: pn.Tabs, names: Sequence[str]) -> None:
-    """New titles for the tabs, in place (the tab in view and its contents kept). Panel reuses a tab's Bokeh panel
-    while its object stays the same, so a new name alone never reaches the page: the panels shown get it too."""
+    """New titles for the tabs, in place: the tab in view and its contents are kept. Panel reuses a tab's Bokeh
+    panel while its object stays the same, and BokehJS redraws the tab headers only when the list of panels
+    changes, so each page that shows these tabs gets new panels around the same children."""
     tabs._names = list(names)
-    for panels in tabs._panels.values():  # one dict per page that shows these tabs
-        for view, name in zip(tabs.objects, names, strict=True):
-            panel = panels.get(id(view))
-            if panel is not None:
-                panel.title = name
+    for ref, (model, _parent) in tabs._models.items():  # one Bokeh model per page that shows these tabs
+        panels = tabs._panels.setdefault(ref, {})
+        fresh = [TabPanel(title=name, name=old.name, child=old.child, closable=old.closable)
+                 for name, old in zip(names, model.tabs, strict=True)]
+        panels.update({id(view): panel for view, panel in zip(tabs.objects, fresh, strict=True)})
+        model.tabs = fresh
 
 
 def notebook_settings() -> Settings:

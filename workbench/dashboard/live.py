@@ -18,7 +18,7 @@ import panel as pn
 import param
 from bokeh.core.property.vectorization import value as fixed
 from bokeh.layouts import column
-from bokeh.models import ColumnDataSource, CustomJSTickFormatter, HoverTool, LegendItem, Span
+from bokeh.models import ColumnDataSource, CustomJSTickFormatter, DatetimeTickFormatter, HoverTool, LegendItem, Span
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
@@ -160,8 +160,8 @@ class LiveView(Viewer):
             price.line("ts", name, source=self.bars, color=color, legend_label=name.upper())
         for name in ("boll_upper", "boll_mid", "boll_lower"):
             price.line("ts", name, source=self.bars, color="#7f7f7f", line_dash="dotted", legend_label=t("term.boll"))
-        marks = price.scatter("ts", "price", source=self.triggers, marker="inverted_triangle", size=14,
-                              line_color="#212121", fill_color="color")  # red above the previous close, green below
+        marks = price.scatter("ts", "price", source=self.triggers, marker="inverted_triangle", size=16,
+                              line_color="#212121", line_width=1.5, fill_color="color")  # red above the prev close
         self.trigger_item.renderers = [marks]
         price.legend.items.append(self.trigger_item)
         price.legend.location = "top_left"
@@ -175,6 +175,8 @@ class LiveView(Viewer):
         volume.vbar("ts", BAR_WIDTH_MS, 0, "volume", source=self.bars, fill_color="color", line_color="color")
         volume.yaxis.formatter = lots_ticks()
         for chart in (price, volume):  # canvas text does not inherit the page's CSS: the same font stack
+            chart.xaxis.formatter = DatetimeTickFormatter(minutes="%H:%M", hourmin="%H:%M", hours="%H:%M",
+                                                          days="%m-%d", context=None)  # the day is in the caption
             chart.title.text_font = FONT_STACK
             for axis in (*chart.xaxis, *chart.yaxis):
                 axis.major_label_text_font = axis.axis_label_text_font = FONT_STACK
