@@ -35,6 +35,9 @@ SHOWN_COLUMNS = MappingProxyType({
     "task_name": "col.task_name", "last": "col.last", "change": "col.change", "volume": "col.volume",
     "amount": "col.amount", "condition": "col.condition", "last_trigger": "col.last_trigger",
     "fires_today": "col.fires_today"})
+HINTS = MappingProxyType({"task_name": "hint.task_name", "stock_code": "hint.stock_code", "rule": "hint.rule",
+                          "entry_min": "hint.price", "entry_max": "hint.price", "take_profit": "hint.fraction",
+                          "stop_loss": "hint.fraction"})  # the placeholder of each form field
 TEXT_COLUMNS = ("status", "last", "volume", "amount")  # shown through their pre-formatted text
 COLORED_COLUMNS = ("change",)  # and red-up / green-down
 TABLE_COLUMNS = [*SHOWN_COLUMNS, *hidden(TEXT_COLUMNS, COLORED_COLUMNS)]
@@ -99,10 +102,6 @@ class TaskForm(Viewer):
     def __init__(self, ctx: DashboardContext, **params: Any) -> None:
         super().__init__(**params)
         self._ctx = ctx
-        hints = {"task_name": "hint.task_name", "stock_code": "hint.stock_code", "rule": "hint.rule",
-                 "entry_min": "hint.price", "entry_max": "hint.price", "take_profit": "hint.fraction",
-                 "stop_loss": "hint.fraction"}
-        self._hints = hints
         self.inputs: dict[str, pn.widgets.Widget] = {
             "task_name": pn.widgets.TextInput(width=220),
             "stock_code": pn.widgets.TextInput(width=120),
@@ -135,8 +134,8 @@ class TaskForm(Viewer):
         lang = self.lang
         for field, widget in self.inputs.items():
             widget.name = t(f"form.{field}", lang)
-            if field in self._hints:
-                widget.placeholder = t(self._hints[field], lang)
+            if field in HINTS:
+                widget.placeholder = t(HINTS[field], lang)
         self.inputs["frequency"].options = {t(f"frequency.{f}", lang): f for f in FREQUENCIES}
         self.start.name = t("form.start", lang)
         self.heading.object = f"### {t('form.title', lang)}"
@@ -234,7 +233,7 @@ class TasksView(Viewer):
                                           layout="fit_data_fill", formatters=formatters,
                                           hidden_columns=hidden(TEXT_COLUMNS, COLORED_COLUMNS),
                                           text_align={c: "right" for c in ("last", "change", "volume", "amount")},
-                                          widths={"last_trigger": 130, "condition": 260},
+                                          widths={"last_trigger": 130, "condition": 300},
                                           css_classes=["tasks-table"], stylesheets=[COMPONENT_CSS])
         self.table.on_click(self._on_click)
         self.table.param.watch(self._on_select, "selection")

@@ -92,5 +92,7 @@ html, body {{ font-family: {FONT_STACK}; margin: 0; }}
 COMPONENT_CSS: Final = f"""
 :host, .tabulator, .tabulator-cell, .tabulator-col-title, pre {{ font-family: {FONT_STACK}; }}
 pre {{ white-space: pre-wrap; margin: 0; }}
-.tabulator-col:not([tabulator-field]) .tabulator-col-sorter {{ display: none; }}
+.tabulator .tabulator-header .tabulator-col:not([tabulator-field]) .tabulator-col-content .tabulator-col-sorter {{
+  display: none;
+}}
 """
