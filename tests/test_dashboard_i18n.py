@@ -101,3 +101,14 @@ def test_the_check_finds_literal_english():
     sample = 'x = pn.widgets.Button(label="Start all")\ny.label = f"Save task {n}"\npn.Column("## Title")\n'
     assert len(english_ui_literals(sample)) == 3
     assert english_ui_literals('x = pn.widgets.Button(label=t("tasks.start_all", lang))\n') == []
+
+
+def test_every_alert_frequency_and_task_status_has_words():
+    from typing import get_args
+
+    from workbench.models import MonitorTask
+    from workbench.rules.model import Frequency
+
+    assert all(f"frequency.{f}" in STRINGS for f in get_args(Frequency))
+    statuses = get_args(MonitorTask.model_fields["status"].annotation) or ("running", "stopped")
+    assert all(f"status.{s}" in STRINGS for s in statuses)
