@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from workbench.rules.board import BOARD_METRICS, BoardState
 from workbench.rules.compile import Program
 from workbench.rules.model import MAX_PERIOD
 from workbench.series import BarSeries, Term
@@ -103,6 +104,7 @@ class MarketInputs:
         self.minutes = 0                  # trading minutes of the day so far, the forming one included
         self.avg_daily_volume: dict[float, Array] = {}
         self.forming_minute: Bar | None = None
+        self.board = BoardState(n_symbols)  # fed by the monitor's snapshots; never by bars
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def require(self, needs: Mapping[str, set[Term]]) -> None:
@@ -142,6 +144,7 @@ class MarketInputs:
         for r in self.resamplers.values():
             r.reset()
         self.forming_minute = None
+        self.board.start_day()
 
     # -- live ------------------------------------------------------------------------------------------------
     def quote(self, price: Array, day_open: Array, day_high: Array, day_low: Array, volume: Array,
@@ -183,6 +186,7 @@ class MarketInputs:
         """Commit today's bar to the daily series (at the close; a backtest on daily bars, at each bar)."""
         day = self.day_bar()
         self.series["1d"].update(day[1], day[2], day[3], day[4])
+        self.board.close_day(day[3], self.day["prev_close"], self.day["limit_up"])
         return {"1d": day}
 
     def day_bar(self) -> Bar:
@@ -257,8 +261,13 @@ class View:
         self._series_cache[timeframe] = values
         return values
 
+    def board(self, name: str) -> Array:
+        return self.market.board.flag(name)
+
     def metric(self, name: str, params: tuple[float, ...]) -> Array:
         m = self.market
+        if name in BOARD_METRICS:
+            return m.board.value(name, params, m.day["limit_up"], m.day["limit_down"])
         price = self.field("close")
         with np.errstate(divide="ignore", invalid="ignore"):
             if name == "change_pct":
