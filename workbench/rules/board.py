@@ -9,7 +9,8 @@ A latch that comes back after an open is a 回封. Limit-down is the mirror imag
 opens and reseals counted, the first seal's time) and a short time-indexed ring of seal volumes for
 ``seal_change(N)``. It is fed by every snapshot the monitor folds in (live ticks and the replay of a resumed day
 alike), so a restart that replays the day's snapshots rebuilds it exactly. Bars carry no order book: a backtest on
-bars never feeds it and its terms stay unknown (NaN, never fire). ``board_streak`` (连板) comes from daily closes
+bars never feeds it, a replay of quotes made from bars has an empty book, and either way its terms stay unknown
+(NaN, never fire). ``board_streak`` (连板) comes from daily closes
 and each day's limit rules instead, warmed from the stored daily history.
 """
 
@@ -68,33 +69,40 @@ def _empty(price: Array, volume: Array) -> Mask:
 
 @dataclass
 class _Side:
-    """One limit (up or down) for every stock: the day's latch, counts and first seal, and this snapshot's 封单."""
+    """One limit (up or down) for every stock: the day's latch, counts and first seal, and this snapshot's 封单.
+
+    Everything is unknown (NaN) for a stock until a snapshot with a book (something on either side) was seen: quotes
+    made from bars have no book, and an empty book there must not read as a seal."""
 
     n: int
-    sealed: Array = field(init=False)       # 1 sealed now, 0 not, NaN unknown (no book seen, halted, no limit)
+    sealed: Array = field(init=False)       # 1 sealed now, 0 not, NaN unknown (no book, halted, no limit)
+    seen: Mask = field(init=False)          # a book was seen today
     latched: Mask = field(init=False)       # sealed and not traded away from the limit since
-    opened: Array = field(init=False)       # opens (炸板 / 翘板) today; NaN until a book is seen
+    opened: Array = field(init=False)       # opens (炸板 / 翘板) today
     resealed: Array = field(init=False)     # reseals (回封) today
     first_seal: Array = field(init=False)   # trading minutes since the open of the day's first seal
     queue: Array = field(init=False)        # 封单 in shares while sealed, else NaN
 
     def __post_init__(self) -> None:
         nan = np.full(self.n, np.nan)
-        self.sealed, self.opened, self.resealed = nan.copy(), nan.copy(), nan.copy()
-        self.first_seal, self.queue = nan.copy(), nan.copy()
-        self.latched = np.zeros(self.n, dtype=bool)
+        self.sealed, self.first_seal, self.queue = nan.copy(), nan.copy(), nan.copy()
+        self.opened, self.resealed = np.zeros(self.n), np.zeros(self.n)
+        self.seen, self.latched = np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=bool)
 
     def observe(self, known: Mask, at_limit: Mask, sealed: Mask, queue: Array, minute: float) -> None:
-        """Fold one snapshot in: ``at_limit`` (last at the limit) and ``sealed`` where ``known``."""
+        """Fold one snapshot in: ``at_limit`` (last at the limit) where ``known`` (priced, a limit, a book), and
+        ``sealed`` (at the limit, nothing on the other side, a queue on this one)."""
         away = known & ~at_limit
-        opens = self.latched & away
-        reseals = sealed & ~self.latched & (np.nan_to_num(self.opened) > 0)
-        self.opened = np.where(known, np.nan_to_num(self.opened) + opens, self.opened)
-        self.resealed = np.where(known, np.nan_to_num(self.resealed) + reseals, self.resealed)
+        self.opened = self.opened + (self.latched & away)
+        self.resealed = self.resealed + (sealed & ~self.latched & (self.opened > 0))
         self.latched = (self.latched & ~away) | sealed
         self.first_seal = np.where(sealed & np.isnan(self.first_seal), minute, self.first_seal)
+        self.seen |= known
         self.sealed = np.where(known, sealed.astype(np.float64), np.nan)
         self.queue = np.where(sealed, queue, np.nan)
+
+    def count(self, counts: Array) -> Array:
+        return np.where(self.seen, counts, np.nan)
 
 
 class BoardState:
@@ -113,23 +121,23 @@ class BoardState:
 
     def observe(self, book: Book) -> None:
         """Fold a snapshot in (live or replayed: the same call)."""
-        priced = np.isfinite(book.last)
-        up_known = priced & np.isfinite(book.limit_up)
-        down_known = priced & np.isfinite(book.limit_down)
+        no_bids, no_asks = _empty(book.bid1_price, book.bid1_volume), _empty(book.ask1_price, book.ask1_volume)
+        booked = np.isfinite(book.last) & ~(no_bids & no_asks)
+        up_known = booked & np.isfinite(book.limit_up)
+        down_known = booked & np.isfinite(book.limit_down)
         with np.errstate(invalid="ignore"):
             at_up = up_known & (book.last >= book.limit_up - EPS)
             at_down = down_known & (book.last <= book.limit_down + EPS)
-        self.up.observe(up_known, at_up, at_up & _empty(book.ask1_price, book.ask1_volume), book.bid1_volume,
-                        book.minute)
-        self.down.observe(down_known, at_down, at_down & _empty(book.bid1_price, book.bid1_volume),
-                          book.ask1_volume, book.minute)
+        self.up.observe(up_known, at_up, at_up & no_asks & ~no_bids, book.bid1_volume, book.minute)
+        self.down.observe(down_known, at_down, at_down & no_bids & ~no_asks, book.ask1_volume, book.minute)
         self.day = float(book.day)
         self.ring.append((book.ts, self.up.queue))
         while len(self.ring) > 1 and self.ring[1][0] <= book.ts - MAX_SEAL_SECONDS:
             self.ring.popleft()
 
-    def close_day(self, close: Array, prev_close: Array, limit_up: Array) -> None:
-        """The day's close extends or ends each stock's 连板 (a halted day leaves it as it was)."""
+    def roll_day(self, close: Array, prev_close: Array, limit_up: Array) -> None:
+        """The day before's close extends or ends each stock's 连板 (a halted day leaves it as it was); called as
+        a new day starts, so the streak a rule reads all day (and at the close) counts the days before it."""
         self.streak = _next_streak(self.streak, close, prev_close, limit_up)
 
     # -- what rules read -------------------------------------------------------------------------------------
@@ -139,7 +147,9 @@ class BoardState:
         what = name.rsplit("_", 1)[0]
         if what == "day":
             return np.full(self.n, self.day)
-        return {"sealed": side.sealed, "opened": side.opened, "resealed": side.resealed}[what]
+        if what == "sealed":
+            return side.sealed
+        return side.count(side.opened if what == "opened" else side.resealed)
 
     def value(self, name: str, params: tuple[float, ...], limit_up: Array, limit_down: Array) -> Array:
         """A board metric for every stock (NaN where it does not apply now)."""
@@ -158,7 +168,7 @@ class BoardState:
         if name == "first_seal_time":
             return up.first_seal
         if name == "opened_count":
-            return up.opened
+            return up.count(up.opened)
         if name == "board_streak":
             return self.streak
         if name == "seal_change":

@@ -131,6 +131,7 @@ class MarketInputs:
 
     def start_day(self, prev_close: Array, limit_up: Array, limit_down: Array) -> None:
         """A new trading day: previous close and limits, and the average daily volume of the days before."""
+        self.board.roll_day(self.price, self.day["prev_close"], self.day["limit_up"])  # the day before, if any
         self.day = {name: _nan(self.n) for name in DAY_FIELDS}
         self.day["prev_close"], self.day["limit_up"], self.day["limit_down"] = prev_close, limit_up, limit_down
         self.price, self.volume, self.minutes = _nan(self.n), _nan(self.n), 0
@@ -186,7 +187,6 @@ class MarketInputs:
         """Commit today's bar to the daily series (at the close; a backtest on daily bars, at each bar)."""
         day = self.day_bar()
         self.series["1d"].update(day[1], day[2], day[3], day[4])
-        self.board.close_day(day[3], self.day["prev_close"], self.day["limit_up"])
         return {"1d": day}
 
     def day_bar(self) -> Bar:
