@@ -5,20 +5,28 @@ nobody offers (the ask side is empty) and the 封单 queues on bid1."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import at, quote_frame
+from tests.conftest import StopAt, at, quote_frame
+from workbench.app import ensure_instruments, open_store
 from workbench.calendar import SimulatedClock, TradingCalendar
+from workbench.config import Settings
 from workbench.feeds.replay import FrameTape, ReplayFeed
+from workbench.instruments import load_universe
 from workbench.limits import limit_prices
 from workbench.models import MonitorTask
 from workbench.monitor import BAR_COLUMNS, Monitor
 from workbench.rules import backtest, parse_rule
 from workbench.rules.parse import RuleSyntaxError, to_text
+from workbench.runner import SessionConfig, run_session, session_grid
+from workbench.store import tasks as task_store
+from workbench.store import ticks as tick_store
+from workbench.store.db import Store
 
 DAY = dt.date(2026, 11, 25)
 CODES = ["600000.SH", "000001.SZ", "300750.SZ"]
@@ -202,6 +210,17 @@ def test_first_seal_time_counts_trading_minutes():
     assert first[0] == 30 and first[1] == 125 and np.isnan(first[2])  # 120 morning minutes + 5
 
 
+def test_call_auction_books_are_not_seals():
+    frames = [snap(at(DAY, "09:20:00"), [UP, 10, 10], bid1={0: 100_000}),     # indicative, then withdrawn
+              snap(at(DAY, "09:22:00"), [10.5, 10, 10]),
+              snap(at(DAY, "09:25:00"), [UP, 10, 10], bid1={0: 100_000}),     # the opening match at the limit
+              snap(at(DAY, "09:31:00"), [UP, 10, 10], bid1={0: 100_000})]
+    monitor = Monitor(CAL, DAY, UNIVERSE)
+    monitor.set_tasks([task(1, "opens_from_limit_up or reseals_up")])
+    assert fires(run(monitor, frames)) == {}
+    assert metric(monitor, "opened_count")[0] == 0 and metric(monitor, "first_seal_time")[0] == 0
+
+
 # --- 连板 ------------------------------------------------------------------------------------------------------
 HISTORY_DAYS = [dt.date(2026, 6, 30), dt.date(2026, 7, 1), dt.date(2026, 7, 2), dt.date(2026, 7, 3),
                 dt.date(2026, 7, 6), dt.date(2026, 7, 7)]  # main-board ST goes from +-5 % to +-10 % on 07-06
@@ -315,3 +334,77 @@ def test_a_replayed_recorded_day_fires_as_the_live_day_did():
     stamps = [pd.Timestamp(f["ts"].iloc[0]).to_pydatetime() for f in frames]
     replayed = [monitor.tick(feed.snapshot_at(t), t) for t in stamps]
     assert _ids(replayed) == _ids(live) and len(_ids(live)) > 6
+
+
+# --- a live feed's restart: the day's stored quotes rebuild the board state ---------------------------------------
+class _LiveOnly:
+    """A feed that can only be read now, as Tencent or Sina (no ``snapshot_at``)."""
+
+    name = "live"
+
+    def __init__(self, feed: ReplayFeed) -> None:
+        self.feed, self.health = feed, feed.health
+
+    def snapshot(self, codes=None) -> pd.DataFrame:
+        return self.feed.snapshot(codes)
+
+
+def _live_tape() -> FrameTape:
+    """A day on a 15-second grid (the loop samples it every minute): 600000.SH seals at 10:00, opens 10:05,
+    reseals 10:10, opens 10:20, reseals 10:25."""
+    b = CAL.session_bounds(DAY)
+    stamps = [t for start, end in ((b.open, b.break_start), (b.break_end, b.close))
+              for t in session_grid(start, end, 15.0)]
+    phases = [("10:00:00", UP, 500_000), ("10:05:00", 10.9, 0), ("10:10:00", UP, 400_000), ("10:20:00", 10.8, 0),
+              ("10:25:00", UP, 300_000)]
+    frames = []
+    for t in stamps:
+        last, bid = 10.5, 0
+        for start, price, volume in phases:
+            if t >= at(DAY, start):
+                last, bid = price, volume
+        frames.append(snap(t, [last, 10, 10], bid1={0: bid} if bid else None))
+    return FrameTape(pd.concat(frames, ignore_index=True), DAY)
+
+
+def _stored_triggers(store) -> set[tuple[int, str]]:
+    with store.read() as con:
+        rows = con.execute("SELECT task_id, ts FROM triggers").fetchall()
+    return {(int(t), pd.Timestamp(ts).tz_convert("Asia/Shanghai").strftime("%H:%M:%S")) for t, ts in rows}
+
+
+def test_a_live_feeds_restart_rebuilds_the_board_from_the_stored_quotes(tmp_path):
+    tasks = [task(1, "opened_count >= 2"), task(2, "first_seal_time >= 30 and reseals_up"),
+             task(3, "opens_from_limit_up")]
+    tape, config, universe = _live_tape(), SessionConfig(flush_seconds=0.25, interval=60.0), _instruments()
+
+    whole, cut = (_stored(tmp_path, n, tasks) for n in ("whole.duckdb", "cut.duckdb"))
+    clock = SimulatedClock(at(DAY, "09:15:00"))
+    run_session(whole, CAL, clock, _LiveOnly(ReplayFeed(tape, clock)), universe, DAY, config)
+    # stopped after the 10:10 reseal (every tick committed, so the stop lands on the next tick), back 20 s later
+    clock = StopAt(SimulatedClock(at(DAY, "09:15:00")), cut, at(DAY, "10:12:00"))
+    assert run_session(cut, CAL, clock, _LiveOnly(ReplayFeed(tape, clock)), universe, DAY,
+                       dataclasses.replace(config, flush_seconds=0.0)).stopped
+    with cut.read() as con:
+        stopped_at = tick_store.last_tick(con, DAY)
+    assert stopped_at is not None and stopped_at < at(DAY, "10:20:00")
+    clock = SimulatedClock(stopped_at + dt.timedelta(seconds=20))
+    summary = run_session(cut, CAL, clock, _LiveOnly(ReplayFeed(tape, clock)), universe, DAY, config)
+    assert summary.resumed_after is not None and summary.replayed > 30
+    fired = _stored_triggers(whole)
+    assert fired == {(3, "10:05:00"), (3, "10:20:00"), (1, "10:20:00"), (2, "10:10:00"), (2, "10:25:00")}
+    assert _stored_triggers(cut) == fired
+
+
+def _instruments() -> pd.DataFrame:
+    full = load_universe(Settings().universe_path)
+    return full[full["code"].isin(CODES)].reset_index(drop=True)
+
+
+def _stored(tmp_path, name: str, tasks: list[MonitorTask]) -> Store:
+    store = open_store(Settings(db_path=tmp_path / name, demo_symbols=len(UNIVERSE)))
+    ensure_instruments(store, _instruments())
+    with store.write() as con:
+        for t in tasks:
+            task_store.insert_task(con, t.model_copy(update={"task_id": None}), at(DAY, "09:00:00"), "test")
+    return store

@@ -30,6 +30,7 @@ from workbench.rules.parse import describe
 from workbench.rules.tasks import paper_order, specs_for
 
 RecordMode = Literal["watched", "all", "none"]
+OPENING_MATCH = dt.timedelta(minutes=5)  # the opening call auction matches at 09:25, five minutes before the open
 BAR_COLUMNS = ["code", "freq", "ts", "open", "high", "low", "close", "volume", "amount"]
 TRIGGER_COLUMNS = ["trigger_id", "task_id", "rule", "code", "ts", "trading_date", "price", "message", "notify",
                    "title", "bucket", "late", "alert", "channels", "hold_until"]
@@ -369,7 +370,9 @@ class Monitor:
             limits=limits,
             prev_close=prev_close,
         )
-        self.market.board.observe(Book.of_snapshot(snap, last, now, self.trading_date, self._session_minutes(now)))
+        if now >= self.bounds.open - OPENING_MATCH:  # call-auction books before the 09:25 match are indicative
+            self.market.board.observe(Book.of_snapshot(snap, last, now, self.trading_date,
+                                                       self._session_minutes(now)))
 
     def _session_minutes(self, now: dt.datetime) -> float:
         """Trading minutes since the open (the lunch break not counted; 0 before the open)."""
@@ -421,7 +424,7 @@ class Monitor:
         b = self.bounds
         if b.open <= now <= b.break_start or b.break_end <= now <= b.close:
             time_ok = np.ones(len(book), dtype=bool)
-        elif b.open - dt.timedelta(minutes=5) <= now < b.open:  # after the opening match, before continuous trading
+        elif b.open - OPENING_MATCH <= now < b.open:  # after the opening match, before continuous trading
             time_ok = ~book.hours_only
         else:  # call-auction snapshots (indicative prices), lunch, after the close: nothing is evaluated
             return _Evaluation.nothing(len(book), now)

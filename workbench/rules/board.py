@@ -142,11 +142,12 @@ class BoardState:
 
     # -- what rules read -------------------------------------------------------------------------------------
     def flag(self, name: str) -> Array:
-        """States and event counts for the compiled State nodes (NaN: unknown)."""
+        """What the compiled State nodes read: ``day`` (the trading day's ordinal), ``sealed_up``, ``opened_up``,
+        ``resealed_up`` and their ``_down`` twins (NaN: unknown)."""
+        if name == "day":
+            return np.full(self.n, self.day)
         side = self.down if name.endswith("_down") else self.up
         what = name.rsplit("_", 1)[0]
-        if what == "day":
-            return np.full(self.n, self.day)
         if what == "sealed":
             return side.sealed
         return side.count(side.opened if what == "opened" else side.resealed)

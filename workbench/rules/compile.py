@@ -297,7 +297,7 @@ class _Builder:
 
         def event(f: Frame) -> Result:
             count = f.gather(f.inputs.board(counter))
-            day = f.gather(f.inputs.board("day_up"))
+            day = f.gather(f.inputs.board("day"))
             known = np.isfinite(count) & np.isfinite(day)
             fired = known & (f.state[:, j_day] == day) & (count > f.state[:, j_count])
             f.state[:, j_day] = np.where(known, day, f.state[:, j_day])
