@@ -110,8 +110,15 @@ def quote_frame(
         "limit_down": np.full(n, round(prev_close * 0.9, 2)),
         "suspended": np.asarray(suspended if suspended is not None else [False] * n, dtype=bool),
     }
+    # as on an exchange: nobody offers at limit-up (the ask side is empty) nor bids at limit-down
+    with np.errstate(invalid="ignore"):
+        empty = {"ask": last_a >= data["limit_up"] - 1e-9, "bid": last_a <= data["limit_down"] + 1e-9}
     for col in BOOK_COLUMNS:
-        data[col] = np.full(n, 100, dtype=np.int64) if col.endswith("_volume") else last_a
+        side = empty[col[:3]]
+        if col.endswith("_volume"):
+            data[col] = np.where(side, 0, 100).astype(np.int64)
+        else:
+            data[col] = np.where(side, np.nan, last_a)
     frame = pd.DataFrame(data)
     return frame.astype({k: v for k, v in QUOTE_DTYPES.items() if k not in ("code", "name")})
 

@@ -84,7 +84,7 @@ def test_pause_all_and_start_all_act_on_the_filter_and_the_table_follows(ctx):
     view.start_all()
     assert set(statuses(ctx).values()) == {"running"}
     assert view.table.value.empty  # nothing is stopped any more
-    assert "started 2 task(s)" in view.message
+    assert "已启动 2 个任务" in view.message
     audit = ctx.service.audit_log(limit=10)
     assert set(audit["actor"]) == {"dashboard"}
     assert any("start_all" in str(d) for d in audit["detail"]) and any("pause_all" in str(d) for d in audit["detail"])
@@ -176,7 +176,7 @@ def test_the_live_chart_streams_only_new_bars_and_triggers(ctx):
     assert len(view.bars.data["ts"]) == 35 and view.bars.data["ts"][-1] == pd.Timestamp("2026-11-24 10:05:00")
     assert view.triggers.data["price"] == [9.9]
     assert str(view.triggers.data["ts"][0]) == "2026-11-24 09:46:00"  # the bar the trigger fell in (bars end-stamped)
-    assert "35 bars · 1 triggers" in view.caption.object
+    assert "35 根K线 · 1 次触发" in view.caption.object
 
 
 def task_store_tasks(ctx: DashboardContext) -> list[MonitorTask]:
@@ -272,7 +272,7 @@ def test_a_burst_of_triggers_is_one_toast(ctx):
     for n in range(6):
         fire(ctx, tasks[1], at(DAY, "11:00:00") + dt.timedelta(seconds=n), 10.6, n)
     dashboard.refresh()
-    assert len(dashboard.notifications.toasts) == 1 and dashboard.notifications.toasts[0].startswith("6 new")
+    assert len(dashboard.notifications.toasts) == 1 and dashboard.notifications.toasts[0].startswith("6 条新触发")
 
 
 def test_a_steady_stream_of_triggers_never_covers_the_page_with_toasts(ctx):
@@ -296,7 +296,7 @@ def test_a_steady_stream_of_triggers_never_covers_the_page_with_toasts(ctx):
         now[0] += 1.0
     toasts = dashboard.notifications.toasts
     assert len(toasts) < 12, "some triggers waited in the table"
-    assert any(re.search(r"\(\+\d+ more in the table\)", t) for t in toasts), toasts  # and were counted
+    assert any(re.search(r"（另有 \d+ 条见通知列表）", t) for t in toasts), toasts  # and were counted
 
 
 def test_the_session_factory_works_on_a_fresh_database(tmp_path):
@@ -312,11 +312,11 @@ def test_the_service_starts_and_stops_from_the_health_view(ctx, monkeypatch):
     view = Dashboard(ctx, default_day=DAY).load().health
     view.speed.value = 60.0
     view.start()
-    assert "service run" in view.note.object
+    assert "服务运行" in view.note.object
     deadline = dt.datetime.now() + dt.timedelta(seconds=60)
     while (view.status is None or view.status.state != "running") and dt.datetime.now() < deadline:
         view.refresh()
-    assert view.status.state == "running" and "| state | running |" in view.summary.object
+    assert view.status.state == "running" and "| 状态 | 运行中 |" in view.summary.object
     view.stop()
     view.refresh()
     assert view.status.state in ("stopped", "completed") and not ctx.service.active_run()
@@ -369,3 +369,92 @@ def test_the_server_binds_to_loopback_and_uses_panels_basic_auth_when_set():
     assert "basic_auth" not in plain
     guarded = server_options(Settings(dashboard_basic_auth="s3cret", dashboard_port=5100))
     assert guarded["basic_auth"] == "s3cret" and guarded["cookie_secret"] and guarded["port"] == 5100
+
+
+# -- language and numbers ------------------------------------------------------------------------------------------
+def quote(ctx: DashboardContext, code: str, last: float, prev_close: float, volume: int, amount: float) -> None:
+    with ctx.store.write() as con:
+        con.execute("INSERT INTO quotes (code, ts, name, last, prev_close, volume, amount, suspended) "
+                    "VALUES (?, ?, '', ?, ?, ?, ?, false)", [code, at(DAY, "10:00:00"), last, prev_close, volume,
+                                                             amount])
+
+
+def test_the_task_table_shows_quotes_as_a_terminal_does_and_keeps_numbers_to_sort_on(ctx):
+    codes = sorted(set(ctx.service.list_tasks()["stock_code"]))
+    quote(ctx, codes[0], 10.5, 10.0, 123_456_700, 1.2345e8)
+    quote(ctx, codes[1], 9.5, 10.0, 85_600, 45_678_000.0)
+    view = TasksView(ctx)
+    view.refresh()
+    table = view.table.value.set_index("task_name")
+    assert table.loc["dip a", "last"] == 10.5 and table.loc["dip a", "last_text"] == "10.50"
+    assert table.loc["dip a", "change"] == pytest.approx(0.05) and table.loc["dip a", "change_text"] == "+5.00%"
+    assert table.loc["dip a", "change_color"] == "#e53935" and table.loc["other b", "change_color"] == "#2e7d32"
+    assert table.loc["other b", "change_text"] == "-5.00%"
+    assert table.loc["dip a", "volume_text"] == "123.46万手" and table.loc["other b", "volume_text"] == "856手"
+    assert table.loc["dip a", "amount_text"] == "1.23亿" and table.loc["other b", "amount_text"] == "4567.8万"
+    assert all(view.table.value[c].dtype == np.float64 for c in ("last", "change", "volume", "amount"))
+    assert set(view.table.hidden_columns) >= {"last_text", "change_text", "change_color"}
+    assert "change_color" in view.table.formatters["change"].template  # the cell shows the text in its colour
+
+
+def test_a_stock_without_a_quote_shows_dashes(ctx):
+    view = TasksView(ctx)
+    view.refresh()
+    assert set(view.table.value["last_text"]) == {"--"} and set(view.table.value["change_text"]) == {"--"}
+
+
+def test_every_view_is_chinese_by_default_and_english_after_the_switch(ctx):
+    dashboard = Dashboard(ctx, default_day=DAY).load()
+    assert dashboard.lang == "zh" and dashboard.tabs._names == ["任务", "行情", "通知", "健康状态"]
+    tasks, notes, health, live = dashboard.tasks, dashboard.notifications, dashboard.health, dashboard.live
+    assert tasks.table.titles["last"] == "最新价" and tasks.table.titles["volume"] == "成交量(手)"
+    assert tasks.table.buttons == {"start": "启动", "stop": "停止", "edit": "编辑", "delete": "删除"}
+    assert (tasks.start_all_button.label, tasks.pause_all_button.label) == ("全部启动", "全部暂停")
+    assert set(tasks.table.value["status_text"]) == {"运行中", "已停止"}
+    assert tasks.form.submit_button.label == "创建任务" and tasks.form.inputs["frequency"].options["每分钟一次"]
+    assert notes.read_all.label == "全部标为已读" and notes.table.titles["read"] == "已读"
+    assert health.start_button.label == "启动服务" and "| 状态 | 从未启动 |" in health.summary.object
+    assert live.price_chart.title.text.startswith("1分钟K线") and "根K线" in live.caption.object
+    root = dashboard.tabs.get_root()  # a page that shows the tabs
+
+    dashboard.language.value = "en"  # the switch in the header
+    assert dashboard.lang == "en" and all(view.lang == "en" for view in dashboard.views)
+    assert dashboard.tabs._names == ["Tasks", "Live", "Notifications", "Service & health"]
+    assert [panel.title for panel in root.tabs] == ["Tasks", "Live", "Notifications", "Service & health"]
+    assert tasks.table.titles["last"] == "Last" and tasks.start_all_button.label == "Start all"
+    assert set(tasks.table.value["status_text"]) == {"running", "stopped"}
+    assert notes.read_all.label == "Mark all read" and "| state | never started |" in health.summary.object
+    assert live.price_chart.title.text.startswith("1-minute bars") and "bars" in live.caption.object
+    tasks.pause_all()
+    assert tasks.message.startswith("paused")
+
+    dashboard.lang = "zh"
+    assert dashboard.language.value == "zh" and [panel.title for panel in root.tabs][0] == "任务"
+
+
+def test_the_language_setting_opens_pages_in_english(tmp_path):
+    settings = Settings(db_path=tmp_path / "en.duckdb", dashboard_language="en")
+    dashboard = Dashboard(DashboardContext.open(settings)).load()
+    assert dashboard.lang == "en" and dashboard.tabs._names[0] == "Tasks"
+    assert dashboard.tasks.table.titles["change"] == "Change"
+
+
+def test_candles_and_trigger_marks_are_red_up_green_down(ctx):
+    from workbench.dashboard.format import DOWN_COLOR, UP_COLOR
+    from workbench.dashboard.live import bar_columns
+
+    bars = pd.DataFrame({"ts": pd.date_range(pd.Timestamp(at(DAY, "09:31:00")), periods=2, freq="1min"),
+                         "open": [10.0, 10.2], "high": [10.3, 10.3], "low": [9.9, 9.9], "close": [10.2, 10.0],
+                         "volume": [12_300, 100], "amount": [1.0, 1.0]})
+    columns = bar_columns(bars, np.array([]))
+    assert columns["color"] == [UP_COLOR, DOWN_COLOR] and columns["volume"] == [123.0, 1.0]  # in 手
+    task = next(t for t in task_store_tasks(ctx) if t.task_name == "dip a")
+    quote(ctx, task.stock_code, 9.8, 9.8, 1000, 1e4)
+    with ctx.store.write() as con:
+        write_bars(con, minute_bars(task.stock_code, "09:31:00", 3))
+    fire(ctx, task, at(DAY, "09:32:10"), 9.9)
+    fire(ctx, task, at(DAY, "09:32:20"), 9.7, 1)
+    view = LiveView(ctx)
+    view.set_tasks({"dip a": task.task_id})
+    assert view.triggers.data["color"] == [UP_COLOR, DOWN_COLOR]  # against the previous close
+    assert "9.80" in view.quote.object and "0.00%" in view.quote.object and "10手" in view.quote.object

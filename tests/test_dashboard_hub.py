@@ -135,7 +135,7 @@ def test_a_busy_session_gets_one_push_for_many_updates_and_misses_no_event(held)
     assert busy.notifications.total == idle.notifications.total == 3
     # the busy page saw all three triggers (one summing toast), the idle one each as it came
     assert len(idle.notifications.toasts) == 3
-    assert busy.notifications.toasts and busy.notifications.toasts[0].startswith(("3 new", "cross a"))
+    assert busy.notifications.toasts and busy.notifications.toasts[0].startswith(("3 条新触发", "cross a"))
 
 
 def test_a_commit_wakes_the_hub_a_burst_is_one_update_and_a_closed_session_gets_nothing(held):

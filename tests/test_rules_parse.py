@@ -343,6 +343,65 @@ def test_describe_reads_like_a_notification(text, words):
     assert describe(parse_rule(text)) == words
 
 
+# --- limit boards (打板) ------------------------------------------------------------------------------------------
+BOARD_TEXTS = (
+    "sealed_up and seal_amount < 50000000",
+    "seal_change(60) <= -50",
+    "reseals_up",
+    "board_streak >= 2 and opens_from_limit_up",
+    "one_word_up or one_word_down",
+    "sealed_down and seal_down_volume > 100000 or opens_from_limit_down",
+    "reseals_down and seal_down_amount >= 1000000",
+    "seal_volume < 5000 and first_seal_time < 30 and opened_count >= 1",
+    "seal_float_pct < 1 and not sealed_down",
+)
+
+
+@pytest.mark.parametrize("text", BOARD_TEXTS)
+def test_board_terms_print_back_as_typed(text):
+    assert to_text(parse_rule(text)) == text
+
+
+@pytest.mark.parametrize(("text", "canonical"), [
+    ("sealed_up and seal_amount < 5000万", "sealed_up and seal_amount < 50000000"),
+    ("seal_amount >= 1.5亿", "seal_amount >= 150000000"),
+    ("seal_volume drops 50% in 60s", "seal_change(60) <= -50"),
+    ("SEAL_VOLUME DROPS 20% IN 5M", "seal_change(300) <= -20"),
+    ("seal_change < -30", "seal_change(60) < -30"),
+])
+def test_board_shorthands_print_canonically(text, canonical):
+    assert to_text(parse_rule(text)) == canonical
+    assert to_text(parse_rule(canonical)) == canonical
+
+
+@pytest.mark.parametrize(("text", "column", "words"), [
+    ("close drops 5% in 60s", 7, "'drops' only follows seal_volume"),
+    ("seal_volume drops 50 in 60s", 22, "expected '%'"),
+    ("seal_volume drops 50% 60s", 23, "expected 'in'"),
+    ("seal_volume drops 50% in 60", 26, "a duration (60s, 2m)"),
+    ("seal_volume drops 50% in 11m", 26, "whole number 1..600"),
+    ("seal_change(0) < -50", 1, "whole number 1..600"),
+    ("seal_amount < 5000万万", 20, "but found '万'"),
+])
+def test_board_errors_point_at_the_problem(text, column, words):
+    with pytest.raises(RuleSyntaxError) as info:
+        parse_rule(text)
+    assert info.value.position == column - 1
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("sealed_up and seal_amount < 5000万", "sealed at limit-up (封板) and seal amount (yuan) is below 50000000"),
+    ("seal_volume drops 50% in 60s", "60-second seal change % is at or below -50"),
+    ("board_streak >= 2 and opens_from_limit_up",
+     "limit-up streak (连板) is at or above 2 and opens from limit-up (炸板)"),
+    ("reseals_up or one_word_up", "reseals limit-up (回封) or one-price limit-up (一字板)"),
+    ("opens_from_limit_down", "opens from limit-down (翘板)"),
+])
+def test_board_terms_describe(text, words):
+    assert describe(parse_rule(text)) == words
+
+
 # --- property: printing round-trips -----------------------------------------------------------------------------
 finite = st.floats(-MAX_NUMBER, MAX_NUMBER)  # what rule text can hold
 period = st.integers(1, 250).map(float)
@@ -423,10 +482,11 @@ TOKENS = (
     *FIELD_NAMES, *INDICATORS, "ma", *METRICS, *STATE_NAMES, "take_profit", "stop_loss", "and", "or", "not", "on",
     "using", "tdx", "talib", "daily", *TIMEFRAMES, "7m", "crosses_above", "crosses_below", "crosses", "inside",
     "outside", "enters", "exits", "upper", "lower", "mid", "dif", "dea", "hist", "k", "d", "j", "foo",
-    "0", "1", "5", "20", "2.5", ".5", "1e3", "1e999", "-3", "26", "251",
+    "0", "1", "5", "20", "2.5", ".5", "1e3", "1e999", "-3", "26", "251", "5000万", "1.5亿", "万", "drops", "in",
+    "60s", "2m",
     "(", ")", "[", "]", ",", ".", "+", "-", "*", "/", "%", "<", "<=", ">", ">=", "=", "!", "#", "'", "\n", "（", "中",
 )
-CHARS = "()[],.+-*/%<>=!_ \t\n0123456789eE" + "abcdeiklmnoprstuvwxy" + "ACLOSE" + "（）＞，　中"
+CHARS = "()[],.+-*/%<>=!_ \t\n0123456789eE" + "abcdeiklmnoprstuvwxy" + "ACLOSE" + "（）＞，　中万亿"
 VALID = (
     "close crosses_above sma(20) and rsi(14) < 30",
     "price enters [10, 10.5] on 5m",
@@ -437,6 +497,8 @@ VALID = (
     "change_over(10) >= 2 and volume_ratio(5) > 1.5",
     "-close < -5 * -(open + 1e3)",
     "not (kdj.j < 0 and opens_from_limit_up) or resumes",
+    "sealed_up and seal_amount < 5000万 or seal_volume drops 50% in 60s",
+    "board_streak >= 2 and (reseals_up or one_word_down) and seal_change(30) > -10",
 )
 
 

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
                                       "(in the server: the least time between two pushed updates)")
     dashboard_idle_refresh_ms: int = Field(default=5000, ge=200, description="in the server, milliseconds between "
                                            "dashboard updates while nothing is committed (the health view's clock)")
+    dashboard_language: Literal["zh", "en"] = Field(default="zh", description="the dashboard's language when a "
+                                                    "page opens (zh: 中文; each page can switch in its header)")
     dashboard_basic_auth: SecretStr | None = Field(
         default=None, description="Panel's basic auth: one password for every user, or a JSON file of user: password")
     dashboard_cookie_secret: SecretStr | None = Field(default=None,

@@ -18,8 +18,10 @@ import pandas as pd
 
 from workbench.calendar import TZ, TradingCalendar
 from workbench.events import Event
+from workbench.limits import PriceLimits
 from workbench.models import MonitorTask, empty_quotes
 from workbench.notify.policy import alert_payload, channels_for, hold_until, scan_digest
+from workbench.rules.board import Book, board_streak
 from workbench.rules.compile import Program
 from workbench.rules.engine import PER_BAR, PER_BAR_CLOSE, STATE_COLUMNS, Fired, RuleBook, trigger_id
 from workbench.rules.inputs import Bar, MarketInputs, needs_of
@@ -28,6 +30,7 @@ from workbench.rules.parse import describe
 from workbench.rules.tasks import paper_order, specs_for
 
 RecordMode = Literal["watched", "all", "none"]
+OPENING_MATCH = dt.timedelta(minutes=5)  # the opening call auction matches at 09:25, five minutes before the open
 BAR_COLUMNS = ["code", "freq", "ts", "open", "high", "low", "close", "volume", "amount"]
 TRIGGER_COLUMNS = ["trigger_id", "task_id", "rule", "code", "ts", "trading_date", "price", "message", "notify",
                    "title", "bucket", "late", "alert", "channels", "hold_until"]
@@ -194,6 +197,8 @@ class Monitor:
         self.codes = universe["code"].to_numpy(dtype=object)
         self.index = pd.Index(self.codes)
         self.names = dict(zip(universe["code"], universe["name"], strict=True))
+        self._short_names = universe["name"].to_numpy(dtype=object)
+        self.limits = PriceLimits.of_universe(universe, calendar)
         self.record = record
         self.late_after = late_after
         self.late_limit = late_limit
@@ -227,6 +232,14 @@ class Monitor:
             rows = bars[bars["freq"] == freq] if len(bars) else bars
             if len(rows):
                 self.market.warm(freq, self._panel(rows))
+            if freq == "1d" and len(rows):
+                self._warm_streak(rows)
+
+    def _warm_streak(self, rows: pd.DataFrame) -> None:
+        """连板 before today from the stored daily closes and each day's limit rules."""
+        days = [pd.Timestamp(t).tz_convert(TZ).date() for t in np.sort(rows["ts"].unique())]
+        closes = self._panel(rows)[3]
+        self.market.board.streak = board_streak(closes, days, self.codes, self._short_names, self.limits)
 
     def _panel(self, rows: pd.DataFrame) -> Bar:
         """(symbols x time) arrays aligned to the universe, oldest first; NaN where a stock has no bar."""
@@ -364,6 +377,17 @@ class Monitor:
             limits=limits,
             prev_close=prev_close,
         )
+        if now >= self.bounds.open - OPENING_MATCH:  # call-auction books before the 09:25 match are indicative
+            self.market.board.observe(Book.of_snapshot(snap, last, now, self.trading_date,
+                                                       self._session_minutes(now)))
+
+    def _session_minutes(self, now: dt.datetime) -> float:
+        """Trading minutes since the open (the lunch break not counted; 0 before the open)."""
+        b = self.bounds
+        morning = (b.break_start - b.open).total_seconds() / 60.0
+        if now <= b.break_start:
+            return max(0.0, (now - b.open).total_seconds() / 60.0)
+        return morning + max(0.0, (now - b.break_end).total_seconds() / 60.0)
 
     def _bar_arrays(self, bar: pd.DataFrame) -> Bar:
         pos = self.index.get_indexer(bar["code"])
@@ -407,7 +431,7 @@ class Monitor:
         b = self.bounds
         if b.open <= now <= b.break_start or b.break_end <= now <= b.close:
             time_ok = np.ones(len(book), dtype=bool)
-        elif b.open - dt.timedelta(minutes=5) <= now < b.open:  # after the opening match, before continuous trading
+        elif b.open - OPENING_MATCH <= now < b.open:  # after the opening match, before continuous trading
             time_ok = ~book.hours_only
         else:  # call-auction snapshots (indicative prices), lunch, after the close: nothing is evaluated
             return _Evaluation.nothing(len(book), now)

@@ -39,6 +39,7 @@ from workbench.events import (
 )
 from workbench.feeds.base import Feed
 from workbench.feeds.health import StaleDetector
+from workbench.feeds.replay import ReplayFeed, StoreTape
 from workbench.health import loop_problems
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor, RecordMode, TickResult
@@ -425,9 +426,10 @@ def run_session(
     """Run the monitor over one trading day (or what is left of it) and return what it did.
 
     Exits at once on a holiday. Indicators are warmed from stored bars before the day. A restarted run on the same
-    database resumes after the last committed tick: it replays the earlier snapshots into bars and indicator series
-    only, and reloads rule state from the store. Snapshot times that passed while the loop was down are replayed
-    from the feed's history when it has one (triggers marked late, dropped past ``late_limit``), else skipped.
+    database resumes after the last committed tick: it replays the earlier snapshots (the feed's history, else the
+    day's stored quotes) into bars, indicator series and limit-board state only, and reloads rule state from the
+    store. Snapshot times that passed while the loop was down are replayed from the feed's history when it has one
+    (triggers marked late, dropped past ``late_limit``), else skipped.
     ``config`` is the loop's tuning (the defaults when None). The loop reports to its service run (``run``; a new
     inline run when None) at every flush. A stop command
     (a row in ``service_commands``) is honoured at the next flush, and while waiting for the open or over lunch
@@ -493,6 +495,7 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
         return reason
 
     waiter = _Waiter(writer, clock, config.interval, stop)
+    history = _history_of(feed, store, monitor, clock, config.record) if resume_after is not None else None
     segments = ((bounds.open, bounds.break_start), (bounds.break_end, bounds.close))
     total = sum(1 for start, end in segments for _ in session_grid(start, end, config.interval))
     for start, end in segments:
@@ -500,7 +503,7 @@ def _run_day(store: Store, calendar: TradingCalendar, clock: Any, feed: Feed, un
             try:
                 waiter.raise_if_stopped()
                 if resume_after is not None and ts <= resume_after:
-                    _replay(monitor, feed, waiter, ts)
+                    _replay(monitor, feed, waiter, ts, history)
                     summary.replayed += 1
                     continue
                 result = _tick_at(monitor, feed, waiter, ts, config.interval, config.record_ticks)
@@ -668,12 +671,25 @@ def _live_snapshot(feed: Feed, ts: dt.datetime) -> pd.DataFrame | None:
         return None
 
 
-def _replay(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime) -> None:
-    """Rebuild bars and indicator series from a snapshot that was already committed, without evaluating rules.
+def _history_of(feed: Feed, store: Store, monitor: Monitor, clock: Any,
+                record: RecordMode) -> Callable[[dt.datetime], pd.DataFrame] | None:
+    """Where a resumed day reads the snapshots it already committed: the feed's own history, else the day's quotes
+    the monitor stored (the watched stocks of every committed tick), so bars and the limit-board day state are
+    rebuilt from what the monitor saw; None when neither exists (then the live snapshot stands in)."""
+    own = getattr(feed, "snapshot_at", None)
+    if own is not None:
+        return own  # type: ignore[no-any-return]
+    if record == "none":
+        return None
+    codes = [str(c) for c in monitor.codes[np.unique(monitor.book.sym)]]
+    return ReplayFeed(StoreTape(store, monitor.trading_date, "quotes", codes=codes), clock).snapshot_at
 
-    A feed with history answers for ``ts`` itself; a live feed can only be read at its time.
+
+def _replay(monitor: Monitor, feed: Feed, waiter: _Waiter, ts: dt.datetime,
+            history: Callable[[dt.datetime], pd.DataFrame] | None = None) -> None:
+    """Rebuild bars, indicator series and board state from a snapshot that was already committed, without
+    evaluating rules. ``history`` answers for ``ts`` itself; without one, a live feed can only be read at its time.
     """
-    history = getattr(feed, "snapshot_at", None)
     if history is not None:
         monitor.replay(history(ts), ts)
         return

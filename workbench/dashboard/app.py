@@ -14,10 +14,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import panel as pn
 import param
+from bokeh.models import TabPanel
 from panel.viewable import Viewer
 
 from workbench.app import calendar_for
@@ -25,9 +26,11 @@ from workbench.config import PROJECT_ROOT, Settings
 from workbench.dashboard.context import DashboardContext
 from workbench.dashboard.health import HealthView
 from workbench.dashboard.hub import CHANNELS, DashboardHub, DashboardUpdate, SharedReads, shared_events
+from workbench.dashboard.i18n import DEFAULT_LANG, LANGUAGE_NAMES, Lang, t
 from workbench.dashboard.live import LiveView
 from workbench.dashboard.notifications import NotificationsView
 from workbench.dashboard.tasks import TasksView
+from workbench.dashboard.theme import font_routes, load_font, page_css
 from workbench.errors import TransientError
 from workbench.store import events as event_store
 from workbench.store import tasks as task_store
@@ -41,8 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("workbench.dashboard")
 TASK_EVENTS = ("trigger.fired", "task.started", "task.stopped")
 TASKS_TAB, LIVE_TAB, NOTIFICATIONS_TAB, HEALTH_TAB = range(4)
+TAB_KEYS = ("tab.tasks", "tab.live", "tab.notifications", "tab.health")
 TASKS_EVERY = 3.0  # seconds between redraws of the task table for triggers alone (pushed updates)
-TITLE = "A-share monitoring workbench"
+HEADER_CSS = ".wb-title h2 { margin: 8px 0; }"
 
 
 class Dashboard(Viewer):
@@ -50,26 +54,48 @@ class Dashboard(Viewer):
 
     cursor = param.Integer(default=0, doc="the last event sequence this session has seen")
     missed = param.Integer(default=0, doc="refreshes skipped because the database stayed locked")
+    lang = param.Selector(default=DEFAULT_LANG, objects=list(get_args(Lang)), doc="the session's language")
 
     def __init__(self, ctx: DashboardContext, default_day: dt.date | None = None, **params: Any) -> None:
+        params.setdefault("lang", ctx.settings.dashboard_language)
         super().__init__(**params)
         self.ctx = ctx
-        self.tasks = TasksView(ctx)
-        self.live = LiveView(ctx)
-        self.notifications = NotificationsView(ctx)
-        self.health = HealthView(ctx, default_day=default_day)
-        self.tabs = pn.Tabs(("Tasks", self.tasks), ("Live", self.live), ("Notifications", self.notifications),
-                            ("Service & health", self.health), dynamic=False, sizing_mode="stretch_width")
+        self.tasks = TasksView(ctx, lang=self.lang)
+        self.live = LiveView(ctx, lang=self.lang)
+        self.notifications = NotificationsView(ctx, lang=self.lang)
+        self.health = HealthView(ctx, default_day=default_day, lang=self.lang)
+        self.views = (self.tasks, self.live, self.notifications, self.health)
+        self.tabs = pn.Tabs(*zip(self._tab_names(), self.views, strict=True), dynamic=False,
+                            sizing_mode="stretch_width")
+        self.title = pn.pane.Markdown("", css_classes=["wb-title"], stylesheets=[HEADER_CSS])
+        self.language = pn.widgets.Select(options=dict(LANGUAGE_NAMES), value=self.lang, width=110,
+                                          css_classes=["wb-language"], align="center")
+        self.language.link(self, value="lang")
         self.tasks.param.watch(self._select_live, "selected")
         self.tabs.param.watch(self._tab_opened, "active")
+        self.param.watch(lambda _e: self.relabel(), "lang")
         self._stale: set[int] = set()  # tabs updated while hidden (pushed updates redraw only the tab in view)
         self._tasks_drawn = 0.0
         self._tasks_version: tuple[int, Any] | None = None
         self.banner = pn.pane.Alert("", alert_type="warning", visible=False)
+        self.relabel()
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(f"## {TITLE}", self.banner, self.tabs, self.notifications.toast_stack,
+        header = pn.Row(self.title, pn.HSpacer(), self.language, sizing_mode="stretch_width")
+        return pn.Column(header, self.banner, self.tabs, self.notifications.toast_stack,
                          sizing_mode="stretch_width")
+
+    def _tab_names(self) -> list[str]:
+        return [t(key, self.lang) for key in TAB_KEYS]
+
+    def relabel(self) -> None:
+        """The session's language changed (the header's switch): every view re-labels itself, no reload."""
+        self.title.object = f"## {t('app.title', self.lang)}"
+        if self.language.value != self.lang:
+            self.language.value = self.lang
+        for view in self.views:
+            view.lang = self.lang
+        rename_tabs(self.tabs, self._tab_names())
 
     def load(self) -> Dashboard:
         """The first read of every view; events before now are history, not news (no toasts for them)."""
@@ -120,7 +146,7 @@ class Dashboard(Viewer):
 
     def _skipped(self, exc: TransientError) -> None:
         self.missed += 1
-        self.banner.object, self.banner.visible = f"refresh skipped ({self.missed} so far): {exc}", True
+        self.banner.object, self.banner.visible = t("app.skipped", self.lang, n=self.missed, error=exc), True
         log.warning("dashboard refresh skipped: %s", exc)
 
     def _take(self, update: DashboardUpdate, reads: SharedReads, defer: bool = False) -> Sequence[StoredEvent]:
@@ -173,6 +199,19 @@ class Dashboard(Viewer):
             self.live.task_id = event.new
 
 
+def rename_tabs(tabs: pn.Tabs, names: Sequence[str]) -> None:
+    """New titles for the tabs, in place: the tab in view and its contents are kept. Panel reuses a tab's Bokeh
+    panel while its object stays the same, and BokehJS redraws the tab headers only when the list of panels
+    changes, so each page that shows these tabs gets new panels around the same children."""
+    tabs._names = list(names)
+    for ref, (model, _parent) in tabs._models.items():  # one Bokeh model per page that shows these tabs
+        panels = tabs._panels.setdefault(ref, {})
+        fresh = [TabPanel(title=name, name=old.name, child=old.child, closable=old.closable)
+                 for name, old in zip(names, model.tabs, strict=True)]
+        panels.update({id(view): panel for view, panel in zip(tabs.objects, fresh, strict=True)})
+        model.tabs = fresh
+
+
 def notebook_settings() -> Settings:
     """Settings for a notebook or ``panel serve``: a relative database path is taken from the project root, since a
     notebook's kernel runs in ``notebooks/`` (``WORKBENCH_DB_PATH`` still chooses the file)."""
@@ -190,12 +229,13 @@ def _default_day(settings: Settings, ctx: DashboardContext) -> dt.date:
 
 
 def dashboard_session(settings: Settings, services: ServiceFactory | None = None,
-                      hub: DashboardHub | None = None) -> Dashboard:
+                      hub: DashboardHub | None = None, font: bool = False) -> Dashboard:
     """One browser session's dashboard, loaded, and when it is served: joined to the server's ``hub`` (pushed
     updates), or with a periodic refresh of its own when there is none.
 
-    ``services`` gives the session its control plane: inside the workbench server, one bound to the held store."""
-    pn.extension("tabulator")
+    ``services`` gives the session its control plane: inside the workbench server, one bound to the held store.
+    ``font``: the server serves the CJK font (its ``@font-face``); else the fallback fonts."""
+    pn.extension("tabulator", raw_css=[page_css(font)])
     ctx = DashboardContext.open(settings) if services is None else DashboardContext(settings, services("dashboard"))
     dashboard = Dashboard(ctx, default_day=_default_day(settings, ctx)).load()
     doc = pn.state.curdoc
@@ -213,7 +253,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
     host, port = settings.dashboard_host, settings.dashboard_port
     origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     options: dict[str, Any] = {"address": host, "port": port, "websocket_origin": origins, "show": False,
-                               "title": TITLE}
+                               "title": t("app.title", settings.dashboard_language)}
     if settings.dashboard_basic_auth is not None:
         options["basic_auth"] = _basic_auth(settings.dashboard_basic_auth.get_secret_value())
         secret = settings.dashboard_cookie_secret
@@ -237,8 +277,11 @@ def serve_dashboard(settings: Settings, start: bool = True, services: ServiceFac
     """Serve the dashboard at ``http://{dashboard_host}:{dashboard_port}/`` with every JS/CSS resource from the
     Panel server itself (no CDN). Blocks until Ctrl-C when ``start``; else returns the server to start.
     ``threaded``: on a thread of its own (the workbench server's way), returned so that ``.stop()`` ends it;
-    ``hub``: the server's, which pushes every session its updates."""
-    def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it once per browser session
-        return dashboard_session(settings, services, hub).__panel__()
+    ``hub``: the server's, which pushes every session its updates. The CJK font is served from ``/wb-fonts``."""
+    font = load_font()
 
-    return pn.serve({"/": page}, start=start, threaded=threaded, **server_options(settings))
+    def page() -> pn.viewable.Viewable:  # a plain function: Panel calls it once per browser session
+        return dashboard_session(settings, services, hub, font is not None).__panel__()
+
+    return pn.serve({"/": page}, start=start, threaded=threaded, extra_patterns=font_routes(font),
+                    **server_options(settings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 import panel as pn
 import param
@@ -13,30 +13,40 @@ from panel.viewable import Viewer
 
 from workbench.control import ServiceStatus
 from workbench.dashboard.context import DashboardContext
+from workbench.dashboard.i18n import DEFAULT_LANG, Lang, t, t_or
+from workbench.dashboard.theme import COMPONENT_CSS
 from workbench.errors import WorkbenchError
 from workbench.store.events import StoredEvent
 
 JOB_EVENTS = ("task.progress", "task.completed")
 
 
-def status_markdown(status: ServiceStatus) -> str:
+def state_word(state: str, lang: Lang = DEFAULT_LANG) -> str:
+    """A run's state in words (a state this table does not know shows as it is)."""
+    return t_or(f"state.{state}", lang, state)
+
+
+def status_markdown(status: ServiceStatus, lang: Lang = DEFAULT_LANG) -> str:
     """The run's state, flow run state, ticks and lag, feed and store in a small table."""
     run, feed = status.run, status.feed
     rows = [
-        ("state", status.state),
-        ("run", "none" if run is None else f"{run.run_id} ({run.mode}, "
-                f"{'' if run.trading_date is None else run.trading_date.isoformat()}, speed {run.speed})"),
-        ("flow run state", status.flow_run_state or "n/a (local process)"),
-        ("last tick", None if status.last_tick is None else status.last_tick.isoformat()),
-        ("tick lag (s)", status.tick_lag_seconds),
-        ("ticks today", status.ticks_today),
-        ("tasks running", status.tasks_running),
-        ("feed", "no report yet" if feed is None else f"{feed.name} · staleness {_cell(feed.staleness)} s"),
-        ("store", "" if status.store is None else
+        ("health.state", state_word(status.state, lang)),
+        ("health.run", t("health.none", lang) if run is None else t(
+            "health.run_detail", lang, run_id=run.run_id, mode=run.mode, speed=run.speed,
+            day="" if run.trading_date is None else run.trading_date.isoformat())),
+        ("health.flow_state", status.flow_run_state or t("health.local", lang)),
+        ("health.last_tick", None if status.last_tick is None else status.last_tick.isoformat()),
+        ("health.tick_lag", status.tick_lag_seconds),
+        ("health.ticks_today", status.ticks_today),
+        ("health.tasks_running", status.tasks_running),
+        ("health.feed", t("health.no_report", lang) if feed is None else
+         t("health.staleness", lang, name=feed.name, seconds=_cell(feed.staleness))),
+        ("health.store", "" if status.store is None else
          ", ".join(f"{k} {_cell(v)}" for k, v in status.store.to_json().items() if v is not None)),
-        ("healthy", "yes" if status.healthy else "no"),
+        ("health.healthy", t("health.yes" if status.healthy else "health.no", lang)),
     ]
-    return "| service | |\n|---|---|\n" + "\n".join(f"| {k} | {_cell(v)} |" for k, v in rows)
+    head = f"| {t('health.service', lang)} | |\n|---|---|\n"
+    return head + "\n".join(f"| {t(k, lang)} | {_cell(v)} |" for k, v in rows)
 
 
 def calendar_warnings(status: ServiceStatus) -> list[str]:
@@ -56,28 +66,40 @@ class HealthView(Viewer):
 
     status = param.ClassSelector(class_=ServiceStatus, default=None, allow_None=True, doc="the last Service.status()")
     jobs = param.Dict(default={}, doc="running jobs: 'job run_id' -> percent done")
+    lang = param.Selector(default=DEFAULT_LANG, objects=list(get_args(Lang)), doc="the language of the labels")
 
     def __init__(self, ctx: DashboardContext, default_day: dt.date | None = None, **params: Any) -> None:
         super().__init__(**params)
         self._ctx = ctx
-        self.day = pn.widgets.DatePicker(label="Trading day", value=default_day, width=160)
-        self.speed = pn.widgets.FloatInput(label="Speed (0 = as fast as possible, empty = real clock)",
-                                           value=ctx.settings.dashboard_demo_speed, start=0, width=200)
-        self.start_button = pn.widgets.Button(label="Start service", color="success")
-        self.stop_button = pn.widgets.Button(label="Stop service", color="danger")
+        self.day = pn.widgets.DatePicker(value=default_day, width=160)
+        self.speed = pn.widgets.FloatInput(value=ctx.settings.dashboard_demo_speed, start=0, width=260)
+        self.start_button = pn.widgets.Button(color="success")
+        self.stop_button = pn.widgets.Button(color="danger")
         self.start_button.on_click(self._start_clicked)
         self.stop_button.on_click(self._stop_clicked)
         self.summary = pn.pane.Markdown("", css_classes=["service-status"])
         self.problems = pn.pane.Alert("", alert_type="danger", visible=False)
         self.calendar = pn.pane.Alert("", alert_type="warning", visible=False)
         self.progress = pn.Column()
-        self.note = pn.pane.Str("")
+        self.jobs_heading = pn.pane.Markdown("")
+        self.note = pn.pane.Str("", stylesheets=[COMPONENT_CSS])
+        self.param.watch(lambda _e: self.relabel(), "lang")
+        self.relabel()
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(pn.Row(self.day, self.speed, pn.Column(pn.Spacer(height=18),
-                                                                pn.Row(self.start_button, self.stop_button))),
-                         self.note, self.problems, self.calendar, self.summary, "#### Jobs", self.progress,
+        return pn.Column(pn.FlexBox(self.day, self.speed, pn.Column(pn.Spacer(height=18),
+                                                                    pn.Row(self.start_button, self.stop_button))),
+                         self.note, self.problems, self.calendar, self.summary, self.jobs_heading, self.progress,
                          sizing_mode="stretch_width")
+
+    def relabel(self) -> None:
+        """Every label of the view, and the status shown, in its language."""
+        lang = self.lang
+        self.day.name, self.speed.name = t("health.day", lang), t("health.speed", lang)
+        self.start_button.label, self.stop_button.label = t("health.start", lang), t("health.stop", lang)
+        self.jobs_heading.object = f"#### {t('health.jobs', lang)}"
+        if self.status is not None:
+            self.summary.object = status_markdown(self.status, lang)
 
     # -- commands (off the server's event loop: they wait for the loop to answer) -------------------------------
     async def _start_clicked(self, _event: Any) -> None:
@@ -93,17 +115,18 @@ class HealthView(Viewer):
         try:
             run = self._ctx.service.start_service(trading_date=self.day.value, speed=self.speed.value, wait=0)
         except WorkbenchError as exc:
-            self.note.object = f"error: {exc}"
+            self.note.object = t("app.error", self.lang, error=exc)
             return
-        self.note.object = f"service run {run.run_id}: {run.state}"
+        self.note.object = t("health.run_state", self.lang, run_id=run.run_id, state=state_word(run.state, self.lang))
 
     def stop(self) -> None:
         try:
             run = self._ctx.service.stop_service()
         except WorkbenchError as exc:
-            self.note.object = f"error: {exc}"
+            self.note.object = t("app.error", self.lang, error=exc)
             return
-        self.note.object = "nothing was running" if run is None else f"service run {run.run_id}: {run.state}"
+        self.note.object = (t("health.idle", self.lang) if run is None else
+                            t("health.run_state", self.lang, run_id=run.run_id, state=state_word(run.state, self.lang)))
 
     # -- state ------------------------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -111,14 +134,14 @@ class HealthView(Viewer):
         try:
             status = self._ctx.service.status()
         except WorkbenchError as exc:
-            self.note.object = f"error: {exc}"
+            self.note.object = t("app.error", self.lang, error=exc)
             return
         self.show(status)
 
     def show(self, status: ServiceStatus) -> None:
         """Show a status read elsewhere (the server's dashboard hub reads it once for every session)."""
         self.status = status
-        self.summary.object = status_markdown(self.status)
+        self.summary.object = status_markdown(self.status, self.lang)
         problems = self.status.problems
         self.problems.object, self.problems.visible = "\n".join(f"- {p}" for p in problems), bool(problems)
         warnings = calendar_warnings(self.status)
@@ -138,6 +161,7 @@ class HealthView(Viewer):
                 jobs[key] = int(100 * int(event.payload.get("done") or 0) / total) if total else 0
         if jobs != self.jobs:
             self.jobs = dict(list(jobs.items())[-8:])
-            self.progress.objects = [pn.Row(pn.pane.Str(key, width=260),
+            self.progress.objects = [pn.Row(pn.pane.Str(key, width=260, stylesheets=[COMPONENT_CSS]),
                                             pn.indicators.Progress(value=pct, max=100, width=300),
-                                            pn.pane.Str(f"{pct}%")) for key, pct in self.jobs.items()]
+                                            pn.pane.Str(f"{pct}%", stylesheets=[COMPONENT_CSS]))
+                                     for key, pct in self.jobs.items()]

@@ -15,17 +15,20 @@ from collections.abc import Callable
 import panel as pn
 from panel.viewable import Viewer
 
+from workbench.dashboard.format import FLAT_COLOR
+from workbench.dashboard.theme import FONT_STACK
+
 CSS = """
 :host {
   position: fixed; top: 12px; right: 12px; z-index: 1000; width: min(340px, calc(100vw - 24px)); pointer-events: none;
 }
 .wb-toast {
-  font-family: "WenQuanYi Micro Hei", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif;
-  font-size: 14px; line-height: 1.4; color: #fff; background: #c62828; border-radius: 6px; padding: 8px 12px;
+  font-family: FONT_STACK;
+  font-size: 14px; line-height: 1.4; color: #fff; background: #616161; border-radius: 6px; padding: 8px 12px;
   margin-bottom: 8px; box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); animation: wb-toast-out 0.4s ease-in forwards;
 }
 @keyframes wb-toast-out { to { opacity: 0; visibility: hidden; } }
-"""
+""".replace("FONT_STACK", FONT_STACK)
 
 
 class ToastStack(Viewer):
@@ -34,19 +37,20 @@ class ToastStack(Viewer):
     def __init__(self, seconds: float, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.seconds, self.limit, self.clock = seconds, limit, clock
-        self._shown: list[tuple[str, float]] = []  # (text, shown at) of the toasts still on screen
+        self._shown: list[tuple[str, float, str]] = []  # (text, shown at, colour) of the toasts still on screen
         self.pane = pn.pane.HTML("", stylesheets=[CSS], css_classes=["wb-toasts"], margin=0)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.pane
 
-    def show(self, text: str) -> None:
+    def show(self, text: str, color: str = FLAT_COLOR) -> None:
+        """Add a toast on a ``color`` background (red for a rise, green for a fall, grey otherwise)."""
         now = self.clock()
-        self._shown = [*self.on_screen(now), (text, now)][-self.limit:]
+        self._shown = [*self.on_screen(now), (text, now, color)][-self.limit:]
         self.pane.object = "".join(
-            f'<div class="wb-toast" style="animation-delay: {self.seconds - (now - at):.2f}s">{html.escape(t)}</div>'
-            for t, at in self._shown)
+            f'<div class="wb-toast" style="background: {c}; animation-delay: {self.seconds - (now - at):.2f}s">'
+            f"{html.escape(t)}</div>" for t, at, c in self._shown)
 
-    def on_screen(self, now: float | None = None) -> list[tuple[str, float]]:
+    def on_screen(self, now: float | None = None) -> list[tuple[str, float, str]]:
         now = self.clock() if now is None else now
-        return [(t, at) for t, at in self._shown if now - at < self.seconds]
+        return [shown for shown in self._shown if now - shown[1] < self.seconds]

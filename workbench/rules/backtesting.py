@@ -162,6 +162,9 @@ class _AtBar:
     def series(self, expr: Expr) -> np.ndarray:
         return self.formula[expr][self.t]
 
+    def board(self, name: str) -> np.ndarray:
+        return self.view.board(name)
+
 
 def _checked(bars: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ("code", "ts", *_BAR_FIELDS) if c not in bars.columns]

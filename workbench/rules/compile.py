@@ -11,8 +11,8 @@ A program returns three boolean arrays per row:
 - ``known``: every value it needed was there (a warming indicator or a halted stock makes a comparison unknown;
   unknown never fires; ``and`` / ``or`` follow Kleene logic, so ``touches_limit_up or rsi(14) < 30`` still fires
   at limit-up while RSI warms up).
-Stateful nodes (crosses, enters/exits, 炸板, resumption) keep one float per row in a node-state matrix that the caller
-owns and persists.
+Stateful nodes (crosses, enters/exits, 炸板 / 回封, resumption) keep a float or two per row in a node-state matrix
+that the caller owns and persists.
 
 Formula nodes (``Series`` values, ``Truth`` conditions) read ``Inputs.series(expr)``: the expression's value at the
 current bar, which a backtest computes once over the whole history. Their inner numbers (periods, constants) are
@@ -59,6 +59,10 @@ Mask = npt.NDArray[np.bool_]
 EPS = 1e-9  # prices are on a 0.01 grid; levels computed as prev * 1.01 carry binary noise
 UNKNOWN, BELOW, ABOVE = 0.0, -1.0, 1.0
 _CONVENTION_FREE = {"sma", "vma", "boll", "kdj"}
+_BOARD_EVENTS: dict[str, str] = {  # state -> the board state's day counter (workbench.rules.board)
+    "opens_from_limit_up": "opened_up", "reseals_up": "resealed_up",
+    "opens_from_limit_down": "opened_down", "reseals_down": "resealed_down",
+}
 
 
 class Inputs(Protocol):
@@ -73,6 +77,8 @@ class Inputs(Protocol):
     def series(self, expr: Expr) -> Array:
         """A formula expression at the current bar (computed over the whole history; backtests only so far)."""
         ...
+
+    def board(self, name: str) -> Array: ...
 
 
 @dataclass
@@ -274,7 +280,13 @@ class _Builder:
 
     def _state(self, node: State) -> CondFn:
         name = node.name
-        j = self.slot() if name in ("opens_from_limit_up", "resumes") else -1
+        if name in _BOARD_EVENTS:
+            return self._board_event(_BOARD_EVENTS[name])
+        if name in ("sealed_up", "sealed_down"):
+            return self._sealed(name)
+        if name in ("one_word_up", "one_word_down"):
+            return self._one_word("limit_up" if name == "one_word_up" else "limit_down")
+        j = self.slot() if name == "resumes" else -1
 
         def state(f: Frame) -> Result:
             price = f.gather(f.inputs.field("close"))
@@ -288,12 +300,7 @@ class _Builder:
             known = priced & np.isfinite(limit)
             at_limit = (price <= limit + EPS) if name == "touches_limit_down" else (price >= limit - EPS)
             at_limit &= known
-            if name != "opens_from_limit_up":
-                return at_limit, at_limit, known
-            was = f.state[:, j].copy()
-            f.state[:, j] = np.where(known, np.where(at_limit, ABOVE, BELOW), was)
-            fired = known & (was == ABOVE) & ~at_limit
-            return fired, fired, known
+            return at_limit, at_limit, known
 
         return state
 
@@ -309,6 +316,41 @@ class _Builder:
             return held, held, known
 
         return truth
+    def _sealed(self, name: str) -> CondFn:
+        def sealed(f: Frame) -> Result:
+            flag = f.gather(f.inputs.board(name))
+            known = np.isfinite(flag)
+            now = known & (flag == 1.0)
+            return now, now, known
+
+        return sealed
+
+    def _one_word(self, limit_name: str) -> CondFn:
+        """一字板: the day traded at one price, the limit (open == high == low == last == limit)."""
+        def one_word(f: Frame) -> Result:
+            limit = f.gather(f.inputs.field(limit_name))
+            prices = [f.gather(f.inputs.field(n)) for n in ("day_open", "day_high", "day_low", "close")]
+            known = np.isfinite(limit) & np.logical_and.reduce([np.isfinite(p) for p in prices])
+            flat = np.logical_and.reduce([np.abs(p - limit) <= EPS for p in prices]) & known
+            return flat, flat, known
+
+        return one_word
+
+    def _board_event(self, counter: str) -> CondFn:
+        """An event the board state counts (炸板, 回封 ...): fires when the day's count grew since this row last
+        looked, so a row checked every N seconds misses none; the row keeps (day, count seen)."""
+        j_day, j_count = self.slot(), self.slot()
+
+        def event(f: Frame) -> Result:
+            count = f.gather(f.inputs.board(counter))
+            day = f.gather(f.inputs.board("day"))
+            known = np.isfinite(count) & np.isfinite(day)
+            fired = known & (f.state[:, j_day] == day) & (count > f.state[:, j_count])
+            f.state[:, j_day] = np.where(known, day, f.state[:, j_day])
+            f.state[:, j_count] = np.where(known, count, f.state[:, j_count])
+            return fired, fired, known
+
+        return event
 
     def _not(self, node: Not) -> CondFn:
         inner = self.condition(node.item)

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from workbench.errors import ValidationError
+from workbench.rules.board import BOARD_METRICS, BoardState
 from workbench.rules.compile import Program
 from workbench.rules.model import MAX_PERIOD, Expr
 from workbench.series import BarSeries, Term
@@ -104,6 +105,7 @@ class MarketInputs:
         self.minutes = 0                  # trading minutes of the day so far, the forming one included
         self.avg_daily_volume: dict[float, Array] = {}
         self.forming_minute: Bar | None = None
+        self.board = BoardState(n_symbols)  # fed by the monitor's snapshots; never by bars
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def require(self, needs: Mapping[str, set[Term]]) -> None:
@@ -130,6 +132,7 @@ class MarketInputs:
 
     def start_day(self, prev_close: Array, limit_up: Array, limit_down: Array) -> None:
         """A new trading day: previous close and limits, and the average daily volume of the days before."""
+        self.board.roll_day(self.price, self.day["prev_close"], self.day["limit_up"])  # the day before, if any
         self.day = {name: _nan(self.n) for name in DAY_FIELDS}
         self.day["prev_close"], self.day["limit_up"], self.day["limit_down"] = prev_close, limit_up, limit_down
         self.price, self.volume, self.minutes = _nan(self.n), _nan(self.n), 0
@@ -143,6 +146,7 @@ class MarketInputs:
         for r in self.resamplers.values():
             r.reset()
         self.forming_minute = None
+        self.board.start_day()
 
     # -- live ------------------------------------------------------------------------------------------------
     def quote(self, price: Array, day_open: Array, day_high: Array, day_low: Array, volume: Array,
@@ -262,8 +266,13 @@ class View:
         """Formula series need the whole history; only the backtest provides it (tasks refuse formula rules)."""
         raise ValidationError("rule", "formula rules are not yet evaluated live (backtest them instead)")
 
+    def board(self, name: str) -> Array:
+        return self.market.board.flag(name)
+
     def metric(self, name: str, params: tuple[float, ...]) -> Array:
         m = self.market
+        if name in BOARD_METRICS:
+            return m.board.value(name, params, m.day["limit_up"], m.day["limit_down"])
         price = self.field("close")
         with np.errstate(divide="ignore", invalid="ignore"):
             if name == "change_pct":

@@ -49,8 +49,21 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "change_over": (("minutes",), (5,)),  # last vs the 1-minute close N minutes ago, %
     "gap_pct": ((), ()),                  # the day's open vs previous close, %
     "volume_ratio": (("days",), (5,)),    # 量比: volume per minute today / average per minute of the last N days
+    # limit boards (打板), from Level-1 snapshots (workbench.rules.board); unknown on bars
+    "seal_volume": ((), ()),              # 封单 at limit-up while sealed, 手 (bid1 volume / 100)
+    "seal_amount": ((), ()),              # 封单 at limit-up, yuan (bid1 volume x limit-up price)
+    "seal_down_volume": ((), ()),         # 封单 at limit-down while sealed, 手 (ask1 volume / 100)
+    "seal_down_amount": ((), ()),         # yuan
+    "seal_float_pct": ((), ()),           # 封单 as % of float shares (no feed gives them yet: unknown)
+    "seal_change": (("seconds",), (60,)),  # 封单 vs N seconds of snapshot time ago, %
+    "first_seal_time": ((), ()),          # trading minutes since the open of the day's first seal at limit-up
+    "opened_count": ((), ()),             # times the limit-up seal opened today
+    "board_streak": ((), ()),             # 连板: consecutive previous trading days closed at limit-up
 }
-MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio"]
+MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio", "seal_volume",
+                     "seal_amount", "seal_down_volume", "seal_down_amount", "seal_float_pct", "seal_change",
+                     "first_seal_time", "opened_count", "board_streak"]
+MAX_SEAL_SECONDS = 600  # the longest window seal_change(N) looks back over
 
 MAX_PERIOD = 250
 MAX_NUMBER = 1e12  # size of a number in a rule: above any price, volume or percentage it could be compared with
@@ -116,8 +129,9 @@ class Metric(BaseModel):
             raise ValueError(f"{self.name} takes at most {len(names)} parameter(s), got {len(self.params)}")
         params = self.params + defaults[len(self.params):]
         for pname, value in zip(names, params, strict=True):
-            if value != int(value) or not 1 <= value <= MAX_PERIOD:
-                raise ValueError(f"{self.name} {pname} must be a whole number 1..{MAX_PERIOD}, got {value:g}")
+            top = MAX_SEAL_SECONDS if pname == "seconds" else MAX_PERIOD
+            if value != int(value) or not 1 <= value <= top:
+                raise ValueError(f"{self.name} {pname} must be a whole number 1..{top}, got {value:g}")
         object.__setattr__(self, "params", tuple(float(p) for p in params))
         return self
 
@@ -296,12 +310,15 @@ class StopLoss(BaseModel):
     ratio: float = Field(gt=0, lt=1)
 
 
-StateName = Literal["touches_limit_up", "opens_from_limit_up", "touches_limit_down", "resumes"]
+StateName = Literal["touches_limit_up", "opens_from_limit_up", "touches_limit_down", "resumes",
+                    "sealed_up", "reseals_up", "one_word_up",
+                    "sealed_down", "opens_from_limit_down", "reseals_down", "one_word_down"]
 STATE_NAMES: tuple[str, ...] = StateName.__args__  # type: ignore[attr-defined]
 
 
 class State(BaseModel):
-    """A-share states: at limit-up, leaving limit-up (炸板), at limit-down, trading again after a suspension."""
+    """A-share states: at limit-up, trading again after a suspension, and the limit boards read from the order book:
+    sealed (封板), a seal opening (炸板 / 翘板), sealing again (回封), a one-price day (一字板), at either limit."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["state"] = "state"

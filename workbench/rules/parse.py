@@ -20,11 +20,13 @@ Chinese input method are read as their ASCII twins)::
     not_expr  := "not" not_expr | primary
     primary   := "(" condition ")" | STATE | ("take_profit" | "stop_loss") "(" RATIO ")"
                | value ( CMP value | CROSS value | MODE "[" value "," value "]" )
+               | "seal_volume" "drops" NUMBER "%" "in" DURATION       = seal_change(seconds) <= -NUMBER
     value     := term ( ("+" | "-") term )*
     term      := factor ( ("*" | "/") factor )*
     factor    := NUMBER | "-" NUMBER | "-" factor | FIELD | "(" value ")"
                | INDICATOR [ "(" PARAM ("," PARAM)* ")" ] [ "." OUTPUT ] | METRIC [ "(" PARAM ")" ]
     RATIO     := ["-"] NUMBER ["%"]        PARAM := ["-"] NUMBER    (a sign only so the model can say why it is wrong)
+    NUMBER    := decimal [万 | 亿]          (x 1e4, x 1e8: 5000万)     DURATION := digits ("s" | "m")   (60s, 2m)
 
 A "(" starting a condition may open either a group of conditions or a parenthesised value (``(close - open) > 1``);
 the parser reads its content as "a condition, or a value followed by ')'" and decides after the ')', so there is
@@ -85,7 +87,8 @@ _CONVENTIONS: Final = ("tdx", "talib")
 _VALUE_START: Final = ("number", "field", "indicator", "metric", "(", "-")
 _COND_START: Final = ("not", "(", *STATE_NAMES, *_RATIOS, *_VALUE_START)
 _INDICATOR_ALIASES: Final = {"ma": "sma"}
-_KEYWORDS: Final = frozenset({"and", "or", "not", "on", "using", *_CROSS, *_MODES, *_RATIOS, *_CONVENTIONS, "daily"})
+_KEYWORDS: Final = frozenset({"and", "or", "not", "on", "using", *_CROSS, *_MODES, *_RATIOS, *_CONVENTIONS, "daily",
+                              "drops", "in"})
 _OUTPUTS: Final = {output for _, _, outputs in INDICATORS.values() for output in outputs}
 _VOCABULARY: Final = sorted({*FIELD_NAMES, *INDICATORS, *_INDICATOR_ALIASES, *METRICS, *STATE_NAMES, *_KEYWORDS,
                              *_OUTPUTS})
@@ -100,7 +103,8 @@ _PHRASES: Final = (
     ("+", frozenset(_ARITH), "an arithmetic operator (+, -, *, /)"),
     ("1m", frozenset(_TIMEFRAME_WORDS), "a timeframe (1m, 5m, 15m, 30m, 60m, 1d or daily)"),
 )
-_SINGLE_PHRASES: Final = {"number": "a number", "output": "an output name", "end of text": "end of text"}
+_SINGLE_PHRASES: Final = {"number": "a number", "output": "an output name", "end of text": "end of text",
+                          "duration": "a duration (60s, 2m)"}
 _CHAR_HINTS: Final = {
     "=": "there is no '=' comparison; use <=, >= or a range such as inside [a, b]",
     "%": "'%' is only allowed in take_profit(...) and stop_loss(...)",
@@ -110,6 +114,8 @@ _CHAR_HINTS: Final = {
 # each, so positions in the text do not move.
 _FULLWIDTH: Final = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _OPERATORS: Final = frozenset("()[],.+-*/%")
+_UNITS: Final = {"万": 1e4, "亿": 1e8}  # 5000万 = 5e7 yuan, as traders write sizes
+_SECONDS_PER: Final = {"s": 1, "m": 60}  # durations: 60s, 2m
 
 
 class RuleSyntaxError(ValidationError):
@@ -207,7 +213,9 @@ def _tokenize(text: str) -> list[_Tok]:
         if _is_digit(ch) or (ch == "." and i + 1 < n and _is_digit(text[i + 1])):
             end = _scan_number(text, i)
             kind = "number"
-            if end < n and _is_ident(text[end]):  # 5m, 1d, 10abc: one word, never a number then a name
+            if end < n and text[end] in _UNITS:
+                end += 1
+            elif end < n and _is_ident(text[end]):  # 5m, 1d, 10abc: one word, never a number then a name
                 kind = "word"
                 while end < n and _is_ident(text[end]):
                     end += 1
@@ -401,11 +409,32 @@ class _Parser:
                 if problem is not None:
                     self._error(problem, bracket.pos)
             return self._build(Range, "range", bracket.pos, mode=tok.value, value=left.node, low=low, high=high)
+        if self._is("drops"):
+            return self._drops(left)
         if allow_value and self._is(")"):
             return left
         if allow_value:
             self._note(")")
         self._fail()
+
+    def _drops(self, left: _V) -> Condition:
+        """``seal_volume drops 50% in 60s`` is ``seal_change(60) <= -50``: the 封单 shrank by that share within the
+        window (large cancellations)."""
+        tok = self._advance()
+        if left.node != Metric(name="seal_volume"):
+            self._error("'drops' only follows seal_volume (seal_volume drops 50% in 60s)", tok.pos)
+        percent = self._number()
+        self._expect("%")
+        self._expect("in")
+        span = self.tok
+        unit = span.value[-1:] if span.kind == "word" else ""
+        if unit not in _SECONDS_PER or not span.value[:-1].isdigit():
+            self._note("duration")
+            self._fail()
+        self._advance()
+        seconds = int(span.value[:-1]) * _SECONDS_PER[unit]
+        change = self._build(Metric, "seal_change", span.pos, name="seal_change", params=(seconds,))
+        return Compare(op="<=", left=change, right=Num(value=-percent))
 
     def _ratio(self, keyword: _Tok) -> Condition:
         self._expect("(")
@@ -470,7 +499,7 @@ class _Parser:
         if tok.kind != "number":
             self._note("number")
             self._fail()
-        value = float(tok.value)
+        value = float(tok.value[:-1]) * _UNITS[tok.value[-1]] if tok.value[-1] in _UNITS else float(tok.value)
         if not math.isfinite(value) or value > MAX_NUMBER:
             self._error(f"number {tok.value} is too large (at most {MAX_NUMBER:g})", tok.pos)
         self._advance()
@@ -742,6 +771,10 @@ _OUTPUT_WORDS: Final = {
 _STATE_WORDS: Final = {
     "touches_limit_up": "touches limit-up", "opens_from_limit_up": "opens from limit-up (炸板)",
     "touches_limit_down": "touches limit-down", "resumes": "resumes trading",
+    "sealed_up": "sealed at limit-up (封板)", "reseals_up": "reseals limit-up (回封)",
+    "one_word_up": "one-price limit-up (一字板)", "sealed_down": "sealed at limit-down",
+    "opens_from_limit_down": "opens from limit-down (翘板)", "reseals_down": "reseals limit-down",
+    "one_word_down": "one-price limit-down",
 }
 _CMP_WORDS: Final = {"<": "is below", "<=": "is at or below", ">": "is above", ">=": "is at or above"}
 _MODE_WORDS: Final = {"inside": "is inside", "outside": "is outside", "enters": "enters", "exits": "exits"}
@@ -778,6 +811,11 @@ def _metric_words(node: Metric) -> str:
         "change_pct": "change %", "change_from_open_pct": "change from open %", "gap_pct": "opening gap %",
         "change_over": f"{n}-minute change %",
         "volume_ratio": "volume ratio" if n == "5" else f"{n}-day volume ratio",
+        "seal_volume": "seal volume (手)", "seal_amount": "seal amount (yuan)",
+        "seal_down_volume": "limit-down seal volume (手)", "seal_down_amount": "limit-down seal amount (yuan)",
+        "seal_float_pct": "seal % of float", "seal_change": f"{n}-second seal change %",
+        "first_seal_time": "first seal (minutes after the open)", "opened_count": "seal opens today",
+        "board_streak": "limit-up streak (连板)",
     }[node.name]
 
 

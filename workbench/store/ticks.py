@@ -252,3 +252,20 @@ def code_triggers_after(con: duckdb.DuckDBPyConnection, code: str, trading_date:
         sql += " AND task_id = ?"
         params.append(task_id)
     return con.execute(sql + " ORDER BY ts, trigger_id", params).fetchdf()
+
+
+QUOTE_SUMMARY_COLUMNS = ["code", "ts", "last", "prev_close", "volume", "amount"]
+
+
+def latest_quotes(con: duckdb.DuckDBPyConnection, codes: Sequence[str]) -> pd.DataFrame:
+    """The last recorded quote of each code: last price, previous close, and the day's volume (shares) and amount
+    (yuan) so far, what a terminal's quote columns show. Codes with no recorded quote are absent; only the last day
+    recorded is looked at, so a long history of watched quotes is not scanned whole."""
+    if not codes:
+        return pd.DataFrame(columns=QUOTE_SUMMARY_COLUMNS)
+    return con.execute(
+        "WITH recent AS (SELECT * FROM quotes WHERE code IN (SELECT unnest($codes)) AND ts >= "
+        "(SELECT max(ts) FROM quotes WHERE code IN (SELECT unnest($codes))) - INTERVAL 1 DAY) "
+        "SELECT code, max(ts) AS ts, arg_max(last, ts) AS last, arg_max(prev_close, ts) AS prev_close, "
+        "arg_max(volume, ts) AS volume, arg_max(amount, ts) AS amount FROM recent GROUP BY code ORDER BY code",
+        {"codes": list(codes)}).fetchdf()
