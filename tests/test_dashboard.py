@@ -154,6 +154,29 @@ def test_a_valid_task_is_created_and_started(ctx):
     assert "new one" in set(view.table.value["task_name"])
 
 
+def test_a_scan_of_a_watchlist_is_made_from_the_form_and_shown_as_what_it_watches(ctx):
+    view = TasksView(ctx)
+    codes = list(ctx.service.list_tasks()["stock_code"].iloc[:3])
+    form = view.form
+    form.inputs["task_name"].value = "自选扫描"
+    form.inputs["target"].value = "watchlist"
+    form.inputs["stock_code"].value = codes[0]  # typed before the target was chosen: not part of a scan
+    form.inputs["watchlist"].value = "打板"
+    form.inputs["rule"].value = "change_pct > 5"
+    assert form.submit() is None and "打板" in form.errors["watchlist"].object  # no such list yet: by its field
+    ctx.service.create_watchlist("打板", codes)
+    stored = form.submit()
+    assert stored is not None and stored.target == "watchlist" and stored.watchlist == "打板"
+    assert stored.stock_code == "" and stored.alert.cooldown_seconds == 300  # a rule's default alert semantics
+    row = view.table.value[view.table.value["task_name"] == "自选扫描"].iloc[0]
+    assert row["name"] == "扫描自选股 打板"
+    form.load(ctx.service.get_task(stored.task_id))
+    assert form.inputs["target"].value == "watchlist" and form.inputs["watchlist"].value == "打板"
+    form.inputs["target"].value = "market"
+    edited = form.submit()
+    assert edited is not None and edited.target == "market" and edited.watchlist is None
+
+
 # -- live ----------------------------------------------------------------------------------------------------------
 def test_the_live_chart_streams_only_new_bars_and_triggers(ctx):
     task = next(t for t in task_store_tasks(ctx) if t.task_name == "dip a")

@@ -20,7 +20,7 @@ from workbench.dashboard.i18n import DEFAULT_LANG, Lang, t
 from workbench.dashboard.tables import hidden, shown_as, text_formatter, titles
 from workbench.dashboard.theme import COMPONENT_CSS
 from workbench.errors import NotFound, ValidationError, WorkbenchError
-from workbench.models import MonitorTask
+from workbench.models import MonitorTask, TaskTarget
 from workbench.rules.model import Frequency
 from workbench.rules.parse import describe
 from workbench.rules.tasks import with_default_alert
@@ -28,7 +28,8 @@ from workbench.store.tasks import TaskFilter
 from workbench.store.ticks import QUOTE_SUMMARY_COLUMNS, latest_quotes
 
 NUMBER_FIELDS = ("entry_min", "entry_max", "take_profit", "stop_loss")
-FORM_FIELDS = ("task_name", "stock_code", *NUMBER_FIELDS, "rule", "frequency")
+FORM_FIELDS = ("task_name", "target", "stock_code", "watchlist", *NUMBER_FIELDS, "rule", "frequency")
+TARGETS = get_args(TaskTarget)
 FREQUENCIES = list(get_args(Frequency))
 ROW_BUTTONS = ("start", "stop", "edit", "delete")
 SHOWN_COLUMNS = MappingProxyType({
@@ -69,7 +70,7 @@ def task_table(frame: pd.DataFrame, quotes: pd.DataFrame | None = None, lang: La
         "task_id": [task.task_id for task in tasks],
         "status": [task.status for task in tasks],
         "code": [task.stock_code for task in tasks],
-        "name": [task.stock_name for task in tasks],
+        "name": [_watched_name(task, lang) for task in tasks],
         "task_name": [task.task_name for task in tasks],
         "last": quote["last"].astype("float64").to_numpy(),
         "change": [fmt.change_of(last, prev) for last, prev in zip(quote["last"], quote["prev_close"], strict=True)],
@@ -86,6 +87,14 @@ def task_table(frame: pd.DataFrame, quotes: pd.DataFrame | None = None, lang: La
     shown_as(table, "volume", fmt.volume)
     shown_as(table, "amount", fmt.amount)
     return table[TABLE_COLUMNS]
+
+
+def _watched_name(task: MonitorTask, lang: Lang) -> str:
+    """A stock's short name, or what a scan watches: 扫描全市场 / 扫描自选股 <list>."""
+    if task.target == "stock":
+        return task.stock_name
+    words = t(f"target.{task.target}", lang)
+    return f"{words} {task.watchlist}" if task.watchlist else words
 
 
 def _clock_text(value: Any) -> str:
@@ -105,7 +114,9 @@ class TaskForm(Viewer):
         self._ctx = ctx
         self.inputs: dict[str, pn.widgets.Widget] = {
             "task_name": pn.widgets.TextInput(width=220),
+            "target": pn.widgets.Select(value="stock", width=180),
             "stock_code": pn.widgets.TextInput(width=120),
+            "watchlist": pn.widgets.TextInput(width=180),
             **{f: pn.widgets.FloatInput(value=None, width=120) for f in NUMBER_FIELDS},
             "rule": pn.widgets.TextInput(width=220),
             "frequency": pn.widgets.Select(value="once_per_minute", width=180),
@@ -138,6 +149,7 @@ class TaskForm(Viewer):
             if field in HINTS:
                 widget.placeholder = t(HINTS[field], lang)
         self.inputs["frequency"].options = {t(f"frequency.{f}", lang): f for f in FREQUENCIES}
+        self.inputs["target"].options = {t(f"target.{x}", lang): x for x in TARGETS}
         self.start.name = t("form.start", lang)
         self.heading.object = f"### {t('form.title', lang)}"
         self.cancel_button.label = t("form.new", lang)
@@ -152,7 +164,9 @@ class TaskForm(Viewer):
         self.clear_errors()
         self.editing = task.task_id
         self.inputs["task_name"].value = task.task_name
+        self.inputs["target"].value = task.target
         self.inputs["stock_code"].value = task.stock_code
+        self.inputs["watchlist"].value = task.watchlist or ""
         for f in NUMBER_FIELDS:
             self.inputs[f].value = getattr(task, f)
         self.inputs["rule"].value = "" if task.rule is None else to_text(task.rule)
@@ -161,8 +175,9 @@ class TaskForm(Viewer):
     def clear(self) -> None:
         self.clear_errors()
         self.editing = None
-        for f in ("task_name", "stock_code", "rule"):
+        for f in ("task_name", "stock_code", "watchlist", "rule"):
             self.inputs[f].value = ""
+        self.inputs["target"].value = "stock"
         for f in NUMBER_FIELDS:
             self.inputs[f].value = None
         self.inputs["frequency"].value = "once_per_minute"
@@ -178,8 +193,11 @@ class TaskForm(Viewer):
 
     def spec(self) -> dict[str, Any]:
         """The form's values as a task spec (empty fields left out, or cleared when editing)."""
-        out: dict[str, Any] = {"task_name": self.inputs["task_name"].value.strip(),
-                               "stock_code": self.inputs["stock_code"].value.strip()}
+        target = self.inputs["target"].value
+        out: dict[str, Any] = {"task_name": self.inputs["task_name"].value.strip(), "target": target,
+                               "stock_code": self.inputs["stock_code"].value.strip() if target == "stock" else "",
+                               "watchlist": (self.inputs["watchlist"].value.strip() or None) if target == "watchlist"
+                               else None}
         for f in NUMBER_FIELDS:
             value = self.inputs[f].value
             out[f] = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
