@@ -408,3 +408,51 @@ def _stored(tmp_path, name: str, tasks: list[MonitorTask]) -> Store:
         for t in tasks:
             task_store.insert_task(con, t.model_copy(update={"task_id": None}), at(DAY, "09:00:00"), "test")
     return store
+
+
+# --- the order book and the day's amount (Futu's price-alert kinds) ---------------------------------------------
+def _booked(ts: dt.datetime, last: list[float], bids: list[list[int]], asks: list[list[int]]) -> pd.DataFrame:
+    """A snapshot with the given 5-level volumes (shares) per stock, best bid a tick below the last price, best ask
+    a tick above."""
+    frame = quote_frame(CODES, ts, last, [100_000 * (i + 1) for i in range(len(CODES))])
+    for i, (b, a) in enumerate(zip(bids, asks, strict=True)):
+        for k in range(5):
+            frame.loc[i, [f"bid{k + 1}_volume", f"bid{k + 1}_price"]] = b[k], round(last[i] - 0.01 * (k + 1), 2)
+            frame.loc[i, [f"ask{k + 1}_volume", f"ask{k + 1}_price"]] = a[k], round(last[i] + 0.01 * (k + 1), 2)
+    return frame
+
+
+def test_book_terms_read_the_latest_snapshot_in_lots_yuan_and_percent():
+    monitor = Monitor(CAL, DAY, UNIVERSE)
+    monitor.set_tasks([])
+    ts = times("10:00:00", 1, 3)[0]
+    monitor.tick(_booked(ts, [10.0, 20.0, 30.0], bids=[[90_000, 1000, 0, 0, 0], [100] * 5, [500] * 5],
+                         asks=[[1000, 0, 0, 0, 0], [100] * 5, [1500] * 5]), ts)
+    assert metric(monitor, "bid1_volume").tolist() == [900.0, 1.0, 5.0]  # 手
+    assert metric(monitor, "ask1").tolist() == [10.01, 20.01, 30.01]
+    assert metric(monitor, "bid1").tolist() == [9.99, 19.99, 29.99]
+    imbalance = metric(monitor, "book_imbalance")
+    assert np.allclose(imbalance, [(91_000 - 1000) / 92_000 * 100, 0.0, -50.0])  # 委比
+    assert np.allclose(metric(monitor, "amount"), [100_000 * 10.0, 200_000 * 20.0, 300_000 * 30.0])
+
+
+def test_price_alerts_on_the_book_fire_as_their_terms_cross():
+    monitor = Monitor(CAL, DAY, UNIVERSE)
+    monitor.set_tasks([task(1, "bid1_volume < 500"), task(2, "book_imbalance > 50", code="000001.SZ"),
+                       task(3, "ask1 < 30.2", code="300750.SZ"), task(4, "amount > 500万", code="300750.SZ")])
+    ts = times("10:00:00", 3, 60)
+    thin, deep = [100] * 5, [90_000] * 5  # shares: 1 手 and 900 手 a level
+    frames = [_booked(ts[0], [10.0, 20.0, 30.5], bids=[deep, thin, thin], asks=[thin, thin, thin]),
+              _booked(ts[1], [10.0, 20.0, 30.1], bids=[thin, deep, thin], asks=[thin, thin, thin]),
+              _booked(ts[2], [10.0, 20.0, 30.1], bids=[thin, deep, thin], asks=[thin, thin, thin])]
+    assert fires(run(monitor, frames)) == {1: [1], 2: [1], 3: [1], 4: [0]}
+
+
+def test_book_terms_are_unknown_without_a_book():
+    bars = pd.DataFrame({"code": "600000.SH", "ts": pd.date_range("2026-11-02 15:00", periods=30, freq="B",
+                                                                   tz="Asia/Shanghai"),
+                         "open": 10.0, "high": 10.2, "low": 9.8, "close": 10.0, "volume": 10_000})
+    assert backtest("bid1_volume > 0 or amount > 0", bars).empty
+    monitor = Monitor(CAL, DAY, UNIVERSE)
+    monitor.set_tasks([])
+    assert np.isnan(metric(monitor, "bid1")).all()

@@ -32,8 +32,10 @@ Array = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 EPS = 1e-9
 SHARES_PER_LOT = 100              # 1 手
+BOOK_METRICS = frozenset({"bid1", "ask1", "bid1_volume", "ask1_volume", "book_imbalance", "amount"})
 BOARD_METRICS = frozenset({"seal_volume", "seal_amount", "seal_down_volume", "seal_down_amount", "seal_float_pct",
-                           "first_seal_time", "board_streak", "opened_count", "seal_change"})
+                           "first_seal_time", "board_streak", "opened_count", "seal_change"}) | BOOK_METRICS
+LEVELS = 5
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Book:
     bid1_volume: Array     # shares
     ask1_price: Array
     ask1_volume: Array
+    bids: Array            # shares on the 5 bid levels
+    asks: Array            # shares on the 5 ask levels
+    amount: Array          # the day's 成交额 so far, yuan
 
     @classmethod
     def of_snapshot(cls, snap: pd.DataFrame, last: Array, ts: dt.datetime, day: dt.date, minute: float) -> Book:
@@ -57,8 +62,12 @@ class Book:
         def col(name: str) -> Array:
             return snap[name].to_numpy(np.float64)
 
+        def depth(side: str) -> Array:
+            return np.nansum([col(f"{side}{k}_volume") for k in range(1, LEVELS + 1)], axis=0)
+
         return cls(ts.timestamp(), day.toordinal(), minute, last, col("limit_up"), col("limit_down"),
-                   col("bid1_price"), col("bid1_volume"), col("ask1_price"), col("ask1_volume"))
+                   col("bid1_price"), col("bid1_volume"), col("ask1_price"), col("ask1_volume"), depth("bid"),
+                   depth("ask"), col("amount"))
 
 
 def _empty(price: Array, volume: Array) -> Mask:
@@ -115,6 +124,7 @@ class BoardState:
         self.start_day()
 
     def start_day(self) -> None:
+        self.book: Book | None = None  # the latest snapshot's book (the book terms read it)
         self.up, self.down = _Side(self.n), _Side(self.n)
         self.day = np.nan
         self.ring: deque[tuple[float, Array]] = deque()  # (snapshot time, seal volume at limit-up in shares)
@@ -131,6 +141,7 @@ class BoardState:
         self.up.observe(up_known, at_up, at_up & no_asks & ~no_bids, book.bid1_volume, book.minute)
         self.down.observe(down_known, at_down, at_down & no_bids & ~no_asks, book.ask1_volume, book.minute)
         self.day = float(book.day)
+        self.book = book
         self.ring.append((book.ts, self.up.queue))
         while len(self.ring) > 1 and self.ring[1][0] <= book.ts - MAX_SEAL_SECONDS:
             self.ring.popleft()
@@ -174,7 +185,28 @@ class BoardState:
             return self.streak
         if name == "seal_change":
             return self._seal_change(params[0])
+        if name in BOOK_METRICS:
+            return self._book_value(name)
         raise KeyError(name)
+
+    def _book_value(self, name: str) -> Array:
+        """A book term at the latest snapshot: NaN before the first one, for a halted stock, and on a side with
+        nothing on it (no best bid at limit-up's mirror, no best ask when sealed up)."""
+        b = self.book
+        if b is None:
+            return np.full(self.n, np.nan)
+        priced = np.isfinite(b.last)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if name in ("bid1", "bid1_volume"):
+                value = b.bid1_price if name == "bid1" else b.bid1_volume / SHARES_PER_LOT
+                return np.where(priced & ~_empty(b.bid1_price, b.bid1_volume), value, np.nan)
+            if name in ("ask1", "ask1_volume"):
+                value = b.ask1_price if name == "ask1" else b.ask1_volume / SHARES_PER_LOT
+                return np.where(priced & ~_empty(b.ask1_price, b.ask1_volume), value, np.nan)
+            if name == "book_imbalance":
+                total = b.bids + b.asks
+                return np.where(priced & (total > 0), (b.bids - b.asks) / total * 100.0, np.nan)
+            return np.where(priced, b.amount, np.nan)
 
     def _seal_change(self, seconds: float) -> Array:
         """% change of the 封单 against the newest snapshot at least ``seconds`` older (NaN: not sealed then or now,

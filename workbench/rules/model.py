@@ -59,10 +59,18 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "first_seal_time": ((), ()),          # trading minutes since the open of the day's first seal at limit-up
     "opened_count": ((), ()),             # times the limit-up seal opened today
     "board_streak": ((), ()),             # 连板: consecutive previous trading days closed at limit-up
+    # the order book and the day's amount, from Level-1 snapshots (Futu's price-alert kinds); unknown on bars
+    "bid1": ((), ()),                     # best bid price, yuan
+    "ask1": ((), ()),                     # best ask price, yuan
+    "bid1_volume": ((), ()),              # volume at the best bid, 手
+    "ask1_volume": ((), ()),              # volume at the best ask, 手
+    "book_imbalance": ((), ()),           # 委比: (bids - asks) / (bids + asks) over the 5 levels, %
+    "amount": ((), ()),                   # 成交额 of the day so far, yuan
 }
 MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio", "seal_volume",
                      "seal_amount", "seal_down_volume", "seal_down_amount", "seal_float_pct", "seal_change",
-                     "first_seal_time", "opened_count", "board_streak"]
+                     "first_seal_time", "opened_count", "board_streak", "bid1", "ask1", "bid1_volume",
+                     "ask1_volume", "book_imbalance", "amount"]
 MAX_SEAL_SECONDS = 600  # the longest window seal_change(N) looks back over
 
 MAX_PERIOD = 250

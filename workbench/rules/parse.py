@@ -816,6 +816,9 @@ def _metric_words(node: Metric) -> str:
         "seal_float_pct": "seal % of float", "seal_change": f"{n}-second seal change %",
         "first_seal_time": "first seal (minutes after the open)", "opened_count": "seal opens today",
         "board_streak": "limit-up streak (连板)",
+        "bid1": "best bid", "ask1": "best ask", "bid1_volume": "best bid volume (手)",
+        "ask1_volume": "best ask volume (手)", "book_imbalance": "book imbalance % (委比)",
+        "amount": "day's amount (yuan)",
     }[node.name]
 
 
