@@ -520,6 +520,8 @@ def tasks_add(
     stock: Annotated[str | None, typer.Argument(help="stock code, e.g. 600000 or sh600000 (none for a scan)")] = None,
     watchlist: Annotated[str | None, typer.Option(help="scan every stock of this watchlist with --rule")] = None,
     market: Annotated[bool, typer.Option(help="scan every stock of the market with --rule")] = False,
+    template: Annotated[str | None, typer.Option(help="a 盘口异动 template as the rule (workbench rules "
+                                                      "templates), e.g. 火箭发射")] = None,
     entry_min: EntryMin = None,
     entry_max: EntryMax = None,
     take_profit: TakeProfit = None,
@@ -539,6 +541,16 @@ def tasks_add(
                                              frequency))
         if watchlist is not None or market:
             spec |= {"target": "market" if market else "watchlist", "watchlist": watchlist}
+        if template is not None:
+            from workbench.errors import ValidationError
+            from workbench.rules.templates import template_spec
+
+            if rule is not None:
+                raise ValidationError("rule", "give --rule or --template, not both")
+            made = template_spec(template, name, spec.get("target", "stock"), watchlist, spec.get("stock_code", ""))
+            spec |= {"rule": made["rule"], "trading_hours_only": made["trading_hours_only"]}
+            spec = with_default_alert({k: v for k, v in spec.items() if k != "alert"} | (
+                {"alert": {"frequency": frequency}} if frequency else {}))
         service = _service(db)
         ensure_instruments(service.store, universe_for(service.settings))
         stored = service.create_task(spec, start=start)
@@ -987,6 +999,24 @@ def rules_check(
         return
     typer.echo(to_text(parsed))
     typer.echo(describe(parsed))
+
+
+@rules_app.command("templates")
+def rules_templates(as_json: JsonOption = False) -> None:
+    """The ready-made 盘口异动 scans: name, rule and what it means (`tasks add --template NAME --market`)."""
+    from workbench.rules.templates import ANOMALIES
+
+    if as_json:
+        typer.echo(_json([{"name": n, "rule": t.rule, "meaning": t.meaning,
+                           "trading_hours_only": t.trading_hours_only} for n, t in ANOMALIES.items()]))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "rule", "meaning")
+    for name, t in ANOMALIES.items():
+        table.add_row(name, t.rule, t.meaning)
+    Console().print(table)
 
 
 @rules_app.command("backtest")

@@ -32,7 +32,8 @@ Array = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 EPS = 1e-9
 SHARES_PER_LOT = 100              # 1 手
-BOOK_METRICS = frozenset({"bid1", "ask1", "bid1_volume", "ask1_volume", "book_imbalance", "amount"})
+BOOK_METRICS = frozenset({"bid1", "ask1", "bid1_volume", "ask1_volume", "book_imbalance", "amount", "big_buy",
+                          "big_sell"})
 BOARD_METRICS = frozenset({"seal_volume", "seal_amount", "seal_down_volume", "seal_down_amount", "seal_float_pct",
                            "first_seal_time", "board_streak", "opened_count", "seal_change"}) | BOOK_METRICS
 LEVELS = 5
@@ -68,6 +69,20 @@ class Book:
         return cls(ts.timestamp(), day.toordinal(), minute, last, col("limit_up"), col("limit_down"),
                    col("bid1_price"), col("bid1_volume"), col("ask1_price"), col("ask1_volume"), depth("bid"),
                    depth("ask"), col("amount"))
+
+
+def _traded(before: Book | None, now: Book) -> Array:
+    """成交额 between two snapshots, signed by the side that took it: + where the price reached the ask quoted
+    before (a buyer lifted it), - where it fell to the bid, 0 in between. An approximation of trade-by-trade data,
+    which Level-1 snapshots do not carry: several trades between two snapshots are one, at the last price."""
+    if before is None or before.day != now.day:
+        return np.full(len(now.last), np.nan)
+    with np.errstate(invalid="ignore"):
+        amount = now.amount - before.amount
+        side = np.where(now.last >= before.ask1_price - EPS, 1.0, np.where(now.last <= before.bid1_price + EPS, -1.0,
+                                                                           0.0))
+        known = np.isfinite(now.last) & np.isfinite(amount) & (amount >= 0)
+    return np.where(known, side * amount, np.nan)
 
 
 def _empty(price: Array, volume: Array) -> Mask:
@@ -125,6 +140,7 @@ class BoardState:
 
     def start_day(self) -> None:
         self.book: Book | None = None  # the latest snapshot's book (the book terms read it)
+        self.traded = np.full(self.n, np.nan)  # 成交额 since the snapshot before, signed: + at the ask, - at the bid
         self.up, self.down = _Side(self.n), _Side(self.n)
         self.day = np.nan
         self.ring: deque[tuple[float, Array]] = deque()  # (snapshot time, seal volume at limit-up in shares)
@@ -141,6 +157,7 @@ class BoardState:
         self.up.observe(up_known, at_up, at_up & no_asks & ~no_bids, book.bid1_volume, book.minute)
         self.down.observe(down_known, at_down, at_down & no_bids & ~no_asks, book.ask1_volume, book.minute)
         self.day = float(book.day)
+        self.traded = _traded(self.book, book)
         self.book = book
         self.ring.append((book.ts, self.up.queue))
         while len(self.ring) > 1 and self.ring[1][0] <= book.ts - MAX_SEAL_SECONDS:
@@ -203,6 +220,9 @@ class BoardState:
             if name in ("ask1", "ask1_volume"):
                 value = b.ask1_price if name == "ask1" else b.ask1_volume / SHARES_PER_LOT
                 return np.where(priced & ~_empty(b.ask1_price, b.ask1_volume), value, np.nan)
+            if name in ("big_buy", "big_sell"):
+                side = self.traded if name == "big_buy" else -self.traded
+                return np.where(np.isfinite(side), np.fmax(side, 0.0), np.nan)
             if name == "book_imbalance":
                 total = b.bids + b.asks
                 return np.where(priced & (total > 0), (b.bids - b.asks) / total * 100.0, np.nan)
