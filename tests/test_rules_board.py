@@ -433,13 +433,13 @@ def test_book_terms_read_the_latest_snapshot_in_lots_yuan_and_percent():
     assert metric(monitor, "bid1").tolist() == [9.99, 19.99, 29.99]
     imbalance = metric(monitor, "book_imbalance")
     assert np.allclose(imbalance, [(91_000 - 1000) / 92_000 * 100, 0.0, -50.0])  # 委比
-    assert np.allclose(metric(monitor, "amount"), [100_000 * 10.0, 200_000 * 20.0, 300_000 * 30.0])
+    assert np.allclose(metric(monitor, "day_amount"), [100_000 * 10.0, 200_000 * 20.0, 300_000 * 30.0])
 
 
 def test_price_alerts_on_the_book_fire_as_their_terms_cross():
     monitor = Monitor(CAL, DAY, UNIVERSE)
     monitor.set_tasks([task(1, "bid1_volume < 500"), task(2, "book_imbalance > 50", code="000001.SZ"),
-                       task(3, "ask1 < 30.2", code="300750.SZ"), task(4, "amount > 500万", code="300750.SZ")])
+                       task(3, "ask1 < 30.2", code="300750.SZ"), task(4, "day_amount > 500万", code="300750.SZ")])
     ts = times("10:00:00", 3, 60)
     thin, deep = [100] * 5, [90_000] * 5  # shares: 1 手 and 900 手 a level
     frames = [_booked(ts[0], [10.0, 20.0, 30.5], bids=[deep, thin, thin], asks=[thin, thin, thin]),
@@ -452,7 +452,7 @@ def test_book_terms_are_unknown_without_a_book():
     bars = pd.DataFrame({"code": "600000.SH", "ts": pd.date_range("2026-11-02 15:00", periods=30, freq="B",
                                                                    tz="Asia/Shanghai"),
                          "open": 10.0, "high": 10.2, "low": 9.8, "close": 10.0, "volume": 10_000})
-    assert backtest("bid1_volume > 0 or amount > 0", bars).empty
+    assert backtest("bid1_volume > 0 or day_amount > 0", bars).empty
     monitor = Monitor(CAL, DAY, UNIVERSE)
     monitor.set_tasks([])
     assert np.isnan(metric(monitor, "bid1")).all()

@@ -32,7 +32,7 @@ Array = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 EPS = 1e-9
 SHARES_PER_LOT = 100              # 1 手
-BOOK_METRICS = frozenset({"bid1", "ask1", "bid1_volume", "ask1_volume", "book_imbalance", "amount", "big_buy",
+BOOK_METRICS = frozenset({"bid1", "ask1", "bid1_volume", "ask1_volume", "book_imbalance", "day_amount", "big_buy",
                           "big_sell"})
 BOARD_METRICS = frozenset({"seal_volume", "seal_amount", "seal_down_volume", "seal_down_amount", "seal_float_pct",
                            "first_seal_time", "board_streak", "opened_count", "seal_change"}) | BOOK_METRICS

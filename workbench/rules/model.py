@@ -65,14 +65,14 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "bid1_volume": ((), ()),              # volume at the best bid, 手
     "ask1_volume": ((), ()),              # volume at the best ask, 手
     "book_imbalance": ((), ()),           # 委比: (bids - asks) / (bids + asks) over the 5 levels, %
-    "amount": ((), ()),                   # 成交额 of the day so far, yuan
+    "day_amount": ((), ()),               # 成交额 of the day so far, yuan (not AMOUNT, a formula's bar field)
     "big_buy": ((), ()),                  # 成交额 since the snapshot before, taken at the ask (大笔买入 ≈), yuan
     "big_sell": ((), ()),                 # the same at the bid (大笔卖出 ≈), yuan
 }
 MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio", "seal_volume",
                      "seal_amount", "seal_down_volume", "seal_down_amount", "seal_float_pct", "seal_change",
                      "first_seal_time", "opened_count", "board_streak", "bid1", "ask1", "bid1_volume",
-                     "ask1_volume", "book_imbalance", "amount", "big_buy", "big_sell"]
+                     "ask1_volume", "book_imbalance", "day_amount", "big_buy", "big_sell"]
 MAX_SEAL_SECONDS = 600  # the longest window seal_change(N) looks back over
 
 MAX_PERIOD = 250

@@ -818,7 +818,7 @@ def _metric_words(node: Metric) -> str:
         "board_streak": "limit-up streak (连板)",
         "bid1": "best bid", "ask1": "best ask", "bid1_volume": "best bid volume (手)",
         "ask1_volume": "best ask volume (手)", "book_imbalance": "book imbalance % (委比)",
-        "amount": "day's amount (yuan)", "big_buy": "amount bought at the ask since the last snapshot (yuan)",
+        "day_amount": "day's amount (yuan)", "big_buy": "amount bought at the ask since the last snapshot (yuan)",
         "big_sell": "amount sold at the bid since the last snapshot (yuan)",
     }[node.name]
 
