@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import at, quote_frame
@@ -58,3 +61,23 @@ def test_the_auction_templates_run_on_the_0925_match_and_the_others_wait_for_con
         frames.append(frame)
     got = fires(run(monitor, frames))
     assert got == {1: [0], 2: [0]}  # 竞价上涨 on 600000 (+4 %), 竞价下跌 on 000001 (-4 %), at 09:25; once each
+
+
+def test_a_60_day_high_fires_on_the_tick_today_s_high_passes_the_highest_of_the_days_before():
+    from workbench.monitor import BAR_COLUMNS
+
+    days = [d for d in (DAY - dt.timedelta(days=k) for k in range(120, 0, -1)) if CAL.is_session(d)][-60:]
+    rows = [{"code": code, "freq": "1d", "ts": at(d, "15:00:00"), "open": 10.0, "high": 10.5 + 0.2 * (k == 30),
+             "low": 9.5, "close": 10.0, "volume": 1e6, "amount": 1e7}
+            for code in CODES for k, d in enumerate(days)]
+    monitor = Monitor(CAL, DAY, UNIVERSE)
+    tasks = [MonitorTask.parse({**with_default_alert(template_spec("60日新高")), "status": "running"})
+             .model_copy(update={"task_id": 1})]
+    monitor.set_tasks(tasks)
+    monitor.warm(pd.DataFrame(rows, columns=BAR_COLUMNS))
+    ticks = [(at(DAY, "10:00:00"), [10.6, 10.0, 10.0]), (at(DAY, "10:01:00"), [10.75, 10.0, 10.0])]
+    frames = [quote_frame(CODES, ts, last, [1000 * (i + 1)] * 3, high=[max(x, 10.75 if i else 10.6) if j == 0
+                                                                       else x for j, x in enumerate(last)])
+              for i, (ts, last) in enumerate(ticks)]
+    results = run(monitor, frames)
+    assert [list(r.triggers["code"]) for r in results] == [[], ["600000.SH"]]  # 10.70 was the 60-day high

@@ -77,6 +77,8 @@ def batch(term: Term, bars: Bars) -> np.ndarray:
         return ind.sma(c, p[0])
     if term.name == "vma":
         return ind.sma(v, p[0])
+    if term.name in ("hhv", "llv"):
+        return ind.hhv(h, p[0]) if term.name == "hhv" else ind.llv(lo, p[0])
     if term.name == "ema":
         return ind.ema(c, p[0], convention=conv)
     if term.name == "macd":
@@ -110,6 +112,7 @@ def lines(name: str, params: tuple[float, ...], conventions: tuple[str, ...] = (
 TERMS = [
     *both(*(Term("sma", (n,)) for n in (1, 2, 5, 20))),
     *(Term("vma", (n,)) for n in (1, 5)),
+    *(Term(kind, (n,)) for kind in ("hhv", "llv") for n in (1, 3, 20)),
     *lines("boll", (20, 2.0)),
     Term("boll", (5, 2.5), "upper"),
     Term("boll", (5, 2.5), "lower"),

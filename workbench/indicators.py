@@ -419,6 +419,18 @@ def sma(x: npt.ArrayLike, n: int) -> Array:
     return _apply(lambda c: _sma_core(c, n), _panel("x", x))[0]
 
 
+def hhv(x: npt.ArrayLike, n: int) -> Array:
+    """Highest value of the last n (the terminals' HHV, TA-Lib MAX); first value at index n-1."""
+    n = _period("n", n)
+    return _apply(lambda c: (_rolling_extreme(c, n, np.maximum),), _panel("x", x))[0]
+
+
+def llv(x: npt.ArrayLike, n: int) -> Array:
+    """Lowest value of the last n (the terminals' LLV, TA-Lib MIN); first value at index n-1."""
+    n = _period("n", n)
+    return _apply(lambda c: (_rolling_extreme(c, n, np.minimum),), _panel("x", x))[0]
+
+
 def ema(x: npt.ArrayLike, n: int, *, convention: str = "talib") -> Array:
     """Exponential moving average, alpha = 2 / (n + 1).
 

@@ -51,6 +51,8 @@ TERM_KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "boll": (("n", "k"), ("upper", "mid", "lower")),
     "kdj": (("n", "m1", "m2"), ("k", "d", "j")),
     "vma": (("n",), ()),
+    "hhv": (("n",), ()),
+    "llv": (("n",), ()),
     "close_ago": (("n",), ()),
     "atr": (("n",), ()),
 }
@@ -110,7 +112,7 @@ class Term:
     @property
     def window(self) -> int:
         """Raw bars this term reads back from the ring (0 for recursions), so capacity can be checked."""
-        return int(self.params[0]) if self.name in ("sma", "vma", "boll", "kdj", "close_ago") else 0
+        return int(self.params[0]) if self.name in ("sma", "vma", "hhv", "llv", "boll", "kdj", "close_ago") else 0
 
 
 def _params(name: str, names: tuple[str, ...], params: object) -> tuple[float, ...]:
@@ -524,6 +526,9 @@ def _plan(term: Term) -> _Plan:
     if name in ("sma", "vma"):
         field = CLOSE if name == "sma" else VOLUME
         return _Plan(("sum", field, n), lambda size: _Window(size, field, n, "sum"), _mean_of_sum(n))
+    if name in ("hhv", "llv"):  # the highest high / lowest low of the last n bars
+        field, kind = (HIGH, "max") if name == "hhv" else (LOW, "min")
+        return _Plan((kind, field, n), lambda size: _Window(size, field, n, kind), _line(kind))
     if name == "boll":
         return _Plan(("meanvar", n), lambda size: _Window(size, CLOSE, n, "meanvar"), _band(term.params[1], out))
     if name == "ema":

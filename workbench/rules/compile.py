@@ -58,7 +58,7 @@ Array = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 EPS = 1e-9  # prices are on a 0.01 grid; levels computed as prev * 1.01 carry binary noise
 UNKNOWN, BELOW, ABOVE = 0.0, -1.0, 1.0
-_CONVENTION_FREE = {"sma", "vma", "boll", "kdj"}
+_CONVENTION_FREE = {"sma", "vma", "boll", "kdj", "hhv", "llv"}
 _BOARD_EVENTS: dict[str, str] = {  # state -> the board state's day counter (workbench.rules.board)
     "opens_from_limit_up": "opened_up", "reseals_up": "resealed_up",
     "opens_from_limit_down": "opened_down", "reseals_down": "resealed_down",

@@ -39,8 +39,10 @@ INDICATORS: dict[str, tuple[tuple[str, ...], tuple[float, ...], tuple[str, ...]]
     "boll": (("n", "k"), (20, 2.0), ("upper", "mid", "lower")),
     "kdj": (("n", "m1", "m2"), (9, 3, 3), ("k", "d", "j")),
     "vma": (("n",), (5,), ()),  # moving average of the bar volume
+    "hhv": (("n",), (20,), ()),  # highest high of the last n bars (this one included)
+    "llv": (("n",), (20,), ()),  # lowest low of the last n bars
 }
-IndicatorName = Literal["sma", "ema", "macd", "rsi", "boll", "kdj", "vma"]
+IndicatorName = Literal["sma", "ema", "macd", "rsi", "boll", "kdj", "vma", "hhv", "llv"]
 
 # Derived metrics, in percent where they are changes.
 METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {

@@ -778,7 +778,7 @@ _STATE_WORDS: Final = {
 }
 _CMP_WORDS: Final = {"<": "is below", "<=": "is at or below", ">": "is above", ">=": "is at or above"}
 _MODE_WORDS: Final = {"inside": "is inside", "outside": "is outside", "enters": "enters", "exits": "exits"}
-_PRICE_INDICATORS: Final = ("sma", "ema", "boll")
+_PRICE_INDICATORS: Final = ("sma", "ema", "boll", "hhv", "llv")
 
 
 def _decimal(value: float, min_decimals: int = 0) -> str:
@@ -800,7 +800,7 @@ def _params_words(params: tuple[float, ...]) -> str:
 
 
 def _indicator_words(node: Indicator) -> str:
-    label = {"vma": "volume MA"}.get(node.name, node.name.upper())
+    label = {"vma": "volume MA", "hhv": "highest high", "llv": "lowest low"}.get(node.name, node.name.upper())
     text = f"{label}({_params_words(node.params)})"
     return f"{text} {_OUTPUT_WORDS.get(node.output, node.output)}" if node.output else text
 

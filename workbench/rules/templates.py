@@ -3,8 +3,8 @@
 Each template is a rule text and how its task runs; ``template_spec`` turns one into a task spec (a market scan by
 default, or a watchlist's, or one stock's) that every way in (CLI, API, notebook) takes like any other. The numbers
 are the common terminal thresholds; a user who wants others writes the rule itself. Not here yet, because the live
-engine has no term for them: 高开 / 低开 5日线, 向上 / 向下缺口 (the previous day's high and low), 60日新高 / 新低
-and 60日大幅上涨 / 下跌 (N-day highs and changes on the daily series).
+engine has no term for them: 高开 / 低开 5日线 and 向上 / 向下缺口 (the previous days' bars without today's) and
+60日大幅上涨 / 下跌 (an N-day change).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ ANOMALIES: Mapping[str, Template] = MappingProxyType({
     "封跌停板": Template("sealed_down", "封跌停: 买盘为空, 卖一排队"),
     "打开涨停板": Template("opens_from_limit_up", "炸板: 封涨停后又在涨停价下成交"),
     "打开跌停板": Template("opens_from_limit_down", "翘板: 封跌停后又在跌停价上成交"),
+    "60日新高": Template("high >= hhv(60) on 1d", "今日最高价为 60 个交易日 (含今日) 最高"),
+    "60日新低": Template("low <= llv(60) on 1d", "今日最低价为 60 个交易日 (含今日) 最低"),
 })
 
 
