@@ -46,6 +46,11 @@ def alert_payload(*, trigger_id: str, task_id: int, task_name: str, code: str, n
 DIGEST_NAMED = 5  # stocks named in a scan digest's title; the message lists them all
 
 
+def stock_list(stocks: Sequence[Mapping[str, Any]]) -> str:
+    """A scan burst's stocks as one line, strongest first: '宁德时代 300750.SZ 10.80; 浦发银行 600000.SH 10.30'."""
+    return "; ".join(f"{s['name']} {s['code']} {s['price']:.2f}" for s in stocks)
+
+
 def scan_digest(task_name: str, lead: dict[str, Any], fires: Sequence[Mapping[str, Any]],
                 scores: Sequence[float]) -> tuple[str, str, dict[str, Any]]:
     """The title, message and alert of a scan's burst (``fires`` ranked, strongest first, the lead's alert first):
@@ -58,8 +63,8 @@ def scan_digest(task_name: str, lead: dict[str, Any], fires: Sequence[Mapping[st
     named = "、".join(f"{s['name']} {s['code']}" for s in stocks[:DIGEST_NAMED])
     more = f" 等 {len(stocks)} 只" if len(stocks) > DIGEST_NAMED else ""
     title = f"{len(stocks)} 只股票 {condition}: {named}{more}"
-    lines = "; ".join(f"{s['name']} {s['code']} {s['price']:.2f}" for s in stocks)
-    message = f"{task_name}: {len(stocks)} 只股票 {condition} at {lead['ts'][:19].replace('T', ' ')}: {lines}"
+    message = (f"{task_name}: {len(stocks)} 只股票 {condition} at {lead['ts'][:19].replace('T', ' ')}: "
+               f"{stock_list(stocks)}")
     alert = {**lead, "name": f"{len(stocks)} 只股票", "code": "", "title": title, "stocks": stocks}
     return title, message, alert
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from workbench.notify.message import Message
-from workbench.notify.policy import PAYLOAD_SCHEMA
+from workbench.notify.policy import PAYLOAD_SCHEMA, stock_list
 
 
 def _line(a: dict[str, Any]) -> str:
@@ -21,8 +21,7 @@ def _what(a: dict[str, Any]) -> str:
     """'平安银行 000001.SZ close crosses above 10: price 10.05', or a scan's burst with each stock and price."""
     stocks = a.get("stocks")
     if stocks:
-        listed = "; ".join(f"{s['name']} {s['code']} {s['price']:.2f}" for s in stocks)
-        return f"{a['name']} {a['condition']}: {listed}"
+        return f"{a['name']} {a['condition']}: {stock_list(stocks)}"
     return f"{a['name']} {a['code']} {a['condition']}{_price(a)}"
 
 

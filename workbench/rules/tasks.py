@@ -66,9 +66,10 @@ def specs_for(tasks: Sequence[MonitorTask], universe: pd.Index,
         if task.task_id is None:
             continue
         fixed = task.quant_config.get("entry_price")
+        rules = rules_of(task)  # once per task: a scan's stocks share its rule objects (and their compiled shape)
         for code_idx in _stocks_of(task, universe, members or {}):
             code = str(universe[code_idx])
-            for name, rule in rules_of(task):
+            for name, rule in rules:
                 specs.append(RuleSpec(
                     task_id=task.task_id, name=name, code_idx=code_idx, rule=rule, alert=task.alert,
                     check_interval=float(task.check_interval), trading_hours_only=task.trading_hours_only,

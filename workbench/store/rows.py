@@ -1,4 +1,5 @@
-"""Rows into a table in one statement, the cheap way for their number: the one way the tick's writers insert.
+"""Rows into a table in one statement, the cheap way for their number: how the tick's writers insert (bars, which
+are inserted only where absent, have their own statement).
 
 A tick writes a handful of rows into several tables (its journal row, a trigger, its outbox rows and event, the rule
 state it changed) inside one transaction on the loop's thread. Registering a pandas frame costs about 3 ms per

@@ -69,9 +69,7 @@ def write_ticks(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult],
         _write_events_of(con, result, written_at, counts)
     quotes = _concat([r.quotes for r in fresh if len(r.quotes)])
     if len(quotes):
-        con.register("_quotes", quotes[QUOTE_COLUMNS])
-        con.execute(f"INSERT INTO quotes ({', '.join(QUOTE_COLUMNS)}) SELECT {', '.join(QUOTE_COLUMNS)} FROM _quotes")
-        con.unregister("_quotes")
+        insert_rows(con, "INSERT INTO quotes", quotes[QUOTE_COLUMNS], QUOTE_COLUMNS)
         counts.quotes = len(quotes)
     return counts
 
