@@ -537,8 +537,7 @@ def tasks_add(
     from workbench.rules.tasks import with_default_alert
 
     with _reported():
-        spec = with_default_alert(_task_spec(name, stock, entry_min, entry_max, take_profit, stop_loss, rule,
-                                             frequency))
+        spec = _task_spec(name, stock, entry_min, entry_max, take_profit, stop_loss, rule, frequency)
         if watchlist is not None or market:
             spec |= {"target": "market" if market else "watchlist", "watchlist": watchlist}
         if template is not None:
@@ -549,8 +548,7 @@ def tasks_add(
                 raise ValidationError("rule", "give --rule or --template, not both")
             made = template_spec(template, name, spec.get("target", "stock"), watchlist, spec.get("stock_code", ""))
             spec |= {"rule": made["rule"], "trading_hours_only": made["trading_hours_only"]}
-            spec = with_default_alert({k: v for k, v in spec.items() if k != "alert"} | (
-                {"alert": {"frequency": frequency}} if frequency else {}))
+        spec = with_default_alert(spec)  # once the spec says what it watches and by which rule
         service = _service(db)
         ensure_instruments(service.store, universe_for(service.settings))
         stored = service.create_task(spec, start=start)
