@@ -194,7 +194,7 @@ def test_to_text_uses_only_the_parentheses_precedence_needs(condition, text):
     ("macd(26,12) > 0", 1, "shorter than slow"),
     ("boll.foo > 1", 1, "no output 'foo'"),
     ("close < rsi(14).upper", 9, "no output 'upper'"),
-    ("change_pct(3) > 1", 1, "at most 0 parameter"),
+    ("change_pct(3) > 1", 1, "change_pct takes no parameters"),
     ("foo > 1", 1, "unknown name 'foo'"),
     ("clsoe > 1", 1, "did you mean 'close'"),
     ("take_profit(5%", 15, "expected ')'"),

@@ -73,6 +73,23 @@ def minutes_of(timeframe: str) -> int:
     return MINUTES_PER_DAY if timeframe == "1d" else int(timeframe[:-1])
 
 
+def prior_term(name: str, params: tuple[float, ...]) -> Term | None:
+    """The daily term a metric of the days before today reads, as it stood when the day started (None: the metric
+    reads none). The daily series' values at its last committed bar are exactly the previous days' ones, so no
+    term of its own is needed: prev_high is hhv(1), prev_ma(n) sma(n), change_days(n) divides by close_ago(n)."""
+    if name == "prev_high":
+        return Term("hhv", (1,))
+    if name == "prev_low":
+        return Term("llv", (1,))
+    if name == "prev_ma":
+        return Term("sma", params)
+    if name == "change_days":
+        return Term("close_ago", params)
+    if name == "volume_ratio":
+        return Term("vma", params)
+    return None
+
+
 def needs_of(programs: Iterable[Program]) -> dict[str, set[Term]]:
     """The series terms each timeframe must keep for these programs (metrics read the 1m and 1d series)."""
     needs: dict[str, set[Term]] = {}
@@ -82,8 +99,8 @@ def needs_of(programs: Iterable[Program]) -> dict[str, set[Term]]:
             if name == "change_over":
                 n = params[0]
                 needs.setdefault("1m", set()).update({Term("close_ago", (n,)), Term("close_ago", (n + 1,))})
-            elif name == "volume_ratio":
-                needs.setdefault("1d", set()).add(Term("vma", (params[0],)))
+            elif (daily := prior_term(name, params)) is not None:
+                needs.setdefault("1d", set()).add(daily)
     return needs
 
 
@@ -103,7 +120,12 @@ class MarketInputs:
         self.price = _nan(n_symbols)
         self.volume = _nan(n_symbols)     # the day's cumulative volume
         self.minutes = 0                  # trading minutes of the day so far, the forming one included
-        self.avg_daily_volume: dict[float, Array] = {}
+        # Each daily term at every stock's last traded day (a halted day keeps the day before's value), and the
+        # same as it stood when today started: what the metrics of the days before today read all day, also after
+        # today's bar is committed at the close (a daily backtest evaluates then).
+        self._daily_last: dict[Term, Array] = {}
+        self.prior: dict[Term, Array] = {}
+        self._day_committed = False
         self.forming_minute: Bar | None = None
         self.board = BoardState(n_symbols)  # fed by the monitor's snapshots; never by bars
 
@@ -121,6 +143,25 @@ class MarketInputs:
         for tf in ("1m", "1d"):  # metrics and resampling read these even when no rule names them
             if tf not in self.series:
                 self.series[tf] = BarSeries(self.n, [], capacity=self.capacity)
+        self._prior_for_new_terms()
+
+    def _prior_for_new_terms(self) -> None:
+        """Daily terms added mid-day (a new task) start from the series' last committed bar, which is still the
+        day before unless today's bar was committed; a stock halted on that day is unknown for them until the
+        next day (its carried value was never kept)."""
+        latest = None
+        for term in self.series["1d"].terms:
+            if term not in self._daily_last:
+                latest = self.series["1d"].values() if latest is None else latest
+                self._daily_last[term] = latest[term]
+                if not self._day_committed:
+                    self.prior[term] = latest[term]
+
+    def _carry_daily(self) -> None:
+        """After a daily bar is committed: each term's value where the stock traded, its last one where not."""
+        latest = self.series["1d"].values()
+        nan = _nan(self.n)
+        self._daily_last = {t: np.where(np.isnan(v), self._daily_last.get(t, nan), v) for t, v in latest.items()}
 
     def warm(self, timeframe: str, bars: Bar) -> None:
         """Commit (symbols x time) history bars, oldest first, before the day starts."""
@@ -129,6 +170,8 @@ class MarketInputs:
         series = self.series[timeframe]
         for t in range(c.shape[1]):
             series.update(h[:, t], lo[:, t], c[:, t], v[:, t])
+            if timeframe == "1d":
+                self._carry_daily()
 
     def start_day(self, prev_close: Array, limit_up: Array, limit_down: Array) -> None:
         """A new trading day: previous close and limits, and the average daily volume of the days before."""
@@ -136,13 +179,7 @@ class MarketInputs:
         self.day = {name: _nan(self.n) for name in DAY_FIELDS}
         self.day["prev_close"], self.day["limit_up"], self.day["limit_down"] = prev_close, limit_up, limit_down
         self.price, self.volume, self.minutes = _nan(self.n), _nan(self.n), 0
-        daily = self.series["1d"]
-        # a stock halted yesterday reports no value for that bar: its average is still the one of the day before
-        latest = daily.values()
-        self.avg_daily_volume = {
-            t.params[0]: np.where(np.isnan(latest[t]), self.avg_daily_volume.get(t.params[0], _nan(self.n)),
-                                  latest[t])
-            for t in daily.terms if t.name == "vma"}
+        self.prior, self._day_committed = dict(self._daily_last), False
         for r in self.resamplers.values():
             r.reset()
         self.forming_minute = None
@@ -188,6 +225,8 @@ class MarketInputs:
         """Commit today's bar to the daily series (at the close; a backtest on daily bars, at each bar)."""
         day = self.day_bar()
         self.series["1d"].update(day[1], day[2], day[3], day[4])
+        self._carry_daily()
+        self._day_committed = True
         return {"1d": day}
 
     def day_bar(self) -> Bar:
@@ -196,6 +235,12 @@ class MarketInputs:
         close = np.where(has, self.price, np.nan)
         return (np.where(has, self.day["day_open"], np.nan), np.where(has, self.day["day_high"], np.nan),
                 np.where(has, self.day["day_low"], np.nan), close, np.where(has, self.volume, np.nan))
+
+    def prior_value(self, name: str, params: tuple[float, ...]) -> Array:
+        """A metric's daily term as it stood when today started (NaN: not kept, or too few days)."""
+        term = prior_term(name, params)
+        assert term is not None, name
+        return self.prior.get(term, _nan(self.n))
 
     # -- views -----------------------------------------------------------------------------------------------
     def view(self, timeframe: str, committed: bool, rows: npt.NDArray[np.int64] | None = None,
@@ -289,8 +334,12 @@ class View:
                 past = self._series_values("1m")[Term("close_ago", (params[0] + covers_now,))]
                 out = (price / past - 1.0) * 100.0
             elif name == "volume_ratio":
-                avg = m.avg_daily_volume.get(params[0], _nan(m.n))
+                avg = m.prior_value(name, params)
                 out = (m.volume / max(m.minutes, 1)) / (avg / MINUTES_PER_DAY)
+            elif name == "change_days":
+                out = (price / m.prior_value(name, params) - 1.0) * 100.0
+            elif name in ("prev_high", "prev_low", "prev_ma"):
+                out = m.prior_value(name, params)
             else:
                 raise KeyError(name)
         return np.where(np.isfinite(out), out, np.nan)

@@ -51,6 +51,11 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "change_over": (("minutes",), (5,)),  # last vs the 1-minute close N minutes ago, %
     "gap_pct": ((), ()),                  # the day's open vs previous close, %
     "volume_ratio": (("days",), (5,)),    # 量比: volume per minute today / average per minute of the last N days
+    # the days before today, from the daily bars as they stood at the day's start (today's forming bar left out)
+    "prev_high": ((), ()),                # the previous trading day's high, yuan
+    "prev_low": ((), ()),                 # the previous trading day's low, yuan
+    "prev_ma": (("days",), (5,)),         # the mean of the N daily closes before today (5日线 at the open), yuan
+    "change_days": (("days",), (60,)),    # last vs the close N trading days before today, %
     # limit boards (打板), from Level-1 snapshots (workbench.rules.board); unknown on bars
     "seal_volume": ((), ()),              # 封单 at limit-up while sealed, 手 (bid1 volume / 100)
     "seal_amount": ((), ()),              # 封单 at limit-up, yuan (bid1 volume x limit-up price)
@@ -71,7 +76,8 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "big_buy": ((), ()),                  # 成交额 since the snapshot before, taken at the ask (大笔买入 ≈), yuan
     "big_sell": ((), ()),                 # the same at the bid (大笔卖出 ≈), yuan
 }
-MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio", "seal_volume",
+MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio", "prev_high",
+                     "prev_low", "prev_ma", "change_days", "seal_volume",
                      "seal_amount", "seal_down_volume", "seal_down_amount", "seal_float_pct", "seal_change",
                      "first_seal_time", "opened_count", "board_streak", "bid1", "ask1", "bid1_volume",
                      "ask1_volume", "book_imbalance", "day_amount", "big_buy", "big_sell"]
@@ -138,7 +144,8 @@ class Metric(BaseModel):
     def _complete(self) -> Metric:
         names, defaults = METRICS[self.name]
         if len(self.params) > len(names):
-            raise ValueError(f"{self.name} takes at most {len(names)} parameter(s), got {len(self.params)}")
+            takes = f"at most {len(names)} parameter ({', '.join(names)})" if names else "no parameters"
+            raise ValueError(f"{self.name} takes {takes}, got {len(self.params)}")
         params = self.params + defaults[len(self.params):]
         for pname, value in zip(names, params, strict=True):
             top = MAX_SEAL_SECONDS if pname == "seconds" else MAX_PERIOD

@@ -779,6 +779,7 @@ _STATE_WORDS: Final = {
 _CMP_WORDS: Final = {"<": "is below", "<=": "is at or below", ">": "is above", ">=": "is at or above"}
 _MODE_WORDS: Final = {"inside": "is inside", "outside": "is outside", "enters": "enters", "exits": "exits"}
 _PRICE_INDICATORS: Final = ("sma", "ema", "boll", "hhv", "llv")
+_PRICE_METRICS: Final = ("prev_high", "prev_low", "prev_ma", "bid1", "ask1")
 
 
 def _decimal(value: float, min_decimals: int = 0) -> str:
@@ -811,6 +812,8 @@ def _metric_words(node: Metric) -> str:
         "change_pct": "change %", "change_from_open_pct": "change from open %", "gap_pct": "opening gap %",
         "change_over": f"{n}-minute change %",
         "volume_ratio": "volume ratio" if n == "5" else f"{n}-day volume ratio",
+        "prev_high": "previous day's high", "prev_low": "previous day's low",
+        "prev_ma": f"{n}-day MA of the closes before today", "change_days": f"{n}-day change %",
         "seal_volume": "seal volume (手)", "seal_amount": "seal amount (yuan)",
         "seal_down_volume": "limit-down seal volume (手)", "seal_down_amount": "limit-down seal amount (yuan)",
         "seal_float_pct": "seal % of float", "seal_change": f"{n}-second seal change %",
@@ -829,6 +832,8 @@ def _is_price(node: Value) -> bool:
         return node.name != "volume"
     if isinstance(node, Indicator):
         return node.name in _PRICE_INDICATORS
+    if isinstance(node, Metric):
+        return node.name in _PRICE_METRICS
     if isinstance(node, BinOp) and node.op in ("+", "-"):
         return _is_price(node.left) or _is_price(node.right)
     return False
