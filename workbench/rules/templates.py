@@ -2,9 +2,13 @@
 
 Each template is a rule text and how its task runs; ``template_spec`` turns one into a task spec (a market scan by
 default, or a watchlist's, or one stock's) that every way in (CLI, API, notebook) takes like any other. The numbers
-are the common terminal thresholds; a user who wants others writes the rule itself. Not here yet, because the live
-engine has no term for them: 高开 / 低开 5日线 and 向上 / 向下缺口 (the previous days' bars without today's) and
-60日大幅上涨 / 下跌 (an N-day change).
+are the common terminal thresholds; a user who wants others writes the rule itself. The kinds on the days before
+today (5日线, 缺口, 60日大幅) read the daily bars as they stood at the day's start (``prev_ma``, ``prev_high``,
+``prev_low``, ``change_days``), so they need the stored daily history the monitor warms from.
+
+60日大幅上涨 / 下跌: +50 % / -33 % over 60 trading days. The two are the same move in log terms (1.5 x 0.667 = 1),
+about 2.5 standard deviations of a 60-day return at the 40 % annual volatility typical of an A-share
+(0.4 x sqrt(60 / 243) = 0.2 in log terms), so each fires for a few stocks in a hundred, not for a trend.
 """
 
 from __future__ import annotations
@@ -41,6 +45,14 @@ ANOMALIES: Mapping[str, Template] = MappingProxyType({
     "打开跌停板": Template("opens_from_limit_down", "翘板: 封跌停后又在跌停价上成交"),
     "60日新高": Template("high >= hhv(60) on 1d", "今日最高价为 60 个交易日 (含今日) 最高"),
     "60日新低": Template("low <= llv(60) on 1d", "今日最低价为 60 个交易日 (含今日) 最低"),
+    "高开5日线": Template("day_open > prev_ma(5)", "开盘价高于 5 日线 (此前 5 个交易日收盘价的均值)",
+                       trading_hours_only=False),
+    "低开5日线": Template("day_open < prev_ma(5)", "开盘价低于 5 日线 (此前 5 个交易日收盘价的均值)",
+                       trading_hours_only=False),
+    "向上缺口": Template("day_low > prev_high", "今日最低价高于昨日最高价"),
+    "向下缺口": Template("day_high < prev_low", "今日最高价低于昨日最低价"),
+    "60日大幅上涨": Template("change_days(60) >= 50", "现价较 60 个交易日前的收盘价涨 50 % 以上"),
+    "60日大幅下跌": Template("change_days(60) <= -33", "现价较 60 个交易日前的收盘价跌 33 % 以上"),
 })
 
 
