@@ -72,7 +72,7 @@ def main() -> None:
     print(f"simulated day {DAY}, {len(universe):,} stocks, {len(tasks)} market scans ({len(monitor.book):,} rule "
           f"rows), {len(times):,} snapshots every {args.interval:g} s, {args.history} daily bars warmed")
     print(f"whole tick: p50 {statistics.median(tick_s) * 1000:.1f} ms, p95 {np.percentile(tick_s, 95) * 1000:.1f} ms")
-    print(f"{'kind':<8} {'rule':<40} {'fires':>8} {'stocks':>7} {'notifications':>14}")  # noqa: E501
+    print(f"{'kind':<8} {'rule':<40} {'fires':>8} {'stocks':>7} {'notifications':>14}")
     for task_id, name in names.items():
         mine = fired[fired["task_id"] == task_id]
         notes = int(mine["notify"].astype(bool).sum()) if len(mine) else 0
