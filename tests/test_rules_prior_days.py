@@ -188,3 +188,69 @@ def test_live_fires_of_the_prior_day_terms_equal_the_daily_backtest_on_the_same_
         got = fired[fired["task_id"] == i]
         assert sorted(expected["code"]) == sorted(got["code"]), rule
     assert len(fired) >= 5 and fired["task_id"].nunique() >= 3, "the day should exercise the rules"
+
+
+MINUTE_RULES = [
+    "close > prev_high",
+    "close < prev_low",
+    "low > prev_high or high < prev_low",
+    "close > prev_ma(1) and change_days(1) > 1",
+]
+
+
+def _daily_of(minutes: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """A day's bar per stock from its minute bars, as a backtest on minute bars commits it at the close."""
+    traded = minutes[np.isfinite(minutes["close"])].sort_values("ts")
+    grouped = traded.groupby("code")
+    return pd.DataFrame({"open": grouped["open"].first(), "high": grouped["high"].max(),
+                         "low": grouped["low"].min(), "close": grouped["close"].last(),
+                         "volume": grouped["volume"].sum(), "amount": 0.0}).reset_index().assign(
+        freq="1d", ts=at(day, "15:00:00"))[BAR_COLUMNS]
+
+
+def _simulated_day(monitor: Monitor, market: SimulatedMarket, day: dt.date, calendar) -> tuple[pd.DataFrame,
+                                                                                                 pd.DataFrame]:
+    b = calendar.session_bounds(day)
+    bars, triggers = [], []
+    for start, end in ((b.open, b.break_start), (b.break_end, b.close)):
+        for ts in session_grid(start, end, 3.0):
+            result = monitor.tick(market.snapshot_at(ts), ts)
+            bars.append(result.bars)
+            triggers.append(result.triggers)
+    fired = [x for x in triggers if len(x)]
+    return (pd.concat([x for x in bars if len(x)], ignore_index=True),
+            pd.concat(fired, ignore_index=True) if fired else pd.DataFrame(columns=["task_id", "code", "ts"]))
+
+
+def test_live_minute_fires_of_the_prior_day_terms_equal_a_two_day_minute_backtest(calendar):
+    universe = universe_for(Settings(demo_symbols=30))
+    before = calendar.previous_session(DAY)
+    first = Monitor(calendar, before, universe)
+    first.set_tasks([])
+    bars0, _ = _simulated_day(first, SimulatedMarket(universe, before, seed=7), before, calendar)
+    tasks = [MonitorTask.parse({"task_name": f"m{i}", "target": "market", "status": "running", "rule": rule,
+                                "alert": {"frequency": "once_per_bar_close"}}).model_copy(update={"task_id": i + 1})
+             for i, rule in enumerate(MINUTE_RULES)]
+    monitor = Monitor(calendar, DAY, universe)
+    monitor.set_tasks(tasks)
+    monitor.warm(_daily_of(bars0, before))
+    bars1, fired = _simulated_day(monitor, SimulatedMarket(universe, DAY, seed=7), DAY, calendar)
+    bars = pd.concat([bars0, bars1], ignore_index=True)
+    for i, rule in enumerate(MINUTE_RULES, 1):
+        expected = backtest(rule, bars, alert=tasks[0].alert)
+        got = fired[fired["task_id"] == i]
+        assert sorted(zip(expected["code"], expected["ts"], strict=True)) == sorted(
+            zip(got["code"], pd.to_datetime(got["ts"]), strict=True)), rule
+    assert len(fired) >= 10 and fired["task_id"].nunique() >= 3, "the day should exercise the rules"
+
+
+def test_volume_ratio_averages_the_traded_days_before_today():
+    history = _history({"600000.SH": [_flat(10.0)] * 6, "000001.SZ": [*([_flat(10.0)] * 5), (NAN, NAN, NAN)],
+                        "300750.SZ": [_flat(10.0)] * 4})
+    monitor = _monitor(history, [MonitorTask.parse({"task_name": "v", "stock_code": "600000.SH", "status": "running",
+                                                    "rule": "volume_ratio(5) > 2"}).model_copy(update={"task_id": 1})])
+    run(monitor, [quote_frame(CODES, at(DAY, "10:00:00"), [10.0] * 3, [500_000] * 3)])
+    expected = (500_000 / monitor.market.minutes) / (1e6 / 240)
+    # 000001 was halted yesterday: its 5 traded days before still count; 300750 has 4 days only
+    assert np.allclose(metric(monitor, "volume_ratio(5)")[:2], expected) and np.isnan(metric(monitor,
+                                                                                             "volume_ratio(5)")[2])
