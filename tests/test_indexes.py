@@ -332,3 +332,11 @@ def test_the_simulated_bar_source_gives_index_bars_from_its_members(tmp_path):
     assert len(index) == 5 and set(bars["code"]) == {SSE, "600000.SH"}
     assert (index["low"] <= index["close"]).all() and (index["close"] <= index["high"]).all()
     assert (index["volume"] > 1e9).all(), "an index's volume is its members' sum"
+
+
+def test_the_demo_seeds_its_example_tasks_on_stocks_only(market):
+    from workbench.demo import example_tasks
+
+    opening = market.snapshot_at(dt.datetime.combine(DAY, dt.time(9, 30), tzinfo=TZ))
+    tasks = example_tasks(opening, len(opening), seed=3)
+    assert len(tasks) > 100 and not is_index([t.stock_code for t in tasks]).any()

@@ -213,7 +213,10 @@ def demo(
         if added:
             typer.echo(f"seeded {added} example tasks", err=True)
         if headless:
-            _headless_day(settings, store, day, len(universe), 0.0 if speed is None else speed, started)
+            from workbench.instruments import stocks_of
+
+            stocks = len(stocks_of(universe))  # --symbols counts stocks; the indexes come on top
+            _headless_day(settings, store, day, stocks, 0.0 if speed is None else speed, started)
         else:
             _live_day(settings, day, settings.dashboard_demo_speed if speed is None else speed)
 
