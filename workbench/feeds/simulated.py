@@ -42,7 +42,7 @@ from workbench.errors import ValidationError
 from workbench.indexes import BY_CODE, Index, is_index
 from workbench.limits import PriceLimits, limit_prices, limit_ratios
 from workbench.market import TICK_SIZE, boards_of, risk_warnings, round_price
-from workbench.models import BOOK_LEVELS, QUOTE_COLUMNS, QUOTE_DTYPES
+from workbench.models import BOOK_LEVELS, QUOTE_COLUMNS
 
 _MORNING = (dt.time(9, 30), dt.time(11, 30))
 _AFTERNOON = (dt.time(13, 0), dt.time(15, 0))
@@ -390,6 +390,7 @@ class SimulatedMarket:
         self.names = stocks["name"].to_numpy(dtype=object)
         self._order = pd.Index(np.concatenate([self.codes, self._indexes.codes])).get_indexer(
             universe["code"].to_numpy(dtype=object))  # frame rows (stocks, then indexes) in the universe's order
+        self._reorder = not np.array_equal(self._order, np.arange(len(self._order)))  # indexes not all at the end
         self._position = pd.Index(universe["code"].to_numpy(dtype=object))
         self._times = self._grid()
         self._epochs = np.array([t.timestamp() for t in self._times])
@@ -542,49 +543,58 @@ class SimulatedMarket:
         """The latest snapshot at market time ``ts`` in the canonical quote schema."""
         step = self.step_of(ts)
         self._seek(step)
-        frame = self._frame(self._times[step])
+        columns = self._columns()
         if len(self._indexes):
-            frame = pd.concat([frame, self._index_frame(frame["ts"].iloc[0] if len(frame) else self._times[step])],
-                              ignore_index=True).iloc[self._order].reset_index(drop=True)
+            index_columns = self._index_columns()
+            columns = {k: np.concatenate([v, index_columns[k]]) for k, v in columns.items()}
+            if self._reorder:
+                columns = {k: v[self._order] for k, v in columns.items()}
+        frame = self._frame(columns, self._times[step])
         if codes is None:
             return frame
         pos = self._position.get_indexer(list(codes))
         return frame.iloc[pos[pos >= 0]].reset_index(drop=True)
 
-    def _frame(self, ts: dt.datetime) -> pd.DataFrame:
+    @staticmethod
+    def _frame(columns: dict[str, np.ndarray], ts: dt.datetime) -> pd.DataFrame:
+        """One snapshot frame from its columns (built once: stocks and indexes joined as arrays, not frames)."""
+        n = len(columns["code"])
+        stamps = pd.DatetimeIndex(np.full(n, np.datetime64(ts.astimezone(dt.UTC).replace(tzinfo=None), "us")))
+        out: dict[str, object] = {"ts": stamps.tz_localize("UTC").tz_convert(TZ.key), **columns}
+        return pd.DataFrame(out, columns=QUOTE_COLUMNS, copy=False)
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The stocks' columns of the snapshot (all but ``ts``)."""
         st, tr = self._state, self._traits
         n = len(self.codes)
         halted = tr.suspended
         nan = np.full(n, np.nan)
         last = np.where(halted, nan, st.last)
-        columns: dict[str, object] = {
+        columns: dict[str, np.ndarray] = {
             "code": self.codes,
             "name": self.names,
-            "ts": pd.DatetimeIndex(np.full(n, np.datetime64(ts.astimezone(dt.UTC).replace(tzinfo=None), "us")))
-            .tz_localize("UTC").tz_convert(TZ.key),
             "last": last,
             "open": np.where(halted, nan, st.open),
             "high": np.where(halted, nan, st.high),
             "low": np.where(halted, nan, st.low),
             "prev_close": tr.prev_close,
-            "volume": st.volume,
+            "volume": np.asarray(st.volume, dtype=np.int64),
             "amount": np.round(st.amount, 2),
         }
         columns.update(self._book(last))
         columns["limit_up"] = np.where(tr.free, np.nan, tr.limit_up)
         columns["limit_down"] = np.where(tr.free, np.nan, tr.limit_down)
         columns["suspended"] = halted
-        return pd.DataFrame(columns, columns=QUOTE_COLUMNS, copy=False)
+        return columns
 
-    def _index_frame(self, ts: pd.Timestamp | dt.datetime) -> pd.DataFrame:
-        """The indexes' rows: levels from the members (module docstring), no book, no limits."""
+    def _index_columns(self) -> dict[str, np.ndarray]:
+        """The indexes' columns: levels from the members (module docstring), no book, no limits."""
         st, tr, book = self._state, self._traits, self._indexes
         k = len(book)
         nan = np.full(k, np.nan)
         halted = book.empty
-        columns: dict[str, object] = {
+        columns: dict[str, np.ndarray] = {
             "code": book.codes, "name": book.names,
-            "ts": pd.DatetimeIndex([pd.Timestamp(ts).tz_convert(TZ.key)] * k).astype(QUOTE_DTYPES["ts"]),
             "last": np.where(halted, nan, self._index_level(st.last)),
             "open": np.where(halted, nan, self._index_level(st.open)),
             "high": np.where(halted, nan, st.index_high), "low": np.where(halted, nan, st.index_low),
@@ -598,7 +608,7 @@ class SimulatedMarket:
                 columns[f"{side}{level}_volume"] = np.zeros(k, dtype=np.int64)
         columns["limit_up"] = columns["limit_down"] = nan
         columns["suspended"] = halted.copy()
-        return pd.DataFrame(columns, columns=QUOTE_COLUMNS)
+        return columns
 
     def _book(self, last: np.ndarray) -> dict[str, np.ndarray]:
         """Five levels a side around the last price; no asks at limit-up, no bids at limit-down."""
