@@ -101,7 +101,8 @@ def test_plain_csv_by_its_code_column_or_its_first_column():
 @pytest.mark.parametrize(("parser", "data", "problems"), [
     (wl.parse_tdx, b"1600519\r\n9600519\r\n160051\r\n", ["line 2: '9600519' is not a 通达信 block entry",
                                                          "line 3: '160051' is not a 通达信 block entry"]),
-    (wl.parse_tdx, b"1000001\r\n", ["line 1: '000001.SH': code 000001 belongs to SZ, not SH"]),  # an index
+    (wl.parse_tdx, b"1000905\r\n", ["line 1: '000905.SH' looks like an index code (000905.SH) but is not a known "
+                                   "index"]),  # 1000001 is the SSE Composite (tests/test_indexes.py)
     (wl.parse_tdx, b"2830000\r\n", ["line 1: '830000.BJ' is an old Beijing code"]),  # not in the map: not guessed
     (wl.parse_eastmoney, "代码,市场\n600519,深A\n1,纽约\n".encode("gbk"),
      ["line 2: '600519.SZ': code 600519 belongs to SH, not SZ", "line 3: market '纽约'"]),

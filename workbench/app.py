@@ -21,7 +21,7 @@ from workbench.events import CalendarWarning
 from workbench.feeds.base import Feed
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.history import BarSource, SampleBars, SimulatedBars
-from workbench.instruments import load_universe
+from workbench.instruments import load_universe, with_indexes
 from workbench.interrupt import as_keyboard_interrupt
 from workbench.limits import PriceLimits
 from workbench.runner import ProgressHook, RunInfo, SessionConfig, SessionSummary, StopSignal, run_session
@@ -72,13 +72,15 @@ def stored_holidays(store: Store | JobStore) -> list[dt.date]:
 
 
 def universe_for(settings: Settings) -> pd.DataFrame:
-    """The instrument universe, cut to ``demo_symbols`` evenly across the list (so every board is present)."""
+    """The instrument universe, cut to ``demo_symbols`` stocks evenly across the list (so every board is present),
+    and the indexes after them (:func:`workbench.instruments.with_indexes`: board ``index``): the one place where
+    indexes join what the monitor, the feeds, the store and tasks see."""
     universe = load_universe(settings.universe_path)
     n = settings.demo_symbols
     if n is not None and n < len(universe):
         step = len(universe) / n
         universe = universe.iloc[[int(i * step) for i in range(n)]].reset_index(drop=True)
-    return universe
+    return with_indexes(universe)
 
 
 def ensure_instruments(store: Store, universe: pd.DataFrame) -> None:
@@ -179,7 +181,7 @@ BAR_SOURCES = ("simulated", "samples", "eastmoney")
 def make_bar_source(name: str, settings: Settings, calendar: TradingCalendar | None = None) -> BarSource:
     """The history source a backfill reads, by name."""
     if name == "simulated":
-        return SimulatedBars(load_universe(settings.universe_path), settings.demo_seed, calendar)
+        return SimulatedBars(with_indexes(load_universe(settings.universe_path)), settings.demo_seed, calendar)
     if name == "samples":
         return SampleBars()
     if name == "eastmoney":

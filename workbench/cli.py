@@ -213,7 +213,10 @@ def demo(
         if added:
             typer.echo(f"seeded {added} example tasks", err=True)
         if headless:
-            _headless_day(settings, store, day, len(universe), 0.0 if speed is None else speed, started)
+            from workbench.instruments import stocks_of
+
+            stocks = len(stocks_of(universe))  # --symbols counts stocks; the indexes come on top
+            _headless_day(settings, store, day, stocks, 0.0 if speed is None else speed, started)
         else:
             _live_day(settings, day, settings.dashboard_demo_speed if speed is None else speed)
 
@@ -1086,10 +1089,12 @@ def _backtest_codes(settings: Settings, code: str | None, watchlist: str | None,
 
     if sum((code is not None, watchlist is not None, market)) != 1:
         raise ValidationError("code", "give one of --code, --watchlist or --market")
+    from workbench.instruments import stocks_of
+
     universe = universe_for(settings)
     names = dict(zip(universe["code"], universe["name"], strict=True))
     if market:
-        return list(universe["code"]), names
+        return list(stocks_of(universe)["code"]), names  # a market scan is over stocks: no index
     if watchlist is not None:
         shown = _service(settings.db_path).watchlist(watchlist)
         return [m["code"] for m in shown["members"]], names

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.calendar import TZ, TradingCalendar
+from workbench.indexes import is_index
 from workbench.market import round_price
 from workbench.models import MonitorTask
 from workbench.rules.tasks import with_default_alert
@@ -24,7 +25,8 @@ def example_tasks(opening: pd.DataFrame, count: int, seed: int) -> list[MonitorT
     ``opening`` is the first snapshot of the day (code, name, prev_close, open, limit_up). Stocks are picked
     deterministically from the seed, favouring the ones with a price; one of each rule kind in turn.
     """
-    live = opening[~opening["suspended"] & np.isfinite(opening["prev_close"])].reset_index(drop=True)
+    live = opening[~opening["suspended"] & np.isfinite(opening["prev_close"])
+                   & ~is_index(opening["code"].to_numpy())].reset_index(drop=True)
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(live), size=min(count, len(live)), replace=False)
     tasks = []

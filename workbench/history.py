@@ -16,7 +16,7 @@ import pandas as pd
 
 from workbench.calendar import TZ, TradingCalendar
 from workbench.errors import ValidationError
-from workbench.feeds.simulated import HISTORY_START, SimulatedMarket, simulate_daily
+from workbench.feeds.simulated import HISTORY_START, SimulatedMarket, simulate_daily, with_members
 from workbench.market import normalize_code
 from workbench.monitor import BAR_COLUMNS, BarBuilder
 
@@ -142,12 +142,15 @@ class SimulatedBars:
         unknown = sorted(set(codes) - set(universe["code"]))
         if unknown:
             raise ValidationError("codes", f"not in the universe: {unknown[:5]}")
+        universe = with_members(self.universe, universe)  # an index is made of its members: simulate them too
         if freq == "1d":
             sessions = self.calendar.sessions_in_range(HISTORY_START, end)
-            return conform(simulate_daily(universe, sessions, self.seed, self.calendar).frame(start, end))
-        days = self.calendar.sessions_in_range(start, end)
-        frames = [self._minute_bars(universe, day) for day in days]
-        return conform(pd.concat(frames, ignore_index=True)) if frames else empty_bars()
+            bars = simulate_daily(universe, sessions, self.seed, self.calendar).frame(start, end)
+        else:
+            days = self.calendar.sessions_in_range(start, end)
+            frames = [self._minute_bars(universe, day) for day in days]
+            bars = pd.concat(frames, ignore_index=True) if frames else empty_bars()
+        return conform(bars[bars["code"].isin(codes)])
 
     def _minute_bars(self, universe: pd.DataFrame, day: dt.date) -> pd.DataFrame:
         market = SimulatedMarket(universe, day, seed=self.seed, calendar=self.calendar)

@@ -17,6 +17,8 @@ new listings                main board (listed from 2023-04-10, registration), C
                             +44 % / -36 % of the issue price, no limit on a first day before 2014
 ==========================  ====================================================================================
 
+Indexes (board ``index``, :mod:`workbench.indexes`) have no limit on any day: NaN both ways.
+
 "No limit" is NaN: a rule on ``limit_up`` cannot be true that day, and no limit price is shown. A feed's own limit
 prices win where it gives them (Tencent fields 47/48, Eastmoney f51/f52); these rules fill in where it does not.
 Not covered: the first day of a delisting arrangement period (退市整理期) and pre-2014 first-day rules beyond "no
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.calendar import TradingCalendar
+from workbench.indexes import INDEX_BOARD
 from workbench.market import boards_of, risk_warnings, round_price
 
 ST_TEN_PERCENT_FROM = dt.date(2026, 7, 6)    # main-board ST +-5 % -> +-10 %
@@ -57,6 +60,7 @@ def limit_ratios(boards: np.ndarray, st: np.ndarray, day: dt.date, session_no: n
                          [0.30, 0.20, 0.20], default=0.10)
     st_five = (main & (day < ST_TEN_PERCENT_FROM)) | (chinext & (day < CHINEXT_REFORM))
     up = np.where(st & st_five, 0.05, ordinary)
+    up = np.where(boards == INDEX_BOARD, np.nan, up)  # an index is a level, not a price: no limit
     down = up.copy()
     if session_no is None:
         return up, down

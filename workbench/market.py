@@ -17,6 +17,7 @@ import numpy as np
 
 from workbench.config import SAMPLES_DIR
 from workbench.errors import OperationalError, ValidationError
+from workbench.indexes import INDEX_BOARD, INDEX_KEYS, index_like, is_index, known_index
 
 Exchange = Literal["SH", "SZ", "BJ"]
 
@@ -81,6 +82,10 @@ def normalize_code(raw: str) -> str:
     Accepts ``600000``, ``sh600000``, ``SH:600000``, ``600000.SH``, ``600000.SS`` and Eastmoney's ``1.600000``
     (``0.`` is Shenzhen or Beijing, told apart by the prefix). An old Beijing code (``838163``, ``bj838163``,
     ``838163.BJ``) becomes its 920 code (``920163.BJ``) from :func:`bse_code_map`; one not in the map is refused.
+
+    Indexes (:mod:`workbench.indexes`): a Shanghai ``000xxx`` or a Shenzhen ``399xxx`` in any spelling with its
+    exchange (``000001.SH``, ``sh000001``, ``1.000001``, ``sz399001``, ``0.399001``) is the index, and so is a bare
+    ``399xxx``; a bare ``000001`` stays the stock 000001.SZ. An index-like code that is not a known index is refused.
     """
     text = str(raw).strip()
     for form in _CODE_FORMS:
@@ -88,8 +93,11 @@ def normalize_code(raw: str) -> str:
         if match is None:
             continue
         code6 = match.group("code")
-        inferred = exchange_of(code6)
         given = match.groupdict().get("ex")
+        named = None if given is None else _EXCHANGE_ALIASES[given.upper()]
+        if index_like(code6, named):
+            return known_index(code6, named, text)
+        inferred = exchange_of(code6)
         if given is None:
             return f"{_current_code(code6, inferred, text)}.{inferred}"
         exchange = _EXCHANGE_ALIASES[given.upper()]
@@ -113,12 +121,14 @@ def _current_code(code6: str, exchange: Exchange, text: str) -> str:
 
 
 def boards_of(codes: np.ndarray | list[str]) -> np.ndarray:
-    """The board of each canonical code: main, ChiNext (30), STAR (688/689) or Beijing (``.BJ``)."""
+    """The board of each canonical code: main, ChiNext (30), STAR (688/689), Beijing (``.BJ``), or ``index`` for an
+    index (:data:`workbench.indexes.INDEX_BOARD`: no limits, never one of "the stocks")."""
     text = np.asarray(codes, dtype=str)
     out = np.full(text.shape, "main", dtype="<U8")
     out[np.strings.startswith(text, "30")] = "chinext"
     out[np.strings.startswith(text, "688") | np.strings.startswith(text, "689")] = "star"
     out[np.strings.endswith(text, ".BJ")] = "beijing"
+    out[is_index(text.ravel()).reshape(text.shape)] = INDEX_BOARD
     return out
 
 
@@ -158,9 +168,38 @@ def codes_from_parts(code6: np.ndarray, exchange: np.ndarray | None = None) -> n
         ok &= known & ((given == inferred) | (given == "") | ((given == "1") & (inferred == "SH"))
                        | ((given == "0") & (inferred != "SH")))
     digits, ok = _current_codes(digits, inferred, ok)
+    if exchange is not None:
+        indexed = _index_exchanges(digits, np.strings.upper(np.asarray(exchange, dtype=str)))
+    else:
+        indexed = _index_exchanges(digits, np.full(digits.shape, "", dtype="<U2"))
+    hit = indexed != ""
+    inferred = np.where(hit, indexed, inferred)
+    ok = (ok & ~_index_space(digits, exchange)) | hit
     out = np.full(digits.shape, None, dtype=object)
     out[ok] = np.strings.add(np.strings.add(digits[ok], "."), inferred[ok]).astype(object)
     return out
+
+
+def _given_exchange(given: np.ndarray) -> np.ndarray:
+    """A vendor's market per row as SH / SZ / BJ / "" (Eastmoney's 1 is SH, its 0 Shenzhen for index purposes)."""
+    return np.where(given == "1", "SH", np.where(given == "0", "SZ", given))
+
+
+def _index_exchanges(digits: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """The exchange of each row that names a known index (SH or SZ), "" elsewhere: the six digits with the vendor's
+    market (``sh000001`` is the index, ``sz000001`` the stock), or a bare 399xxx."""
+    named = _given_exchange(given)
+    named = np.where((named == "") & np.strings.startswith(digits, "399"), "SZ", named)
+    keys = np.strings.add(named.astype("<U2"), digits)
+    return np.where(np.isin(keys, list(INDEX_KEYS)), named, "")
+
+
+def _index_space(digits: np.ndarray, exchange: np.ndarray | None) -> np.ndarray:
+    """Rows in an index's code space (SH 000xxx, SZ or bare 399xxx): never a stock, whether known or not."""
+    given = (np.full(digits.shape, "", dtype="<U2") if exchange is None
+             else _given_exchange(np.strings.upper(np.asarray(exchange, dtype=str))))
+    return (((given == "SH") & np.strings.startswith(digits, "000"))
+            | (np.isin(given, ["SZ", ""]) & np.strings.startswith(digits, "399")))
 
 
 def _current_codes(digits: np.ndarray, inferred: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

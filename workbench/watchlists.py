@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import ValidationError
+from workbench.instruments import stocks_of
 from workbench.market import boards_of, normalize_code, risk_warnings
 
 FORMATS = ("tdx", "ths", "eastmoney", "csv")
@@ -312,6 +313,7 @@ def group_members(universe: pd.DataFrame, group: str) -> list[str]:
     group = str(group).lower()
     if group not in GROUPS:
         raise ValidationError("group", f"must be one of {', '.join(GROUPS)}, got {group!r}")
+    universe = stocks_of(universe)  # a board or group is of stocks: never an index
     codes = universe["code"].astype(str).to_numpy()
     hit = risk_warnings(universe["name"].astype(str).to_numpy()) if group == "st" else boards_of(codes) == group
     return sorted(str(c) for c in codes[np.asarray(hit, dtype=bool)])

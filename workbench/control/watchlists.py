@@ -14,6 +14,7 @@ import pandas as pd
 from workbench import watchlists as wl
 from workbench.control.core import ControlCore
 from workbench.errors import NotFound, ValidationError
+from workbench.instruments import stocks_of
 from workbench.store import tasks as task_store
 from workbench.store import watchlists as watchlist_store
 from workbench.store.ticks import load_instruments
@@ -182,7 +183,7 @@ def _screened(con: duckdb.DuckDBPyConnection, rule: str) -> list[str]:
     """The universe's stocks for which ``rule`` holds on the latest stored daily bar, from their last bars."""
     from workbench.store.history import recent_bars
 
-    universe = _universe(con, "screen")
+    universe = stocks_of(_universe(con, "screen"))  # a screen picks stocks: never an index
     row = con.execute("SELECT max(ts) FROM bars WHERE freq = '1d'").fetchone()
     if row is None or row[0] is None:
         raise ValidationError("screen", "no daily bars are stored to screen on (run `workbench backfill` first)")

@@ -27,8 +27,9 @@ from workbench.calendar import TZ, Clock
 from workbench.errors import ValidationError
 from workbench.feeds.base import FeedHealth, assemble_quotes, empty_snapshot, to_floats
 from workbench.history import canonical_codes, check_request, conform, empty_bars, in_range
+from workbench.indexes import INDEX_CODES
 from workbench.limits import PriceLimits
-from workbench.market import BOARD_LOT, codes_from_parts, exchange_of, normalize_code, normalize_codes
+from workbench.market import BOARD_LOT, codes_from_parts, normalize_code, normalize_codes
 from workbench.net import FeedUnavailable, HttpClient
 
 KLT = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "60m": 60, "1d": 101}
@@ -36,9 +37,10 @@ FQT = {"none": 0, "qfq": 1, "hfq": 2}
 
 
 def secid(code: str) -> str:
-    """Eastmoney's security id: ``1.`` for Shanghai, ``0.`` for Shenzhen and Beijing."""
+    """Eastmoney's security id: ``1.`` for Shanghai, ``0.`` for Shenzhen and Beijing, from the canonical code's
+    exchange (not the digits: the index ``000001.SH`` is ``1.000001``, the stock ``000001.SZ`` is ``0.000001``)."""
     canonical = normalize_code(code)
-    return f"{1 if exchange_of(canonical[:6]) == 'SH' else 0}.{canonical[:6]}"
+    return f"{1 if canonical.endswith('.SH') else 0}.{canonical[:6]}"
 
 
 def kline_params(code: str, freq: str, start: dt.date, end: dt.date, adjust: str = "none") -> dict[str, str]:
@@ -128,6 +130,27 @@ _NUMERIC = {"last": "f2", "volume": "f5", "amount": "f6", "high": "f15", "low": 
 def clist_params(page: int, page_size: int) -> dict[str, str]:
     return {"pn": str(page), "pz": str(page_size), "po": "1", "np": "1", "fltt": "2", "invt": "2", "fid": "f12",
             "fs": CLIST_MARKETS, "fields": CLIST_FIELDS}
+
+
+# Indexes are not in the clist's stock markets: the ulist call answers named securities in the same shape and field
+# numbers (``{"data": {"total": n, "diff": [{"f12": "000001", "f13": 1, ...}]}}``); volume f5 in lots (手) and
+# amount f6 in yuan as for stocks (an assumption: no live answer could be checked here).
+ULIST_PATH = "/api/qt/ulist.np/get"
+
+
+def ulist_url(clist_url: str) -> str:
+    """The ulist endpoint on the host of the configured clist URL (``.../api/qt/clist/get``)."""
+    head, found, _ = clist_url.partition("/api/qt/clist/get")
+    if not found:
+        raise ValidationError("eastmoney_quote_url", f"{clist_url!r} is not a clist URL (.../api/qt/clist/get): "
+                              "the ulist URL for indexes is derived from it")
+    return head + ULIST_PATH
+
+
+def ulist_params(codes: Sequence[str]) -> dict[str, str]:
+    """The ulist query for canonical codes (``secids=1.000001,0.399001``)."""
+    return {"fltt": "2", "invt": "2", "np": "1", "secids": ",".join(secid(c) for c in codes),
+            "fields": CLIST_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -225,6 +248,20 @@ class EastmoneyFeed:
             raise FeedUnavailable(f"page {page} of {self.url} is not readable JSON (truncated or not Eastmoney)")
         return parsed
 
+    def _indexes(self, codes: Sequence[str] | None) -> list[str]:
+        """The indexes a snapshot asks the ulist for: those of the feed's codes (or of ``codes``); none for a whole
+        market without codes (the clist's stocks)."""
+        wanted = self.codes if codes is None else [str(c) for c in normalize_codes(list(codes)) if c is not None]
+        if wanted is None:
+            return []
+        return [c for c in wanted if c in INDEX_CODES]
+
+    def _index_page(self, codes: list[str]) -> ClistPage:
+        parsed = parse_clist_page(self.client.get(ulist_url(self.url), ulist_params(codes)), self.limits)
+        if not parsed.readable:
+            raise FeedUnavailable(f"the index list of {ulist_url(self.url)} is not readable JSON")
+        return parsed
+
     def _pages(self) -> list[ClistPage]:
         first = self._page(1)
         served = max(first.entries, 1)  # the server may cap pz below what was asked
@@ -238,6 +275,9 @@ class EastmoneyFeed:
     def snapshot(self, codes: Sequence[str] | None = None) -> pd.DataFrame:
         try:
             pages = self._pages()
+            indexes = self._indexes(codes)
+            if indexes:
+                pages.append(self._index_page(indexes))
         except FeedUnavailable as exc:
             error = FeedUnavailable(f"{self.name}: {exc}")
             self.health.record_error(self.clock.now(), error)

@@ -13,6 +13,18 @@ Per-stock traits (price level, volatility, liquidity) come from a hash of the st
 stock keeps its character across days and across universe subsets. The previous close comes from a simulated
 daily chain (:func:`simulate_daily`) that starts at :data:`HISTORY_START`, which is also what the backfill of
 simulated daily history writes, so history and a simulated live day join up.
+
+Indexes (:mod:`workbench.indexes`) in the universe are not simulated as stocks: each is a fixed-weight average of
+its members' prices (the universe's stocks of its exchanges and boards), scaled to its base level::
+
+    level = base * sum(w_i * P_i / L_i) / sum(w_i)
+
+with ``P_i`` the member's price (its last, or its previous close while suspended), ``L_i`` its own simulated price
+level and ``w_i`` its simulated liquidity (both fixed per code and seed). So an index's change over any interval is
+the weighted average of its members' returns (weights ``w_i * P_i / L_i`` at the start), its previous close is the
+same formula on the members' previous closes (so the daily chain and a live day agree), and the same time always
+gives the same level. Its volume and amount are the sums of the members'; it has no book and no limits. An index
+with no member in the universe is shown suspended.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import pandas as pd
 
 from workbench.calendar import TZ, Clock, TradingCalendar
 from workbench.errors import ValidationError
+from workbench.indexes import BY_CODE, Index, is_index
 from workbench.limits import PriceLimits, limit_prices, limit_ratios
 from workbench.market import TICK_SIZE, boards_of, risk_warnings, round_price
 from workbench.models import BOOK_LEVELS, QUOTE_COLUMNS
@@ -103,6 +116,64 @@ class _Bands:
         return *limit_prices(prev_close, up, down), free
 
 
+def member_mask(codes: np.ndarray, spec: Index) -> np.ndarray:
+    """Which canonical codes are members of ``spec`` in the simulated market (its exchanges and boards)."""
+    codes = np.asarray(codes, dtype=object).astype(str)
+    if not len(codes):
+        return np.zeros(0, dtype=bool)
+    return np.isin(np.strings.slice(codes, 7, 9), spec.exchanges) & np.isin(boards_of(codes), spec.boards)
+
+
+class _IndexBook:
+    """The universe's indexes as fixed weights over its stocks (the formula in the module's docstring)."""
+
+    def __init__(self, stocks: pd.DataFrame, indexes: pd.DataFrame, seed: int) -> None:
+        self.codes = indexes["code"].to_numpy(dtype=object)
+        self.names = indexes["name"].to_numpy(dtype=object)
+        codes = stocks["code"].to_numpy(dtype=object).astype(str)
+        stock = _code_hash(seed, list(codes))
+        self.members = np.array([member_mask(codes, BY_CODE[str(c)]) for c in self.codes],
+                                dtype=bool).reshape(len(self.codes), len(codes))
+        weight = np.exp(np.log(3e8) + _normal(stock, 6))  # the stock's liquidity, as in its simulated amounts
+        base = np.array([BY_CODE[str(c)].base for c in self.codes])
+        total = (self.members * weight[None, :]).sum(axis=1)
+        self.empty = total <= 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.weights = np.where(self.members, weight[None, :] / _price_level(stock)[None, :], 0.0) \
+                * np.where(self.empty, 0.0, base / np.where(self.empty, 1.0, total))[:, None]
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def level(self, prices: np.ndarray) -> np.ndarray:
+        """Index levels from member prices, (..., stocks) -> (..., indexes); the base where an index has no member."""
+        values = np.nan_to_num(np.asarray(prices, dtype=np.float64)) @ self.weights.T
+        return np.where(self.empty, self.base, np.round(values, 2))
+
+    def total(self, values: np.ndarray) -> np.ndarray:
+        """Sums over each index's members (volume, amount), (..., stocks) -> (..., indexes)."""
+        return np.nan_to_num(np.asarray(values, dtype=np.float64)) @ self.members.T.astype(np.float64)
+
+
+def split_universe(universe: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, _IndexBook]:
+    """The universe's stocks (what is simulated) and its indexes (derived from them)."""
+    index = is_index(universe["code"].to_numpy())
+    stocks = universe.loc[~index].reset_index(drop=True)
+    return stocks, _IndexBook(stocks, universe.loc[index].reset_index(drop=True), seed)
+
+
+def with_members(whole: pd.DataFrame, wanted: pd.DataFrame) -> pd.DataFrame:
+    """``wanted`` (rows of the universe ``whole``) with every stock of ``whole`` that an index of ``wanted`` is made
+    of, in ``whole``'s order: what must be simulated to know those indexes (a stock-only ``wanted`` is unchanged)."""
+    indexes = [BY_CODE[str(c)] for c in wanted["code"] if str(c) in BY_CODE]
+    if not indexes:
+        return wanted
+    codes = whole["code"].to_numpy(dtype=object).astype(str)
+    member = np.logical_or.reduce([member_mask(codes, spec) for spec in indexes])
+    return whole.loc[member | whole["code"].isin(wanted["code"]).to_numpy()].reset_index(drop=True)
+
+
 def _day_hash(stock: np.ndarray, days: Sequence[dt.date]) -> np.ndarray:
     """A hash per (day, stock), (days x stocks), without hashing strings again: stable and subset-independent."""
     salt = np.array([(d.toordinal() * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF for d in days], dtype=np.uint64)
@@ -157,17 +228,43 @@ def simulate_daily(universe: pd.DataFrame, sessions: Sequence[dt.date], seed: in
     halted (a gap, no bar). The intraday simulator takes its previous close from the same chain
     (:func:`previous_closes`), so backfilled history and a simulated live day join up.
     """
-    chain = _DailyChain(universe, seed, calendar)
-    out = {k: np.full((len(sessions), len(universe)), np.nan)
+    stocks, indexes = split_universe(universe, seed)
+    chain = _DailyChain(stocks, seed, calendar)
+    out = {k: np.full((len(sessions), len(stocks)), np.nan)
            for k in ("open", "high", "low", "close", "volume", "amount")}
     last = chain.run(sessions, out)
-    return DailyHistory(sessions=list(sessions), codes=chain.codes, last_close=last, **out)
+    if len(indexes):
+        out, last = _with_index_bars(out, last, chain.level, indexes)
+    return DailyHistory(sessions=list(sessions), codes=np.concatenate([chain.codes, indexes.codes]),
+                        last_close=last, **out)
+
+
+def _with_index_bars(out: dict[str, np.ndarray], last: np.ndarray, level: np.ndarray,
+                     indexes: _IndexBook) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The stocks' daily bars with the indexes' appended as columns: each price the index formula on the members'
+    prices (a halted or not yet listed member counts at its last close), volume and amount the members' sums."""
+    close = pd.DataFrame(out["close"]).ffill().fillna(pd.Series(level)).to_numpy()
+    bars = {k: np.where(np.isfinite(out[k]), out[k], close) for k in ("open", "high", "low")}
+    bars["close"] = close
+    merged = {k: np.hstack([out[k], indexes.level(v)]) for k, v in bars.items()}
+    for k in ("volume", "amount"):
+        merged[k] = np.hstack([out[k], indexes.total(out[k])])
+    no_member = np.broadcast_to(indexes.empty, (len(close), len(indexes)))
+    for values in merged.values():
+        values[:, len(last):][no_member] = np.nan
+    return merged, np.concatenate([last, indexes.level(last)])
 
 
 def previous_closes(universe: pd.DataFrame, sessions: Sequence[dt.date], seed: int,
                     calendar: TradingCalendar | None = None) -> np.ndarray:
-    """Each stock's close after ``sessions`` of the daily chain, without keeping the bars (cheaper)."""
-    return _DailyChain(universe, seed, calendar).run(sessions, None)
+    """Each instrument's close after ``sessions`` of the daily chain, without keeping the bars (cheaper); an index's
+    is the index formula on its members' closes."""
+    stocks, indexes = split_universe(universe, seed)
+    last = _DailyChain(stocks, seed, calendar).run(sessions, None)
+    out = np.empty(len(universe))
+    index = is_index(universe["code"].to_numpy())
+    out[~index], out[index] = last, indexes.level(last)
+    return out
 
 
 class _DailyChain:
@@ -270,6 +367,8 @@ class _State:
     low: np.ndarray
     volume: np.ndarray
     amount: np.ndarray
+    index_high: np.ndarray | None = None  # the indexes' highest / lowest level so far today
+    index_low: np.ndarray | None = None
 
 
 class SimulatedMarket:
@@ -286,12 +385,17 @@ class SimulatedMarket:
         self.trading_date = trading_date
         self.seed = int(seed)
         self.interval = float(interval)
-        self.codes = universe["code"].to_numpy(dtype=object)
-        self.names = universe["name"].to_numpy(dtype=object)
-        self._position = pd.Index(self.codes)
+        stocks, self._indexes = split_universe(universe, self.seed)
+        self.codes = stocks["code"].to_numpy(dtype=object)  # the simulated stocks; indexes follow from them
+        self.names = stocks["name"].to_numpy(dtype=object)
+        self._order = pd.Index(np.concatenate([self.codes, self._indexes.codes])).get_indexer(
+            universe["code"].to_numpy(dtype=object))  # frame rows (stocks, then indexes) in the universe's order
+        self._reorder = not np.array_equal(self._order, np.arange(len(self._order)))  # indexes not all at the end
+        self._position = pd.Index(universe["code"].to_numpy(dtype=object))
         self._times = self._grid()
         self._epochs = np.array([t.timestamp() for t in self._times])
-        self._traits = self._make_traits(universe)
+        self._traits = self._make_traits(stocks)
+        self._index_prev = self._indexes.level(self._traits.prev_close)
         self._state = self._opening()
 
     # -- the grid ------------------------------------------------------------------------------------------
@@ -371,9 +475,16 @@ class SimulatedMarket:
         price = self._price(log_price)
         auction = np.floor(tr.lots * 20.0 * rng.exponential(size=n) + 1.0) * 100.0
         volume = np.where(tr.suspended, 0, auction).astype(np.int64)
+        opening = self._index_level(price)
         return _State(step=0, rng=rng, log_price=log_price, variance=tr.step_var.copy(),
                       market_variance=float(np.mean(tr.step_var)) * 0.3, last=price, open=price.copy(),
-                      high=price.copy(), low=price.copy(), volume=volume, amount=volume * price)
+                      high=price.copy(), low=price.copy(), volume=volume, amount=volume * price,
+                      index_high=opening, index_low=opening.copy())
+
+    def _index_level(self, last: np.ndarray) -> np.ndarray:
+        """The indexes' levels with the stocks at ``last`` (a suspended member counts at its previous close)."""
+        tr = self._traits
+        return self._indexes.level(np.where(tr.suspended | ~np.isfinite(last), tr.prev_close, last))
 
     def _bounded(self, log_price: np.ndarray) -> np.ndarray:
         """Keep the latent price near the limits, so a sealed stock can open again within the day."""
@@ -417,6 +528,9 @@ class SimulatedMarket:
         st.low = np.minimum(st.low, price)
         st.volume = st.volume + shares
         st.amount = st.amount + shares * price
+        level = self._index_level(price)
+        st.index_high = np.maximum(st.index_high, level)
+        st.index_low = np.minimum(st.index_low, level)
 
     def _seek(self, step: int) -> None:
         if step < self._state.step:
@@ -429,36 +543,72 @@ class SimulatedMarket:
         """The latest snapshot at market time ``ts`` in the canonical quote schema."""
         step = self.step_of(ts)
         self._seek(step)
-        frame = self._frame(self._times[step])
+        columns = self._columns()
+        if len(self._indexes):
+            index_columns = self._index_columns()
+            columns = {k: np.concatenate([v, index_columns[k]]) for k, v in columns.items()}
+            if self._reorder:
+                columns = {k: v[self._order] for k, v in columns.items()}
+        frame = self._frame(columns, self._times[step])
         if codes is None:
             return frame
         pos = self._position.get_indexer(list(codes))
         return frame.iloc[pos[pos >= 0]].reset_index(drop=True)
 
-    def _frame(self, ts: dt.datetime) -> pd.DataFrame:
+    @staticmethod
+    def _frame(columns: dict[str, np.ndarray], ts: dt.datetime) -> pd.DataFrame:
+        """One snapshot frame from its columns (built once: stocks and indexes joined as arrays, not frames)."""
+        n = len(columns["code"])
+        stamps = pd.DatetimeIndex(np.full(n, np.datetime64(ts.astimezone(dt.UTC).replace(tzinfo=None), "us")))
+        out: dict[str, object] = {"ts": stamps.tz_localize("UTC").tz_convert(TZ.key), **columns}
+        return pd.DataFrame(out, columns=QUOTE_COLUMNS, copy=False)
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The stocks' columns of the snapshot (all but ``ts``)."""
         st, tr = self._state, self._traits
         n = len(self.codes)
         halted = tr.suspended
         nan = np.full(n, np.nan)
         last = np.where(halted, nan, st.last)
-        columns: dict[str, object] = {
+        columns: dict[str, np.ndarray] = {
             "code": self.codes,
             "name": self.names,
-            "ts": pd.DatetimeIndex(np.full(n, np.datetime64(ts.astimezone(dt.UTC).replace(tzinfo=None), "us")))
-            .tz_localize("UTC").tz_convert(TZ.key),
             "last": last,
             "open": np.where(halted, nan, st.open),
             "high": np.where(halted, nan, st.high),
             "low": np.where(halted, nan, st.low),
             "prev_close": tr.prev_close,
-            "volume": st.volume,
+            "volume": np.asarray(st.volume, dtype=np.int64),
             "amount": np.round(st.amount, 2),
         }
         columns.update(self._book(last))
         columns["limit_up"] = np.where(tr.free, np.nan, tr.limit_up)
         columns["limit_down"] = np.where(tr.free, np.nan, tr.limit_down)
         columns["suspended"] = halted
-        return pd.DataFrame(columns, columns=QUOTE_COLUMNS, copy=False)
+        return columns
+
+    def _index_columns(self) -> dict[str, np.ndarray]:
+        """The indexes' columns: levels from the members (module docstring), no book, no limits."""
+        st, tr, book = self._state, self._traits, self._indexes
+        k = len(book)
+        nan = np.full(k, np.nan)
+        halted = book.empty
+        columns: dict[str, np.ndarray] = {
+            "code": book.codes, "name": book.names,
+            "last": np.where(halted, nan, self._index_level(st.last)),
+            "open": np.where(halted, nan, self._index_level(st.open)),
+            "high": np.where(halted, nan, st.index_high), "low": np.where(halted, nan, st.index_low),
+            "prev_close": self._index_prev,
+            "volume": book.total(np.where(tr.suspended, 0, st.volume)).round().astype(np.int64),
+            "amount": np.round(book.total(st.amount), 2),
+        }
+        for level in range(1, BOOK_LEVELS + 1):
+            for side in ("bid", "ask"):
+                columns[f"{side}{level}_price"] = nan
+                columns[f"{side}{level}_volume"] = np.zeros(k, dtype=np.int64)
+        columns["limit_up"] = columns["limit_down"] = nan
+        columns["suspended"] = halted.copy()
+        return columns
 
     def _book(self, last: np.ndarray) -> dict[str, np.ndarray]:
         """Five levels a side around the last price; no asks at limit-up, no bids at limit-down."""

@@ -6,6 +6,11 @@ GBK text, one line a code: ``var hq_str_sh600000="浦发银行,6.830,...,2022-11
 10..19 bid1-5 as volume, price pairs, 20..29 ask1-5 the same, 30 date, 31 time, 32 status. An invalid or delisted
 code answers ``""``: skipped and counted. Sina gives no price limits: they are computed from the previous close.
 Beijing stocks are ``bj920xxx``; their lines carry a few more fields after the status, which are not read.
+
+Indexes (``sh000001``, ``sz399001``, ``sz399006``) answer the same line with zero book fields. Their volume unit is
+not a stock's: Shanghai index lines give volume in LOTS of 100 (手), Shenzhen index lines in shares; amounts are in
+yuan for both. (Public captures agree: on 2022-04-07 sh000001 gave 402,626,660 with 398,081,845,473 yuan, which in
+shares would be 989 yuan a share; sz399001 gave 47,857,870,369 with 524,892,592,190 yuan, 10.97 a share.)
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from workbench.feeds.base import (
     to_floats,
 )
 from workbench.feeds.tencent import BatchedHttpFeed
+from workbench.indexes import is_index
 from workbench.limits import PriceLimits
+from workbench.market import BOARD_LOT
 from workbench.net import HttpClient
 
 SINA_URL = "https://hq.sinajs.cn/list="
@@ -52,8 +59,14 @@ def _columns(fields: np.ndarray) -> dict[str, np.ndarray]:
 
 def parse_sina(body: bytes, limits: PriceLimits | None = None) -> tuple[pd.DataFrame, int]:
     """Canonical quotes from one Sina answer, and how many lines were rejected (empty ``""`` strings of unknown
-    codes included). Pure; never raises. Sina gives no limit prices: they come from ``limits``."""
-    return parse_keyed_lines(body, _LINE, ",", MIN_FIELDS, _columns, "%Y-%m-%d %H:%M:%S", limits)
+    codes included). Pure; never raises. Sina gives no limit prices: they come from ``limits`` (none for an index).
+    Shanghai index volumes come in lots and are turned into shares (module docstring)."""
+    frame, rejected = parse_keyed_lines(body, _LINE, ",", MIN_FIELDS, _columns, "%Y-%m-%d %H:%M:%S", limits)
+    codes = frame["code"].to_numpy(dtype=object)
+    in_lots = is_index(codes) & np.strings.endswith(codes.astype(str), ".SH")
+    if in_lots.any():
+        frame.loc[in_lots, "volume"] = frame.loc[in_lots, "volume"] * BOARD_LOT
+    return frame, rejected
 
 
 class SinaFeed(BatchedHttpFeed):

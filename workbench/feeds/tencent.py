@@ -6,6 +6,11 @@ part, split on ``~`` (about 85 for stocks, ~50 for some securities): 0 market, 1
 close, 5 open, 6 volume (lots of 100), 9..28 bid1-5 then ask1-5 as price, volume (lots) pairs, 30 time
 YYYYMMDDHHMMSS, 33/34 high/low, 37 amount (10,000 yuan), 47/48 limit up/down (absent from short lines: computed from
 the previous close). A suspended stock answers zero prices. An unknown code answers ``v_pv_none_match="1";``.
+
+Indexes (``sh000001``, ``sz399001``, ``sz399006``) answer the same ~85-field line (market field ``ZS``): zero book
+fields, ``-1`` in the limit fields 47/48 (read as no limit: an index has none), and the same units as stocks, volume
+in lots and amount in 10,000 yuan (public captures: sh000001 377,400,539 lots, field 37 58,236,307 万 against field
+35's 582,363,069,699 yuan).
 """
 
 from __future__ import annotations

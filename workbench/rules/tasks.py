@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.indexes import is_index
 from workbench.market import BOARD_LOT
 from workbench.models import MonitorTask
 from workbench.rules.engine import RuleSpec
@@ -80,8 +81,8 @@ def specs_for(tasks: Sequence[MonitorTask], universe: pd.Index,
 
 def _stocks_of(task: MonitorTask, universe: pd.Index, members: Mapping[str, Sequence[str]]) -> Sequence[int]:
     """Universe positions of the stocks a task watches; members outside the universe are left out."""
-    if task.target == "market":
-        return range(len(universe))
+    if task.target == "market":  # the whole market's stocks: indexes are instruments, not part of a scan
+        return np.flatnonzero(~is_index(universe.to_numpy())).tolist()
     codes = [task.stock_code] if task.target == "stock" else list(members.get(task.watchlist or "", ()))
     at = universe.get_indexer(pd.Index(codes, dtype=object)) if codes else np.zeros(0, np.intp)
     return [int(i) for i in at if i >= 0]
