@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from workbench.breadth import Breadth, is_stock
 from workbench.calendar import TZ, TradingCalendar
 from workbench.events import Event
 from workbench.limits import PriceLimits
@@ -24,7 +25,7 @@ from workbench.notify.policy import alert_payload, channels_for, hold_until, sca
 from workbench.rules.board import Book, board_streak
 from workbench.rules.compile import Program
 from workbench.rules.engine import PER_BAR, PER_BAR_CLOSE, STATE_COLUMNS, Fired, RuleBook, trigger_id
-from workbench.rules.inputs import Bar, MarketInputs, needs_of
+from workbench.rules.inputs import MA_BEFORE, Bar, MarketInputs, needs_of
 from workbench.rules.model import StopLoss, TakeProfit
 from workbench.rules.parse import describe
 from workbench.rules.tasks import paper_order, specs_for
@@ -175,6 +176,7 @@ class TickResult:
     lag_seconds: float | None = None  # how far behind the clock the tick was done (set by the loop)
     recording: pd.DataFrame | None = None  # the feed's whole snapshot, when ticks are recorded (set by the loop)
     recording_feed: str = ""
+    breadth: Breadth | None = None  # the market's breadth at this snapshot (from the 09:25 match to the close)
 
 
 def _definition(task: MonitorTask) -> dict[str, Any]:
@@ -208,7 +210,8 @@ class Monitor:
         self._minute_ends = np.array([t.timestamp() for t in calendar.bar_ends(trading_date)])
         self.bars = BarBuilder(self.codes, calendar)
         self.market = MarketInputs(len(self.codes))
-        self.market.require({})
+        self.market.require({"1d": {MA_BEFORE}})  # the market overview's share above MA20, whatever the rules
+        self.market.stocks = is_stock(universe)
         self.book = RuleBook([])
         self.tasks: dict[int, MonitorTask] = {}
         self._described: dict[int, str] = {}
@@ -317,7 +320,10 @@ class Monitor:
         self._quote(snap, last, now)
         fired = [self._close_bar(bar) for bar in closed]
         fired.append(self._evaluate_tick(now))
-        return self._result(snapshot, snap, now, closed, fired, as_of)
+        result = self._result(snapshot, snap, now, closed, fired, as_of)
+        if self.bounds.open - OPENING_MATCH <= now <= self.bounds.close:
+            result.breadth = self.market.breadth()
+        return result
 
     def replay(self, snapshot: pd.DataFrame, now: dt.datetime) -> None:
         """Fold an already-committed snapshot into bars and series only (a resumed day catching up)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from workbench.breadth import BREADTH_METRICS, MA_DAYS, Breadth, breadth_of
 from workbench.errors import ValidationError
 from workbench.rules.board import BOARD_METRICS, BoardState
 from workbench.rules.compile import Program
@@ -26,6 +27,7 @@ Array = npt.NDArray[np.float64]
 Bar = tuple[Array, Array, Array, Array, Array]  # open, high, low, close, volume (universe-aligned, NaN: no bar)
 MINUTES_PER_DAY = 240
 DAY_FIELDS = ("prev_close", "day_open", "day_high", "day_low", "limit_up", "limit_down")
+MA_BEFORE = Term("sma", (MA_DAYS - 1,))  # the daily term behind above_ma20_pct (market breadth)
 
 
 def _nan(n: int) -> Array:
@@ -84,6 +86,8 @@ def needs_of(programs: Iterable[Program]) -> dict[str, set[Term]]:
                 needs.setdefault("1m", set()).update({Term("close_ago", (n,)), Term("close_ago", (n + 1,))})
             elif name == "volume_ratio":
                 needs.setdefault("1d", set()).add(Term("vma", (params[0],)))
+            elif name == "above_ma20_pct":
+                needs.setdefault("1d", set()).add(MA_BEFORE)
     return needs
 
 
@@ -106,6 +110,9 @@ class MarketInputs:
         self.avg_daily_volume: dict[float, Array] = {}
         self.forming_minute: Bar | None = None
         self.board = BoardState(n_symbols)  # fed by the monitor's snapshots; never by bars
+        self.stocks = np.ones(n_symbols, dtype=bool)  # the rows market breadth counts (not indexes)
+        self.ma_before = _nan(n_symbols)  # the average of each stock's 19 daily closes before today
+        self._breadth: Breadth | None = None
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def require(self, needs: Mapping[str, set[Term]]) -> None:
@@ -143,6 +150,8 @@ class MarketInputs:
             t.params[0]: np.where(np.isnan(latest[t]), self.avg_daily_volume.get(t.params[0], _nan(self.n)),
                                   latest[t])
             for t in daily.terms if t.name == "vma"}
+        self.ma_before = latest[MA_BEFORE] if MA_BEFORE in latest else _nan(self.n)
+        self._breadth = None
         for r in self.resamplers.values():
             r.reset()
         self.forming_minute = None
@@ -162,6 +171,15 @@ class MarketInputs:
         self.volume = volume
         self.minutes = minutes
         self.forming_minute = forming_minute
+        self._breadth = None
+
+    def breadth(self) -> Breadth:
+        """The market's breadth at the latest quote (computed once per quote, on first use)."""
+        if self._breadth is None:
+            d = self.day
+            self._breadth = breadth_of(self.price, d["prev_close"], d["day_high"], d["limit_up"], d["limit_down"],
+                                       self.ma_before, self.stocks)
+        return self._breadth
 
     def close_minute(self, bar: Bar, n_minute_ends: Iterable[str], day_closed: bool) -> dict[str, Bar]:
         """Commit a closed 1-minute bar; also the N-minute bars it completes and, at the close, the day's bar.
@@ -273,6 +291,8 @@ class View:
         m = self.market
         if name in BOARD_METRICS:
             return m.board.value(name, params, m.day["limit_up"], m.day["limit_down"])
+        if name in BREADTH_METRICS:  # one value for the whole market, the same on every row
+            return np.full(m.n, m.breadth().value(name))
         price = self.field("close")
         with np.errstate(divide="ignore", invalid="ignore"):
             if name == "change_pct":

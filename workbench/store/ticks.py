@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from workbench.breadth import BREADTH_COLUMNS
 from workbench.events import TaskStopped, TriggerFired
 from workbench.models import QUOTE_COLUMNS
 from workbench.monitor import BAR_COLUMNS, ORDER_COLUMNS, STATE_COLUMNS, TickResult
@@ -67,6 +68,7 @@ def write_ticks(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult],
     write_rule_state(con, state.drop_duplicates(["task_id", "rule", "code"], keep="last") if len(state) else state)
     for result in fresh:
         _write_events_of(con, result, written_at, counts)
+    _write_breadth(con, fresh)
     quotes = _concat([r.quotes for r in fresh if len(r.quotes)])
     if len(quotes):
         insert_rows(con, "INSERT INTO quotes", quotes[QUOTE_COLUMNS], QUOTE_COLUMNS)
@@ -86,6 +88,14 @@ def _journal(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult],
     rows = insert_rows(con, "INSERT INTO monitor_ticks", journal, list(journal.columns),
                        tail="ON CONFLICT DO NOTHING RETURNING ts")
     return {pd.Timestamp(r[0]) for r in rows}
+
+
+def _write_breadth(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult]) -> None:
+    """The market breadth of the ticks that have it, one statement for the batch."""
+    rows = [{"ts": r.ts, "trading_date": r.trading_date, **r.breadth.as_row()} for r in results if r.breadth]
+    if rows:
+        insert_rows(con, "INSERT OR IGNORE INTO market_breadth", pd.DataFrame(rows, columns=BREADTH_COLUMNS),
+                    BREADTH_COLUMNS)
 
 
 def _write_events_of(con: duckdb.DuckDBPyConnection, result: TickResult, written_at: dt.datetime,
