@@ -141,3 +141,14 @@ def test_the_loop_stores_the_breadth_of_every_tick(tmp_path):
     assert last["declining"] == int((priced["last"] < priced["prev_close"]).sum())
     assert last["limit_up"] == int((priced["last"] >= priced["limit_up"]).sum())
     assert last["broken"] == int(((priced["high"] >= priced["limit_up"]) & (priced["last"] < priced["limit_up"])).sum())
+
+
+def test_a_scan_reading_only_market_wide_values_is_refused_with_the_way_to_do_it():
+    from workbench.errors import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        MonitorTask.parse({"task_name": "x", "target": "market", "rule": "limit_up_count >= 80"})
+    assert err.value.field == "rule" and "000001.SH" in err.value.problem
+    # a market-wide condition as a filter on a stock condition is a scan like any other
+    scan = MonitorTask.parse({"task_name": "y", "target": "market", "rule": "change_pct > 5 and limit_up_count < 30"})
+    assert scan.scan

@@ -32,7 +32,7 @@ Mask = npt.NDArray[np.bool_]
 EPS = 1e-9
 MA_DAYS = 20
 
-# The rule terms (rules.model METRICS) and what each reads of a :class:`Breadth`.
+# The rule terms (rules.model METRICS, MARKET_WIDE_METRICS) and what each reads of a :class:`Breadth`.
 BREADTH_METRICS: Mapping[str, str] = MappingProxyType({
     "advancing_count": "advancing",
     "declining_count": "declining",

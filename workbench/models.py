@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from workbench.errors import ValidationError
 from workbench.market import normalize_code
-from workbench.rules.model import Alert, Rule
+from workbench.rules.model import Alert, Rule, reads_only_the_market
 from workbench.safetext import shown, text_problem
 
 # --- the canonical quote schema -------------------------------------------------------------------------------
@@ -288,6 +288,10 @@ class MonitorTask(BaseModel):
             raise ValueError("auto_trade: paper orders are for single-stock tasks, not scans")
         if self.rule is None:
             raise ValueError("rule: a scan task needs a rule to run for every stock")
+        if reads_only_the_market(self.rule):
+            raise ValueError("rule: it reads only market-wide values (the same for every stock), so a scan would "
+                             "fire for every stock at once; watch the market with a task on an index instead "
+                             "(stock_code 000001.SH)")
 
     @property
     def scan(self) -> bool:

@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from workbench.breadth import BREADTH_METRICS
+
 # --- values ---------------------------------------------------------------------------------------------------
 # Fields of the rule's own bar (the forming bar live, the closed bar in a backtest; ``price`` is the last price,
 # equal to ``close``), of the trading day, and of the quote.
@@ -394,6 +396,28 @@ class Rule(BaseModel):
 
 for _model in (XCall, XOp, XNot, Series, BinOp, Compare, Cross, Range, And, Or, Not, Truth, Rule):
     _model.model_rebuild()
+
+MARKET_WIDE_METRICS = frozenset(BREADTH_METRICS)
+
+
+def _nodes(node: object) -> list[object]:
+    """Every node under ``node`` (itself included), whatever its kind."""
+    out, stack = [], [node]
+    while stack:
+        item = stack.pop()
+        out.append(item)
+        if isinstance(item, BaseModel):
+            stack.extend(getattr(item, name) for name in type(item).model_fields)
+        elif isinstance(item, tuple | list):
+            stack.extend(item)
+    return out
+
+
+def reads_only_the_market(rule: Rule) -> bool:
+    """The rule reads market-wide values only (breadth terms and numbers): the same for every stock."""
+    values = [n for n in _nodes(rule.condition) if isinstance(n, BaseModel) and not isinstance(
+        n, Num | BinOp | Compare | Cross | Range | And | Or | Not)]
+    return all(isinstance(n, Metric) and n.name in MARKET_WIDE_METRICS for n in values)
 
 
 # --- alert semantics ------------------------------------------------------------------------------------------
