@@ -15,6 +15,7 @@ from workbench.app import ensure_instruments, open_store
 from workbench.breadth import breadth_of
 from workbench.calendar import SimulatedClock, TradingCalendar
 from workbench.config import Settings
+from workbench.control import Service
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.instruments import load_universe
 from workbench.models import MonitorTask
@@ -141,6 +142,12 @@ def test_the_loop_stores_the_breadth_of_every_tick(tmp_path):
     assert last["declining"] == int((priced["last"] < priced["prev_close"]).sum())
     assert last["limit_up"] == int((priced["last"] >= priced["limit_up"]).sum())
     assert last["broken"] == int(((priced["high"] >= priced["limit_up"]) & (priced["last"] < priced["limit_up"])).sum())
+
+    view = Service(settings, clock=clock).market_overview()  # what the CLI, the API and notebooks are given
+    assert view["ts"] == pd.Timestamp(last["ts"]).tz_convert("Asia/Shanghai").isoformat()
+    assert view["breadth"]["advancing"] == last["advancing"] and view["breadth"]["stocks"] == last["stocks"]
+    rate = view["breadth"]["advance_decline_ratio"]
+    assert rate == pytest.approx(last["advancing"] / last["declining"])
 
 
 def test_a_scan_reading_only_market_wide_values_is_refused_with_the_way_to_do_it():

@@ -217,8 +217,8 @@ class Monitor:
         self._described: dict[int, str] = {}
         self._programs: dict[str, Program] = {}  # compiled shapes, kept across task changes
         self._day_started = False
-        self._watched = np.zeros(len(self.codes), dtype=bool)
-        self._watched_rows = np.zeros(0, dtype=np.int64)
+        self._watched = ~self.market.stocks
+        self._watched_rows = np.flatnonzero(self._watched)
         self._rows_by_tf: dict[str, np.ndarray] = {}
         self._tf_code = np.zeros(0, dtype=np.int64)
         self._tfs: list[str] = []
@@ -274,7 +274,7 @@ class Monitor:
         # Quotes are kept for the stocks a task or a watchlist scan watches; a market scan alone would keep every
         # snapshot of the whole market (26 million rows a day), so it keeps only its triggers.
         market = {t.task_id for t in running if t.target == "market"}
-        self._watched = np.zeros(len(self.codes), dtype=bool)
+        self._watched = ~self.market.stocks  # the indexes' quotes are always kept: the market overview shows them
         self._watched[book.sym[~np.isin(book.task_id, list(market))]] = True
         self._watched_rows = np.flatnonzero(self._watched)
         self._tfs = sorted(book.timeframes())

@@ -224,6 +224,11 @@ def load_instruments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute("SELECT * FROM instruments ORDER BY code").fetchdf()
 
 
+def index_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The indexes among the instruments, code -> name, in code order (上证指数 000001.SH first)."""
+    return dict(con.execute("SELECT code, name FROM instruments WHERE board = 'index' ORDER BY code").fetchall())
+
+
 def day_counts(con: duckdb.DuckDBPyConnection, trading_date: dt.date) -> dict[str, int]:
     """Rows of one trading day in each table: what the demo reports."""
     start = pd.Timestamp(trading_date, tz="Asia/Shanghai")
@@ -277,3 +282,10 @@ def latest_quotes(con: duckdb.DuckDBPyConnection, codes: Sequence[str]) -> pd.Da
         "SELECT code, max(ts) AS ts, arg_max(last, ts) AS last, arg_max(prev_close, ts) AS prev_close, "
         "arg_max(volume, ts) AS volume, arg_max(amount, ts) AS amount FROM recent GROUP BY code ORDER BY code",
         {"codes": list(codes)}).fetchdf()
+
+
+def breadth_rows(con: duckdb.DuckDBPyConnection, trading_date: dt.date | None = None) -> pd.DataFrame:
+    """The market breadth of every tick of a trading day (the latest day stored when none is given), oldest first."""
+    day = trading_date or con.execute("SELECT max(trading_date) FROM market_breadth").fetchone()[0]
+    return con.execute(f"SELECT {', '.join(BREADTH_COLUMNS)} FROM market_breadth WHERE trading_date = ? ORDER BY ts",
+                       [day]).fetchdf()
