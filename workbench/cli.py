@@ -811,7 +811,8 @@ def market_overview(
         typer.echo("no market data stored yet: run the monitor (workbench run) first")
         return
     for q in view["indexes"]:
-        typer.echo(f"{q['name']} {q['code']}  {fmt.price(q['last'])}  {fmt.change_pct(q['change_pct'])}  "
+        change = fmt.change_of(q["last"], q["prev_close"])
+        typer.echo(f"{q['name']} {q['code']}  {fmt.price(q['last'])}  {fmt.change_pct(change)}  "
                    f"成交额 {fmt.amount(q['amount'])}")
     b = view["breadth"]
     if b is not None:
