@@ -196,14 +196,15 @@ class MonitorTask(BaseModel):
     @field_validator("rule")
     @classmethod
     def _rule_input(cls, value: Rule | None, info: ValidationInfo) -> Rule | None:
-        """A rule given as JSON or built in code gets the checks the parser makes on text. Formula rules are
-        refused here, at task creation, rather than at the monitor's first tick: only backtests evaluate them."""
+        """A rule given as JSON or built in code gets the checks the parser makes on text. A formula reading AMOUNT
+        is refused here, at task creation, rather than at the monitor's first tick: live bars carry no amount."""
         if value is not None:
-            from workbench.rules.tdx import is_formula
+            from workbench.rules.series_eval import fields_of
+            from workbench.rules.tdx import series_of
 
-            if is_formula(value):
-                raise ValueError("formula rules are not yet evaluated live; backtest them with "
-                                 "workbench rules backtest")
+            if any("amount" in fields_of(e) for e in series_of(value)):
+                raise ValueError("AMOUNT: the monitor's bars carry no amount, so a formula reading it runs in "
+                                 "backtests only (workbench rules backtest)")
         if value is not None and _is_input(info):
             from workbench.rules.parse import input_problem
 

@@ -25,7 +25,7 @@ from workbench.notify.policy import alert_payload, channels_for, hold_until, sca
 from workbench.rules.board import Book, board_streak
 from workbench.rules.compile import Program
 from workbench.rules.engine import PER_BAR, PER_BAR_CLOSE, STATE_COLUMNS, Fired, RuleBook, trigger_id
-from workbench.rules.inputs import MA_BEFORE, Bar, MarketInputs, needs_of
+from workbench.rules.inputs import MA_BEFORE, Bar, MarketInputs, formulas_of, needs_of
 from workbench.rules.model import StopLoss, TakeProfit
 from workbench.rules.parse import describe
 from workbench.rules.tasks import paper_order, specs_for
@@ -268,6 +268,7 @@ class Monitor:
         book.carry_from(self.book, [t.task_id for t in running if t.task_id in self.tasks
                                     and _definition(t) != _definition(self.tasks[t.task_id])])
         self.market.require(needs_of(book.programs()))
+        self.market.formulas = formulas_of(book.programs())
         self.book = book
         self._described = {}  # the words of each rule object of the book (they live as long as the book)
         self.tasks = {t.task_id: t for t in running if t.task_id is not None}

@@ -17,10 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 from workbench.breadth import BREADTH_METRICS, MA_DAYS, Breadth, breadth_of
-from workbench.errors import ValidationError
 from workbench.rules.board import BOARD_METRICS, BoardState
 from workbench.rules.compile import Program
 from workbench.rules.model import MAX_PERIOD, Expr
+from workbench.rules.series_eval import evaluate_many, lookback
 from workbench.series import BarSeries, Term
 
 Array = npt.NDArray[np.float64]
@@ -91,6 +91,15 @@ def needs_of(programs: Iterable[Program]) -> dict[str, set[Term]]:
     return needs
 
 
+def formulas_of(programs: Iterable[Program]) -> dict[str, frozenset[Expr]]:
+    """The formula expressions each timeframe's rules read (computed live over the bars each series keeps)."""
+    out: dict[str, set[Expr]] = {}
+    for p in programs:
+        if p.exprs:
+            out.setdefault(p.timeframe, set()).update(p.exprs)
+    return {tf: frozenset(exprs) for tf, exprs in out.items()}
+
+
 class MarketInputs:
     """The universe's day state and bar series; hands out a :class:`View` per timeframe.
 
@@ -113,6 +122,7 @@ class MarketInputs:
         self.stocks = np.ones(n_symbols, dtype=bool)  # the rows market breadth counts (not indexes)
         self.ma_before = _nan(n_symbols)  # the average of each stock's 19 daily closes before today
         self._breadth: Breadth | None = None
+        self.formulas: dict[str, frozenset[Expr]] = {}  # formula expressions per timeframe (formulas_of)
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def require(self, needs: Mapping[str, set[Term]]) -> None:
@@ -135,7 +145,7 @@ class MarketInputs:
         o, h, lo, c, v = bars
         series = self.series[timeframe]
         for t in range(c.shape[1]):
-            series.update(h[:, t], lo[:, t], c[:, t], v[:, t])
+            series.update(h[:, t], lo[:, t], c[:, t], v[:, t], o[:, t])
 
     def start_day(self, prev_close: Array, limit_up: Array, limit_down: Array) -> None:
         """A new trading day: previous close and limits, and the average daily volume of the days before."""
@@ -187,7 +197,7 @@ class MarketInputs:
         Returns the bar of every timeframe that closed ("1m" always).
         """
         o, h, lo, c, v = bar
-        self.series["1m"].update(h, lo, c, v)
+        self.series["1m"].update(h, lo, c, v, o)
         closed = {"1m": bar}
         ending = set(n_minute_ends)
         for tf, resampler in self.resamplers.items():
@@ -195,7 +205,7 @@ class MarketInputs:
             if tf in ending or day_closed:
                 tf_bar = resampler.bar()
                 if tf in self.series:
-                    self.series[tf].update(tf_bar[1], tf_bar[2], tf_bar[3], tf_bar[4])
+                    self.series[tf].update(tf_bar[1], tf_bar[2], tf_bar[3], tf_bar[4], tf_bar[0])
                 resampler.reset()
                 closed[tf] = tf_bar
         if day_closed:
@@ -205,7 +215,7 @@ class MarketInputs:
     def close_day(self) -> dict[str, Bar]:
         """Commit today's bar to the daily series (at the close; a backtest on daily bars, at each bar)."""
         day = self.day_bar()
-        self.series["1d"].update(day[1], day[2], day[3], day[4])
+        self.series["1d"].update(day[1], day[2], day[3], day[4], day[0])
         return {"1d": day}
 
     def day_bar(self) -> Bar:
@@ -248,6 +258,7 @@ class View:
         self.bar = bar
         self.rows = rows
         self._series_cache: dict[str, dict[Term, Array]] = {}
+        self._formula_cache: dict[Expr, Array] | None = None
 
     def field(self, name: str) -> Array:
         m = self.market
@@ -281,8 +292,32 @@ class View:
         return values
 
     def series(self, expr: Expr) -> Array:
-        """Formula series need the whole history; only the backtest provides it (tasks refuse formula rules)."""
-        raise ValidationError("rule", "formula rules are not yet evaluated live (backtest them instead)")
+        """A formula expression at this bar, every formula of the timeframe computed once per view."""
+        if self._formula_cache is None:
+            self._formula_cache = self._formulas()
+        return self._formula_cache[expr]
+
+    def _formulas(self) -> dict[Expr, Array]:
+        """Each formula over the bars the timeframe's series keeps (the longest period a rule may name, and some),
+        with the forming bar as the newest in a preview: the value a backtest over the same bars gives at this bar
+        for windowed functions, and within a decayed seed's difference for EMA / SMA recursions."""
+        m = self.market
+        exprs = m.formulas.get(self.timeframe, frozenset())
+        rows = np.arange(m.n) if self.rows is None else self.rows
+        needed = [lookback(e) for e in exprs]
+        series = m.series[self.timeframe]
+        length = None if None in needed else max(needed, default=1)  # a window that fixes every value: exact
+        panel = series.window(rows, None if length is None else min(length, series.capacity))
+        if self.preview:
+            panel = {name: np.vstack([panel[name], self.bar[i][rows][None, :]])
+                     for i, name in enumerate(("open", "high", "low", "close", "volume"))}
+        has_bar = np.isfinite(self.bar[3][rows]) if self.committed else np.ones(len(rows), dtype=bool)
+        out = {}
+        for expr, values in evaluate_many(exprs, panel).items():
+            full = _nan(m.n)
+            full[rows] = np.where(has_bar, values[-1], np.nan)  # no bar now: no value, as in a backtest
+            out[expr] = full
+        return out
 
     def board(self, name: str) -> Array:
         return self.market.board.flag(name)
