@@ -795,6 +795,39 @@ def holidays_list(as_json: JsonOption = False, db: DbOption = None) -> None:
     Console().print(table)
 
 
+@app.command("market")
+def market_overview(
+    trading_date: Annotated[str | None, typer.Option("--date", help="trading day YYYY-MM-DD (default: latest)")] = None,
+    as_json: JsonOption = False, db: DbOption = None,
+) -> None:
+    """The market overview (大盘) at the latest stored tick: the indexes, advancing / declining counts, limit-up and
+    limit-down counts, 炸板 and its rate, and the share of stocks above their 20-day average."""
+    from workbench.dashboard import format as fmt
+
+    with _reported():
+        day = _date_option("date", trading_date)
+        view = _service(db).market_overview(day)
+    if as_json:
+        typer.echo(_json(view))
+        return
+    if view["ts"] is None and not view["indexes"]:
+        typer.echo("no market data stored yet: run the monitor (workbench run) first")
+        return
+    for q in view["indexes"]:
+        change = fmt.change_of(q["last"], q["prev_close"])
+        typer.echo(f"{q['name']} {q['code']}  {fmt.price(q['last'])}  {fmt.change_pct(change)}  "
+                   f"成交额 {fmt.amount(q['amount'])}")
+    b = view["breadth"]
+    if b is not None:
+        def rate(x: float | None, unit: str = "%") -> str:
+            return "-" if x is None else f"{x:.1f}{unit}"
+
+        typer.echo(f"{view['ts'][:19].replace('T', ' ')}  上涨 {b['advancing']}  下跌 {b['declining']}  "
+                   f"平盘 {b['unchanged']}  涨跌比 {rate(b['advance_decline_ratio'], '')}")
+        typer.echo(f"涨停 {b['limit_up']}  跌停 {b['limit_down']}  炸板 {b['broken']}  炸板率 {rate(b['broken_rate'])}"
+                   f"  MA20 上方 {rate(b['above_ma20_pct'])}")
+
+
 @holidays_app.command("remove")
 def holidays_remove(dates: DatesArgument, db: DbOption = None) -> None:
     """Delete stored holidays: all or none (a date that is not stored is named, exit code 3). Audited."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from workbench.errors import ValidationError
 from workbench.market import normalize_code
-from workbench.rules.model import Alert, Rule
+from workbench.rules.model import Alert, Rule, reads_only_the_market
 from workbench.safetext import shown, text_problem
 
 # --- the canonical quote schema -------------------------------------------------------------------------------
@@ -196,14 +196,15 @@ class MonitorTask(BaseModel):
     @field_validator("rule")
     @classmethod
     def _rule_input(cls, value: Rule | None, info: ValidationInfo) -> Rule | None:
-        """A rule given as JSON or built in code gets the checks the parser makes on text. Formula rules are
-        refused here, at task creation, rather than at the monitor's first tick: only backtests evaluate them."""
+        """A rule given as JSON or built in code gets the checks the parser makes on text. A formula reading AMOUNT
+        is refused here, at task creation, rather than at the monitor's first tick: live bars carry no amount."""
         if value is not None:
-            from workbench.rules.tdx import is_formula
+            from workbench.rules.series_eval import fields_of
+            from workbench.rules.tdx import series_of
 
-            if is_formula(value):
-                raise ValueError("formula rules are not yet evaluated live; backtest them with "
-                                 "workbench rules backtest")
+            if any("amount" in fields_of(e) for e in series_of(value)):
+                raise ValueError("AMOUNT: the monitor's bars carry no amount, so a formula reading it runs in "
+                                 "backtests only (workbench rules backtest)")
         if value is not None and _is_input(info):
             from workbench.rules.parse import input_problem
 
@@ -288,6 +289,10 @@ class MonitorTask(BaseModel):
             raise ValueError("auto_trade: paper orders are for single-stock tasks, not scans")
         if self.rule is None:
             raise ValueError("rule: a scan task needs a rule to run for every stock")
+        if reads_only_the_market(self.rule):
+            raise ValueError("rule: it reads only market-wide values (the same for every stock), so a scan would "
+                             "fire for every stock at once; watch the market with a task on an index instead "
+                             "(stock_code 000001.SH)")
 
     @property
     def scan(self) -> bool:

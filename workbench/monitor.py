@@ -16,15 +16,17 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from workbench.breadth import Breadth
 from workbench.calendar import TZ, TradingCalendar
 from workbench.events import Event
+from workbench.indexes import is_index
 from workbench.limits import PriceLimits
 from workbench.models import MonitorTask, empty_quotes
 from workbench.notify.policy import alert_payload, channels_for, hold_until, scan_digest
 from workbench.rules.board import Book, board_streak
 from workbench.rules.compile import Program
 from workbench.rules.engine import PER_BAR, PER_BAR_CLOSE, STATE_COLUMNS, Fired, RuleBook, trigger_id
-from workbench.rules.inputs import Bar, MarketInputs, needs_of
+from workbench.rules.inputs import MA_BEFORE, Bar, MarketInputs, formulas_of, needs_of
 from workbench.rules.model import StopLoss, TakeProfit
 from workbench.rules.parse import describe
 from workbench.rules.tasks import paper_order, specs_for
@@ -175,6 +177,7 @@ class TickResult:
     lag_seconds: float | None = None  # how far behind the clock the tick was done (set by the loop)
     recording: pd.DataFrame | None = None  # the feed's whole snapshot, when ticks are recorded (set by the loop)
     recording_feed: str = ""
+    breadth: Breadth | None = None  # the market's breadth at this snapshot (from the 09:25 match to the close)
 
 
 def _definition(task: MonitorTask) -> dict[str, Any]:
@@ -208,14 +211,15 @@ class Monitor:
         self._minute_ends = np.array([t.timestamp() for t in calendar.bar_ends(trading_date)])
         self.bars = BarBuilder(self.codes, calendar)
         self.market = MarketInputs(len(self.codes))
-        self.market.require({})
+        self.market.require({"1d": {MA_BEFORE}})  # the market overview's share above MA20, whatever the rules
+        self.market.stocks = ~is_index(self.codes)  # breadth counts stocks only
         self.book = RuleBook([])
         self.tasks: dict[int, MonitorTask] = {}
         self._described: dict[int, str] = {}
         self._programs: dict[str, Program] = {}  # compiled shapes, kept across task changes
         self._day_started = False
-        self._watched = np.zeros(len(self.codes), dtype=bool)
-        self._watched_rows = np.zeros(0, dtype=np.int64)
+        self._watched = ~self.market.stocks
+        self._watched_rows = np.flatnonzero(self._watched)
         self._rows_by_tf: dict[str, np.ndarray] = {}
         self._tf_code = np.zeros(0, dtype=np.int64)
         self._tfs: list[str] = []
@@ -265,13 +269,14 @@ class Monitor:
         book.carry_from(self.book, [t.task_id for t in running if t.task_id in self.tasks
                                     and _definition(t) != _definition(self.tasks[t.task_id])])
         self.market.require(needs_of(book.programs()))
+        self.market.formulas = formulas_of(book.programs())
         self.book = book
         self._described = {}  # the words of each rule object of the book (they live as long as the book)
         self.tasks = {t.task_id: t for t in running if t.task_id is not None}
         # Quotes are kept for the stocks a task or a watchlist scan watches; a market scan alone would keep every
         # snapshot of the whole market (26 million rows a day), so it keeps only its triggers.
         market = {t.task_id for t in running if t.target == "market"}
-        self._watched = np.zeros(len(self.codes), dtype=bool)
+        self._watched = ~self.market.stocks  # the indexes' quotes are always kept: the market overview shows them
         self._watched[book.sym[~np.isin(book.task_id, list(market))]] = True
         self._watched_rows = np.flatnonzero(self._watched)
         self._tfs = sorted(book.timeframes())
@@ -317,7 +322,10 @@ class Monitor:
         self._quote(snap, last, now)
         fired = [self._close_bar(bar) for bar in closed]
         fired.append(self._evaluate_tick(now))
-        return self._result(snapshot, snap, now, closed, fired, as_of)
+        result = self._result(snapshot, snap, now, closed, fired, as_of)
+        if self.bounds.open - OPENING_MATCH <= now <= self.bounds.close:
+            result.breadth = self.market.breadth()
+        return result
 
     def replay(self, snapshot: pd.DataFrame, now: dt.datetime) -> None:
         """Fold an already-committed snapshot into bars and series only (a resumed day catching up)."""

@@ -164,6 +164,10 @@ class RemoteService:
     def remove_holidays(self, dates: Sequence[str | dt.date] | str) -> list[dt.date]:
         return _dates(self.call("POST", "/calendar/holidays/remove", {"dates": _date_list(dates)})["dates"])
 
+    # -- the market -------------------------------------------------------------------------------------------------
+    def market_overview(self, trading_date: dt.date | None = None) -> dict[str, Any]:
+        query = "" if trading_date is None else f"?trading_date={trading_date.isoformat()}"
+        return dict(self.call("GET", f"/market/overview{query}"))
 
     # -- watchlists -----------------------------------------------------------------------------------------------
     def watchlists(self) -> list[dict[str, Any]]:

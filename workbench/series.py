@@ -585,6 +585,7 @@ class BarSeries:
         # Slots are read only once written (counts say which), so the ring needs no fill: np.empty leaves its pages
         # untouched until bars arrive, where a NaN fill would cost ~50 ms for a whole market at capacity 600.
         self._ring = np.empty((len(FIELDS), size, self._capacity))
+        self._open = np.empty((size, self._capacity))  # the bars' opens, for formulas (O); NaN where not given
         self._count = np.zeros(size, np.int64)
         self._last_close = np.full(size, np.nan)
         self._last_ok = np.zeros(size, np.bool_)
@@ -649,6 +650,7 @@ class BarSeries:
         """
         new = BarSeries(self.n_symbols, terms, self._capacity)
         new._ring[:] = self._ring
+        new._open[:] = self._open
         new._count, new._last_close, new._last_ok = self._count.copy(), self._last_close.copy(), self._last_ok.copy()
         fresh = [t for t in new._terms if new._plans[t].key not in self._components]
         for key in new._components:
@@ -684,10 +686,30 @@ class BarSeries:
 
     # -- the bar interface ----------------------------------------------------------------------------------
 
-    def update(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, volume: npt.ArrayLike) -> None:
-        """Commit one closed bar per symbol; a symbol with any field NaN has no bar (state untouched, values NaN)."""
+    def update(self, high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, volume: npt.ArrayLike,
+               open_: npt.ArrayLike | None = None) -> None:
+        """Commit one closed bar per symbol; a symbol with any field NaN has no bar (state untouched, values NaN).
+        ``open_`` is kept in the ring for :meth:`window` only (no term reads it)."""
         h, lo, c, v = self._columns(high, low, close, volume)
-        self._advance(h, lo, c, v)
+        self._advance(h, lo, c, v, None if open_ is None else _floats("open", open_))
+
+    def window(self, rows: npt.ArrayLike, length: int | None = None) -> dict[str, Array]:
+        """The last ``length`` committed bars (at most the capacity) of each symbol in ``rows`` as time-major
+        (bars x rows) panels of open, high, low, close and volume: each symbol's own bars, newest in the last row,
+        NaN before its oldest kept bar. What a formula is evaluated over live."""
+        index = self._rows(rows)
+        assert index is not None
+        count = self._count[index]
+        keep = int(np.minimum(count, self._capacity).max(initial=0)) if length is None else int(length)
+        keep = max(1, min(keep, self._capacity))
+        number = count[None, :] - keep + np.arange(keep)[:, None]  # each symbol's bar number at each step
+        slot = np.mod(number, self._capacity) + index[None, :] * self._capacity
+        out = {name: self._ring[FIELDS.index(name)].reshape(-1).take(slot) for name in FIELDS}
+        out["open"] = self._open.reshape(-1).take(slot)
+        before = (number < 0) | (number < count[None, :] - self._capacity)
+        for panel in out.values():
+            panel[before] = np.nan
+        return out
 
     def preview(
         self,
@@ -760,13 +782,15 @@ class BarSeries:
                 commits.append(commit)
         return lines, commits, ok
 
-    def _advance(self, h: Array, lo: Array, c: Array, v: Array) -> None:
+    def _advance(self, h: Array, lo: Array, c: Array, v: Array, o: Array | None = None) -> None:
         """Commit a bar of validated full-length columns."""
         lines, commits, ok = self._step((h, lo, c, v), None)
         for commit in commits:
             commit()
         rows = np.flatnonzero(ok)
-        self._ring[:, rows, self._count[rows] % self._capacity] = np.stack([h[rows], lo[rows], c[rows], v[rows]])
+        slots = self._count[rows] % self._capacity
+        self._ring[:, rows, slots] = np.stack([h[rows], lo[rows], c[rows], v[rows]])
+        self._open[rows, slots] = np.nan if o is None else o[rows]
         self._count = self._count + ok
         self._last_close = np.where(ok, c, self._last_close)
         self._last_ok = ok

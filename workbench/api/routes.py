@@ -1,5 +1,5 @@
-"""The REST routes: tasks, bulk commands, the monitor service, notifications, holidays, watchlists, the audit log and
-health.
+"""The REST routes: tasks, bulk commands, the monitor service, notifications, holidays, the market overview,
+watchlists, the audit log and health.
 
 Each route checks the shape of its input (pydantic: a bad field is a 422 naming it before anything runs), calls the
 control plane in a worker thread (the project's ValidationError / NotFound become 422 / 404 with nothing changed),
@@ -293,6 +293,13 @@ def router(context: ApiContext) -> APIRouter:  # noqa: C901 - one closure per ro
     async def remove_holidays(body: DatesBody, actor: Actor = None) -> dict[str, Any]:
         service = svc(actor)
         return {"dates": [d.isoformat() for d in await command(service, service.remove_holidays, body.dates)]}
+
+    # -- the market overview ------------------------------------------------------------------------------------
+    @api.get("/market/overview", tags=["market"],
+             summary="The indexes and the market's breadth (涨跌家数, 涨停, 炸板率)")
+    async def market_overview(trading_date: Annotated[dt.date | None, Query(
+            description="the trading day (default: the latest stored)")] = None) -> dict[str, Any]:
+        return await feed.blocking(context.service.market_overview, trading_date)
 
     # -- watchlists ---------------------------------------------------------------------------------------------
     @api.get("/watchlists", tags=["watchlists"], summary="Every watchlist: size, who created and changed it")

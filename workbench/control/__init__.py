@@ -2,8 +2,8 @@
 service.
 
 :class:`Service` is the one class callers hold. It is composed of a class per job: task commands and the histories
-they leave (:mod:`.tasks`), the calendar's holidays (:mod:`.holidays`), watchlists (:mod:`.watchlists`), service
-runs and their launchers (:mod:`.runs`) and the health report (:mod:`.health`, a
+they leave (:mod:`.tasks`), the calendar's holidays (:mod:`.holidays`), watchlists (:mod:`.watchlists`), the market
+overview (:mod:`.market`), service runs and their launchers (:mod:`.runs`) and the health report (:mod:`.health`, a
 :class:`~workbench.control.health.ServiceStatus`). Every command is audited (who, when, what, result), runs in one
 transaction and changes nothing when its input is bad.
 """
@@ -19,6 +19,7 @@ from workbench.config import Settings
 from workbench.control.core import ACTORS, check_actor
 from workbench.control.health import HealthReports, ServiceStatus
 from workbench.control.holidays import HolidayCommands
+from workbench.control.market import MarketReports
 from workbench.control.runs import Launcher, LocalLauncher, PrefectLauncher, ServiceRuns
 from workbench.control.tasks import BulkResult, TaskCommands, TaskOverview, parse_task_ids
 from workbench.control.watchlists import WatchlistCommands
@@ -27,7 +28,7 @@ from workbench.store.db import Store
 __all__ = ["ACTORS", "BulkResult", "Service", "ServiceStatus", "TaskOverview", "parse_task_ids"]
 
 
-class Service(TaskCommands, HealthReports, ServiceRuns, HolidayCommands, WatchlistCommands):
+class Service(TaskCommands, HealthReports, ServiceRuns, HolidayCommands, WatchlistCommands, MarketReports):
     """Task and service commands for one actor (``dashboard``, ``cli``, ``notebook``, ``schedule``, ``api``)."""
 
     def __init__(self, settings: Settings, actor: str = "cli", clock: Clock | None = None,

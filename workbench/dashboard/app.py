@@ -29,6 +29,7 @@ from workbench.dashboard.hub import CHANNELS, DashboardHub, DashboardUpdate, Sha
 from workbench.dashboard.i18n import DEFAULT_LANG, LANGUAGE_NAMES, Lang, t
 from workbench.dashboard.live import LiveView
 from workbench.dashboard.notifications import NotificationsView
+from workbench.dashboard.overview import OverviewStrip
 from workbench.dashboard.tasks import TasksView
 from workbench.dashboard.theme import font_routes, load_font, page_css
 from workbench.errors import TransientError
@@ -64,6 +65,7 @@ class Dashboard(Viewer):
         self.live = LiveView(ctx, lang=self.lang)
         self.notifications = NotificationsView(ctx, lang=self.lang)
         self.health = HealthView(ctx, default_day=default_day, lang=self.lang)
+        self.overview = OverviewStrip(ctx, lang=self.lang)
         self.views = (self.tasks, self.live, self.notifications, self.health)
         self.tabs = pn.Tabs(*zip(self._tab_names(), self.views, strict=True), dynamic=False,
                             sizing_mode="stretch_width")
@@ -82,7 +84,7 @@ class Dashboard(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         header = pn.Row(self.title, pn.HSpacer(), self.language, sizing_mode="stretch_width")
-        return pn.Column(header, self.banner, self.tabs, self.notifications.toast_stack,
+        return pn.Column(header, self.overview, self.banner, self.tabs, self.notifications.toast_stack,
                          sizing_mode="stretch_width")
 
     def _tab_names(self) -> list[str]:
@@ -93,7 +95,7 @@ class Dashboard(Viewer):
         self.title.object = f"## {t('app.title', self.lang)}"
         if self.language.value != self.lang:
             self.language.value = self.lang
-        for view in self.views:
+        for view in (*self.views, self.overview):
             view.lang = self.lang
         rename_tabs(self.tabs, self._tab_names())
 
@@ -105,6 +107,7 @@ class Dashboard(Viewer):
         self._reload_tasks()
         self.notifications.refresh()
         self.health.refresh()
+        self.overview.refresh()
         return self
 
     def refresh(self) -> None:
@@ -115,7 +118,9 @@ class Dashboard(Viewer):
             with self.ctx.store.read() as con:
                 events, upto = event_store.follow(con, CHANNELS, self.cursor)
                 update = DashboardUpdate(0, self.cursor, upto, tuple(events), task_store.tasks_version(con))
-                events = self._take(update, SharedReads.on(con))
+                reads = SharedReads.on(con)
+                events = self._take(update, reads)
+                self.overview.poll(reads)
             self._follow_up(update, events)
             self.health.refresh()
         except TransientError as exc:
@@ -133,6 +138,7 @@ class Dashboard(Viewer):
         ``TASKS_EVERY`` seconds (a task edit at once)."""
         try:
             self._follow_up(update, self._take(update, reads, defer=True), reads, defer=True)
+            self.overview.poll(reads)
             if self.tabs.active != HEALTH_TAB:
                 self._stale.add(HEALTH_TAB)
             elif update.status is None:

@@ -151,6 +151,18 @@ _TABLE: dict[str, tuple[str, str]] = {  # key: (zh, en); frozen into STRINGS bel
     "state.stopped": ("已停止", "stopped"),
     "state.completed": ("已完成", "completed"),
     "state.failed": ("失败", "failed"),
+    # the market overview strip
+    "overview.title": ("大盘", "Market"),
+    "overview.up": ("上涨", "Up"),
+    "overview.down": ("下跌", "Down"),
+    "overview.flat": ("平盘", "Flat"),
+    "overview.limit_up": ("涨停", "Limit-up"),
+    "overview.limit_down": ("跌停", "Limit-down"),
+    "overview.broken": ("炸板", "Broken"),
+    "overview.broken_rate": ("炸板率", "Broken rate"),
+    "overview.above_ma20": ("站上MA20", "Above MA20"),
+    "overview.as_of": ("{time} 更新", "as of {time}"),
+    "overview.none": ("暂无大盘数据（监控运行后显示）", "no market data yet (shown once the monitor runs)"),
 }
 
 STRINGS: Final[Mapping[str, Mapping[Lang, str]]] = MappingProxyType(

@@ -15,7 +15,8 @@ Stateful nodes (crosses, enters/exits, 炸板 / 回封, resumption) keep a float
 that the caller owns and persists.
 
 Formula nodes (``Series`` values, ``Truth`` conditions) read ``Inputs.series(expr)``: the expression's value at the
-current bar, which a backtest computes once over the whole history. Their inner numbers (periods, constants) are
+current bar, which a backtest computes once over the whole history and the live inputs over the bars they keep.
+Their inner numbers (periods, constants) are
 part of the shape; only the literal sides of a top-level comparison are parameters.
 """
 
@@ -75,7 +76,7 @@ class Inputs(Protocol):
     def metric(self, name: str, params: tuple[float, ...]) -> Array: ...
 
     def series(self, expr: Expr) -> Array:
-        """A formula expression at the current bar (computed over the whole history; backtests only so far)."""
+        """A formula expression at the current bar (over the whole history in a backtest, the kept bars live)."""
         ...
 
     def board(self, name: str) -> Array: ...
@@ -119,6 +120,7 @@ class Program:
     run: CondFn
     uses_entry: bool
     formula: bool = False  # reads formula series (Inputs.series)
+    exprs: frozenset[Expr] = frozenset()  # the formula expressions it reads, for the live inputs to compute
     score_fn: ValueFn | None = None  # the rule's own value: its first compared, crossing or ranged value
     descending: bool = True          # a higher value is a stronger fire (False for "below" conditions)
 
@@ -140,6 +142,7 @@ class _Builder:
     metrics: set[tuple[str, tuple[float, ...]]] = field(default_factory=set)
     uses_entry: bool = False
     formula: bool = False
+    exprs: set[Expr] = field(default_factory=set)
     score_fn: ValueFn | None = None
     descending: bool = True
 
@@ -175,6 +178,7 @@ class _Builder:
         if isinstance(node, Series):
             expr = node.expr
             self.formula = True
+            self.exprs.add(expr)
             return lambda f: f.gather(f.inputs.series(expr))
         assert isinstance(node, BinOp)
         left, right = self.value(node.left), self.value(node.right)
@@ -307,6 +311,7 @@ class _Builder:
     def _truth(self, node: Truth) -> CondFn:
         expr = node.expr
         self.formula = True
+        self.exprs.add(expr)
         self.scored(lambda f: f.gather(f.inputs.series(expr)), True)
 
         def truth(f: Frame) -> Result:
@@ -451,6 +456,7 @@ def compile_rule(rule: Rule) -> Program:
         run=run,
         uses_entry=builder.uses_entry,
         formula=builder.formula,
+        exprs=frozenset(builder.exprs),
         score_fn=builder.score_fn,
         descending=builder.descending,
     )

@@ -16,16 +16,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from workbench.errors import ValidationError
+from workbench.breadth import BREADTH_METRICS, MA_DAYS, Breadth, breadth_of
 from workbench.rules.board import BOARD_METRICS, BoardState
 from workbench.rules.compile import Program
 from workbench.rules.model import MAX_PERIOD, Expr
+from workbench.rules.series_eval import evaluate_many, lookback
 from workbench.series import BarSeries, Term
 
 Array = npt.NDArray[np.float64]
 Bar = tuple[Array, Array, Array, Array, Array]  # open, high, low, close, volume (universe-aligned, NaN: no bar)
 MINUTES_PER_DAY = 240
 DAY_FIELDS = ("prev_close", "day_open", "day_high", "day_low", "limit_up", "limit_down")
+MA_BEFORE = Term("sma", (MA_DAYS - 1,))  # the daily term behind above_ma20_pct (market breadth)
 
 
 def _nan(n: int) -> Array:
@@ -87,6 +89,8 @@ def prior_term(name: str, params: tuple[float, ...]) -> Term | None:
         return Term("close_ago", params)
     if name == "volume_ratio":
         return Term("vma", params)
+    if name == "above_ma20_pct":  # market breadth: above the 20-day MA counting today is above the prior 19's
+        return MA_BEFORE
     return None
 
 
@@ -102,6 +106,15 @@ def needs_of(programs: Iterable[Program]) -> dict[str, set[Term]]:
             elif (daily := prior_term(name, params)) is not None:
                 needs.setdefault("1d", set()).add(daily)
     return needs
+
+
+def formulas_of(programs: Iterable[Program]) -> dict[str, frozenset[Expr]]:
+    """The formula expressions each timeframe's rules read (computed live over the bars each series keeps)."""
+    out: dict[str, set[Expr]] = {}
+    for p in programs:
+        if p.exprs:
+            out.setdefault(p.timeframe, set()).update(p.exprs)
+    return {tf: frozenset(exprs) for tf, exprs in out.items()}
 
 
 class MarketInputs:
@@ -128,6 +141,9 @@ class MarketInputs:
         self._day_committed = False
         self.forming_minute: Bar | None = None
         self.board = BoardState(n_symbols)  # fed by the monitor's snapshots; never by bars
+        self.stocks = np.ones(n_symbols, dtype=bool)  # the rows market breadth counts (not indexes)
+        self._breadth: Breadth | None = None
+        self.formulas: dict[str, frozenset[Expr]] = {}  # formula expressions per timeframe (formulas_of)
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def require(self, needs: Mapping[str, set[Term]]) -> None:
@@ -169,7 +185,7 @@ class MarketInputs:
         o, h, lo, c, v = bars
         series = self.series[timeframe]
         for t in range(c.shape[1]):
-            series.update(h[:, t], lo[:, t], c[:, t], v[:, t])
+            series.update(h[:, t], lo[:, t], c[:, t], v[:, t], o[:, t])
             if timeframe == "1d":
                 self._carry_daily()
 
@@ -180,6 +196,7 @@ class MarketInputs:
         self.day["prev_close"], self.day["limit_up"], self.day["limit_down"] = prev_close, limit_up, limit_down
         self.price, self.volume, self.minutes = _nan(self.n), _nan(self.n), 0
         self.prior, self._day_committed = dict(self._daily_last), False
+        self._breadth = None
         for r in self.resamplers.values():
             r.reset()
         self.forming_minute = None
@@ -199,6 +216,15 @@ class MarketInputs:
         self.volume = volume
         self.minutes = minutes
         self.forming_minute = forming_minute
+        self._breadth = None
+
+    def breadth(self) -> Breadth:
+        """The market's breadth at the latest quote (computed once per quote, on first use)."""
+        if self._breadth is None:
+            d = self.day
+            self._breadth = breadth_of(self.price, d["prev_close"], d["day_high"], d["limit_up"], d["limit_down"],
+                                       self.prior.get(MA_BEFORE, _nan(self.n)), self.stocks)
+        return self._breadth
 
     def close_minute(self, bar: Bar, n_minute_ends: Iterable[str], day_closed: bool) -> dict[str, Bar]:
         """Commit a closed 1-minute bar; also the N-minute bars it completes and, at the close, the day's bar.
@@ -206,7 +232,7 @@ class MarketInputs:
         Returns the bar of every timeframe that closed ("1m" always).
         """
         o, h, lo, c, v = bar
-        self.series["1m"].update(h, lo, c, v)
+        self.series["1m"].update(h, lo, c, v, o)
         closed = {"1m": bar}
         ending = set(n_minute_ends)
         for tf, resampler in self.resamplers.items():
@@ -214,7 +240,7 @@ class MarketInputs:
             if tf in ending or day_closed:
                 tf_bar = resampler.bar()
                 if tf in self.series:
-                    self.series[tf].update(tf_bar[1], tf_bar[2], tf_bar[3], tf_bar[4])
+                    self.series[tf].update(tf_bar[1], tf_bar[2], tf_bar[3], tf_bar[4], tf_bar[0])
                 resampler.reset()
                 closed[tf] = tf_bar
         if day_closed:
@@ -224,7 +250,7 @@ class MarketInputs:
     def close_day(self) -> dict[str, Bar]:
         """Commit today's bar to the daily series (at the close; a backtest on daily bars, at each bar)."""
         day = self.day_bar()
-        self.series["1d"].update(day[1], day[2], day[3], day[4])
+        self.series["1d"].update(day[1], day[2], day[3], day[4], day[0])
         self._carry_daily()
         self._day_committed = True
         return {"1d": day}
@@ -275,6 +301,7 @@ class View:
         self.bar = bar
         self.rows = rows
         self._series_cache: dict[str, dict[Term, Array]] = {}
+        self._formula_cache: dict[Expr, Array] | None = None
 
     def field(self, name: str) -> Array:
         m = self.market
@@ -308,8 +335,32 @@ class View:
         return values
 
     def series(self, expr: Expr) -> Array:
-        """Formula series need the whole history; only the backtest provides it (tasks refuse formula rules)."""
-        raise ValidationError("rule", "formula rules are not yet evaluated live (backtest them instead)")
+        """A formula expression at this bar, every formula of the timeframe computed once per view."""
+        if self._formula_cache is None:
+            self._formula_cache = self._formulas()
+        return self._formula_cache[expr]
+
+    def _formulas(self) -> dict[Expr, Array]:
+        """Each formula over the bars the timeframe's series keeps (the longest period a rule may name, and some),
+        with the forming bar as the newest in a preview: the value a backtest over the same bars gives at this bar
+        for windowed functions, and within a decayed seed's difference for EMA / SMA recursions."""
+        m = self.market
+        exprs = m.formulas.get(self.timeframe, frozenset())
+        rows = np.arange(m.n) if self.rows is None else self.rows
+        needed = [lookback(e) for e in exprs]
+        series = m.series[self.timeframe]
+        length = None if None in needed else max(needed, default=1)  # a window that fixes every value: exact
+        panel = series.window(rows, None if length is None else min(length, series.capacity))
+        if self.preview:
+            panel = {name: np.vstack([panel[name], self.bar[i][rows][None, :]])
+                     for i, name in enumerate(("open", "high", "low", "close", "volume"))}
+        has_bar = np.isfinite(self.bar[3][rows]) if self.committed else np.ones(len(rows), dtype=bool)
+        out = {}
+        for expr, values in evaluate_many(exprs, panel).items():
+            full = _nan(m.n)
+            full[rows] = np.where(has_bar, values[-1], np.nan)  # no bar now: no value, as in a backtest
+            out[expr] = full
+        return out
 
     def board(self, name: str) -> Array:
         return self.market.board.flag(name)
@@ -318,6 +369,8 @@ class View:
         m = self.market
         if name in BOARD_METRICS:
             return m.board.value(name, params, m.day["limit_up"], m.day["limit_down"])
+        if name in BREADTH_METRICS:  # one value for the whole market, the same on every row
+            return np.full(m.n, m.breadth().value(name))
         price = self.field("close")
         with np.errstate(divide="ignore", invalid="ignore"):
             if name == "change_pct":

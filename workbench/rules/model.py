@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from workbench.breadth import BREADTH_METRICS
+
 # --- values ---------------------------------------------------------------------------------------------------
 # Fields of the rule's own bar (the forming bar live, the closed bar in a backtest; ``price`` is the last price,
 # equal to ``close``), of the trading day, and of the quote.
@@ -75,12 +77,23 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "day_amount": ((), ()),               # 成交额 of the day so far, yuan (not AMOUNT, a formula's bar field)
     "big_buy": ((), ()),                  # 成交额 since the snapshot before, taken at the ask (大笔买入 ≈), yuan
     "big_sell": ((), ()),                 # the same at the bid (大笔卖出 ≈), yuan
+    # market breadth over every stock of the universe (workbench.breadth): one value for all rows
+    "advancing_count": ((), ()),          # 上涨家数: stocks above their previous close
+    "declining_count": ((), ()),          # 下跌家数
+    "limit_up_count": ((), ()),           # 涨停家数: stocks whose last price is at limit-up
+    "limit_down_count": ((), ()),         # 跌停家数
+    "broken_board_count": ((), ()),       # 炸板家数: touched limit-up today, now below it
+    "broken_board_rate": ((), ()),        # 炸板率, %: broken / (at limit-up + broken)
+    "advance_decline_ratio": ((), ()),    # 涨跌比: advancing / declining
+    "above_ma20_pct": ((), ()),           # % of stocks above their 20-day MA (today's price as today's close)
 }
 MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio", "prev_high",
                      "prev_low", "prev_ma", "change_days", "seal_volume",
                      "seal_amount", "seal_down_volume", "seal_down_amount", "seal_float_pct", "seal_change",
                      "first_seal_time", "opened_count", "board_streak", "bid1", "ask1", "bid1_volume",
-                     "ask1_volume", "book_imbalance", "day_amount", "big_buy", "big_sell"]
+                     "ask1_volume", "book_imbalance", "day_amount", "big_buy", "big_sell", "advancing_count",
+                     "declining_count", "limit_up_count", "limit_down_count", "broken_board_count",
+                     "broken_board_rate", "advance_decline_ratio", "above_ma20_pct"]
 MAX_SEAL_SECONDS = 600  # the longest window seal_change(N) looks back over
 
 MAX_PERIOD = 250
@@ -390,6 +403,28 @@ class Rule(BaseModel):
 
 for _model in (XCall, XOp, XNot, Series, BinOp, Compare, Cross, Range, And, Or, Not, Truth, Rule):
     _model.model_rebuild()
+
+MARKET_WIDE_METRICS = frozenset(BREADTH_METRICS)
+
+
+def _nodes(node: object) -> list[object]:
+    """Every node under ``node`` (itself included), whatever its kind."""
+    out, stack = [], [node]
+    while stack:
+        item = stack.pop()
+        out.append(item)
+        if isinstance(item, BaseModel):
+            stack.extend(getattr(item, name) for name in type(item).model_fields)
+        elif isinstance(item, tuple | list):
+            stack.extend(item)
+    return out
+
+
+def reads_only_the_market(rule: Rule) -> bool:
+    """The rule reads market-wide values only (breadth terms and numbers): the same for every stock."""
+    values = [n for n in _nodes(rule.condition) if isinstance(n, BaseModel) and not isinstance(
+        n, Num | BinOp | Compare | Cross | Range | And | Or | Not)]
+    return all(isinstance(n, Metric) and n.name in MARKET_WIDE_METRICS for n in values)
 
 
 # --- alert semantics ------------------------------------------------------------------------------------------

@@ -823,6 +823,10 @@ def _metric_words(node: Metric) -> str:
         "ask1_volume": "best ask volume (手)", "book_imbalance": "book imbalance % (委比)",
         "day_amount": "day's amount (yuan)", "big_buy": "amount bought at the ask since the last snapshot (yuan)",
         "big_sell": "amount sold at the bid since the last snapshot (yuan)",
+        "advancing_count": "advancing stocks", "declining_count": "declining stocks",
+        "limit_up_count": "stocks at limit-up", "limit_down_count": "stocks at limit-down",
+        "broken_board_count": "stocks broken from limit-up (炸板)", "broken_board_rate": "broken-board rate % (炸板率)",
+        "advance_decline_ratio": "advance/decline ratio", "above_ma20_pct": "% of stocks above MA20",
     }[node.name]
 
 

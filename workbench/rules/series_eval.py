@@ -32,7 +32,8 @@ from workbench.rules.model import Expr, Series, Truth, XCall, XField, XNot, XNum
 Array = npt.NDArray[np.float64]
 Panel = Mapping[str, Array]  # field name -> (bars x stocks) floats, NaN where a stock has no bar
 
-__all__ = ["evaluate_many", "evaluate_series", "fields_of"]
+__all__ = ["evaluate_many", "evaluate_series", "fields_of", "lookback"]
+_RECURSIVE = frozenset({"EMA", "SMA", "BARSLAST"})  # their value at a bar depends on every bar before it
 
 
 def fields_of(expr: Expr) -> set[str]:
@@ -46,6 +47,33 @@ def fields_of(expr: Expr) -> set[str]:
     if isinstance(expr, XNot):
         return fields_of(expr.item)
     return set()
+
+
+def lookback(expr: Expr) -> int | None:
+    """How many bars, the newest included, fix an expression's value at the newest bar; None where every bar
+    before counts (an EMA / SMA recursion, BARSLAST). A live evaluation reads only that many."""
+    if isinstance(expr, XNum | XField):
+        return 1
+    if isinstance(expr, XNot):
+        return lookback(expr.item)
+    if isinstance(expr, XOp):
+        left, right = lookback(expr.left), lookback(expr.right)
+        return None if left is None or right is None else max(left, right)
+    assert isinstance(expr, XCall)
+    if expr.name in _RECURSIVE:
+        return None
+    inner = [lookback(a) for a in expr.args]
+    if any(n is None for n in inner):
+        return None
+    deepest = max(n for n in inner if n is not None)
+    period = int(expr.args[1].value) if len(expr.args) > 1 and isinstance(expr.args[1], XNum) else 0
+    if expr.name == "REF":
+        return deepest + period
+    if expr.name in _WINDOWS or expr.name in ("COUNT", "EVERY", "EXIST"):
+        return deepest + period - 1
+    if expr.name == "CROSS":
+        return deepest + 1
+    return deepest  # ABS, MAX, MIN, IF: bar by bar
 
 
 def evaluate_series(node: Expr | Series | Truth, panel: Panel) -> Array:

@@ -441,4 +441,25 @@ DROP TABLE rule_state;
 ALTER TABLE rule_state_by_stock RENAME TO rule_state;
 """,
     ),
+    (
+        16,
+        "market breadth: advancing / declining, limit-up / limit-down and broken-board counts per tick",
+        """
+-- One row per monitor tick from the 09:25 match to the close, written in the tick's transaction (workbench.breadth
+-- says how each count is made). Rates (炸板率, 涨跌比, % above MA20) are derived from the counts when read.
+CREATE TABLE market_breadth (
+    ts TIMESTAMPTZ PRIMARY KEY,
+    trading_date DATE NOT NULL,
+    stocks INTEGER NOT NULL,           -- priced stocks with a previous close
+    advancing INTEGER NOT NULL,
+    declining INTEGER NOT NULL,
+    unchanged INTEGER NOT NULL,
+    limit_up INTEGER NOT NULL,
+    limit_down INTEGER NOT NULL,
+    broken INTEGER NOT NULL,           -- touched limit-up today, below it now (炸板)
+    above_ma20 INTEGER NOT NULL,
+    ma20_known INTEGER NOT NULL        -- stocks with 19 daily closes before today
+);
+""",
+    ),
 ]

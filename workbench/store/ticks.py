@@ -15,7 +15,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from workbench.breadth import BREADTH_COLUMNS
 from workbench.events import TaskStopped, TriggerFired
+from workbench.indexes import INDEX_BOARD, INDEXES
 from workbench.models import QUOTE_COLUMNS
 from workbench.monitor import BAR_COLUMNS, ORDER_COLUMNS, STATE_COLUMNS, TickResult
 from workbench.store import events as event_store
@@ -67,6 +69,7 @@ def write_ticks(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult],
     write_rule_state(con, state.drop_duplicates(["task_id", "rule", "code"], keep="last") if len(state) else state)
     for result in fresh:
         _write_events_of(con, result, written_at, counts)
+    _write_breadth(con, fresh)
     quotes = _concat([r.quotes for r in fresh if len(r.quotes)])
     if len(quotes):
         insert_rows(con, "INSERT INTO quotes", quotes[QUOTE_COLUMNS], QUOTE_COLUMNS)
@@ -86,6 +89,14 @@ def _journal(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult],
     rows = insert_rows(con, "INSERT INTO monitor_ticks", journal, list(journal.columns),
                        tail="ON CONFLICT DO NOTHING RETURNING ts")
     return {pd.Timestamp(r[0]) for r in rows}
+
+
+def _write_breadth(con: duckdb.DuckDBPyConnection, results: Sequence[TickResult]) -> None:
+    """The market breadth of the ticks that have it, one statement for the batch."""
+    rows = [{"ts": r.ts, "trading_date": r.trading_date, **r.breadth.as_row()} for r in results if r.breadth]
+    if rows:
+        insert_rows(con, "INSERT OR IGNORE INTO market_breadth", pd.DataFrame(rows, columns=BREADTH_COLUMNS),
+                    BREADTH_COLUMNS)
 
 
 def _write_events_of(con: duckdb.DuckDBPyConnection, result: TickResult, written_at: dt.datetime,
@@ -214,6 +225,12 @@ def load_instruments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute("SELECT * FROM instruments ORDER BY code").fetchdf()
 
 
+def index_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The indexes among the instruments, code -> name, in the order terminals show them (上证指数 first)."""
+    stored = dict(con.execute("SELECT code, name FROM instruments WHERE board = ?", [INDEX_BOARD]).fetchall())
+    return {i.code: stored[i.code] for i in INDEXES if i.code in stored}
+
+
 def day_counts(con: duckdb.DuckDBPyConnection, trading_date: dt.date) -> dict[str, int]:
     """Rows of one trading day in each table: what the demo reports."""
     start = pd.Timestamp(trading_date, tz="Asia/Shanghai")
@@ -267,3 +284,10 @@ def latest_quotes(con: duckdb.DuckDBPyConnection, codes: Sequence[str]) -> pd.Da
         "SELECT code, max(ts) AS ts, arg_max(last, ts) AS last, arg_max(prev_close, ts) AS prev_close, "
         "arg_max(volume, ts) AS volume, arg_max(amount, ts) AS amount FROM recent GROUP BY code ORDER BY code",
         {"codes": list(codes)}).fetchdf()
+
+
+def breadth_rows(con: duckdb.DuckDBPyConnection, trading_date: dt.date | None = None) -> pd.DataFrame:
+    """The market breadth of every tick of a trading day (the latest day stored when none is given), oldest first."""
+    day = trading_date or con.execute("SELECT max(trading_date) FROM market_breadth").fetchone()[0]
+    return con.execute(f"SELECT {', '.join(BREADTH_COLUMNS)} FROM market_breadth WHERE trading_date = ? ORDER BY ts",
+                       [day]).fetchdf()
