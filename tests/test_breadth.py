@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from tests.conftest import at, quote_frame
-from workbench.app import ensure_instruments, open_store
+from workbench.app import ensure_instruments, open_store, universe_for
 from workbench.breadth import breadth_of
 from workbench.calendar import SimulatedClock, TradingCalendar
 from workbench.config import Settings
 from workbench.control import Service
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
-from workbench.instruments import load_universe
+from workbench.indexes import is_index
 from workbench.models import MonitorTask
 from workbench.monitor import BAR_COLUMNS, Monitor
 from workbench.rules import backtest
@@ -123,8 +123,8 @@ def test_breadth_in_a_backtest_of_daily_bars_is_the_live_count():
 
 # --- stored by the loop ---------------------------------------------------------------------------------------------
 def test_the_loop_stores_the_breadth_of_every_tick(tmp_path):
-    universe = load_universe(Settings().universe_path).iloc[::40].reset_index(drop=True)
-    settings = Settings(db_path=tmp_path / "wb.duckdb", demo_symbols=len(universe))
+    settings = Settings(db_path=tmp_path / "wb.duckdb", demo_symbols=140)
+    universe = universe_for(settings)  # 140 stocks and the indexes
     store = open_store(settings)
     ensure_instruments(store, universe)
     market = SimulatedMarket(universe, DAY, seed=3, calendar=CAL)
@@ -136,7 +136,9 @@ def test_the_loop_stores_the_breadth_of_every_tick(tmp_path):
     assert len(rows) >= 20 and (rows["trading_date"] == pd.Timestamp(DAY)).all()
     last = rows.iloc[-1]
     snap = market.snapshot_at(pd.Timestamp(last["ts"]).tz_convert("Asia/Shanghai").to_pydatetime())
-    priced = snap[snap["last"].notna() & (snap["last"] > 0)]
+    stocks = snap[~is_index(snap["code"].to_numpy())]
+    priced = stocks[stocks["last"].notna() & (stocks["last"] > 0)]
+    assert len(priced) <= 140
     assert last["stocks"] == len(priced)
     assert last["advancing"] == int((priced["last"] > priced["prev_close"]).sum())
     assert last["declining"] == int((priced["last"] < priced["prev_close"]).sum())
@@ -148,6 +150,11 @@ def test_the_loop_stores_the_breadth_of_every_tick(tmp_path):
     assert view["breadth"]["advancing"] == last["advancing"] and view["breadth"]["stocks"] == last["stocks"]
     rate = view["breadth"]["advance_decline_ratio"]
     assert rate == pytest.approx(last["advancing"] / last["declining"])
+    shown = [q["name"] for q in view["indexes"]]
+    assert shown[:3] == ["上证指数", "深证成指", "创业板指"]
+    sse = snap.set_index("code").loc["000001.SH"]
+    assert view["indexes"][0]["last"] == pytest.approx(sse["last"])
+    assert view["indexes"][0]["change_pct"] == pytest.approx((sse["last"] / sse["prev_close"] - 1) * 100)
 
 
 def test_a_scan_reading_only_market_wide_values_is_refused_with_the_way_to_do_it():
