@@ -50,13 +50,13 @@ from workbench.store.history import read_bars, recent_bars
 from workbench.store.tasks import learnt_entry_prices
 from workbench.store.ticks import BOARD_QUOTE_COLUMNS, latest_quotes
 
-SHOWN_COLUMNS = MappingProxyType({
-    "code": "col.code", "name": "col.name", "last": "col.last", "change": "col.change", "speed": "col.speed",
-    "volume_ratio": "col.volume_ratio", "amount": "col.amount", "turnover": "col.turnover", "limit": "col.limit",
-    "levels": "col.levels", "spark": "col.spark"})
+SHOWN_COLUMNS = MappingProxyType({  # the name cell carries the code under it: one narrow frozen column on a phone
+    "name": "col.name_code", "last": "col.last", "change": "col.change", "limit": "col.limit", "speed": "col.speed",
+    "volume_ratio": "col.volume_ratio", "amount": "col.amount", "turnover": "col.turnover", "levels": "col.levels",
+    "spark": "col.spark"})
 TEXT_COLUMNS = ("volume_ratio", "amount", "turnover", "limit", "levels", "spark")
 COLORED_COLUMNS = ("last", "change", "speed")
-HELPER_COLUMNS = ("task_id", "flash")
+HELPER_COLUMNS = ("code", "task_id", "flash")
 TABLE_COLUMNS = [*SHOWN_COLUMNS, *hidden(TEXT_COLUMNS, COLORED_COLUMNS), *HELPER_COLUMNS]
 NUMBER_COLUMNS = ("last", "change", "speed", "volume_ratio", "amount", "turnover", "levels")
 SPARK_WIDTH, SPARK_HEIGHT = 120, 30
@@ -70,7 +70,9 @@ BOARD_CSS = """
 .tabulator-row { cursor: pointer; }
 .tabulator-cell[tabulator-field="last"], .tabulator-cell[tabulator-field="change"] { font-size: 15px; }
 .wb-num { font-variant-numeric: tabular-nums; }
-.wb-name { font-weight: 600; }
+.wb-name { display: block; font-weight: 600; line-height: 1.2; }
+.wb-code { display: block; color: #757575; font-size: 11px; line-height: 1.2; font-variant-numeric: tabular-nums; }
+.wb-spark { width: 100%; min-width: 120px; height: 30px; }
 .wb-limit { display: inline-block; padding: 0 6px; border-radius: 3px; color: #fff; font-size: 12px; }
 .wb-level { display: block; line-height: 1.35; font-size: 12px; white-space: nowrap; }
 .wb-level-near { font-weight: 700; color: #ef6c00; }
@@ -150,7 +152,7 @@ def board_table(rows: Sequence[BoardRow], lang: Lang = DEFAULT_LANG) -> pd.DataF
         "levels": [None if r.nearest is None else abs(r.nearest.pct) for r in rows],
         "spark": [r.change for r in rows],  # sorted by the day's change
         "task_id": [r.nearest.level.task_id if r.nearest else r.task_ids[0] if r.task_ids else -1 for r in rows],
-    }, columns=[c for c in TABLE_COLUMNS if c in SHOWN_COLUMNS or c == "task_id"])
+    }, columns=[c for c in TABLE_COLUMNS if c in SHOWN_COLUMNS or c in ("code", "task_id")])
     for column in NUMBER_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     colors = [fmt.change_color(r.change) for r in rows]
@@ -205,10 +207,11 @@ def spark_svg(row: BoardRow, width: int = SPARK_WIDTH, height: int = SPARK_HEIGH
         return ""
     line = " ".join(f"{x * width:.1f},{y:.1f}" for x, y in points)
     color = fmt.change_color(row.change)
-    return (f'<svg class="wb-spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+    return (f'<svg class="wb-spark" viewBox="0 0 {width} {height}" preserveAspectRatio="none">'
             f'<line x1="0" y1="{base:.1f}" x2="{width}" y2="{base:.1f}" stroke="#9e9e9e" stroke-width="0.8" '
-            f'stroke-dasharray="3,2"/><polyline points="{line}" fill="none" stroke="{color}" stroke-width="1.2"/>'
-            "</svg>")
+            'stroke-dasharray="3,2" vector-effect="non-scaling-stroke"/>'
+            f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="1.2" '
+            'vector-effect="non-scaling-stroke"/></svg>')
 
 
 def flashes(table: pd.DataFrame, before: dict[str, float]) -> list[str]:
@@ -233,11 +236,11 @@ class BoardView(Viewer):
         self._ctx = ctx
         formatters = {**{c: text_formatter(c) for c in TEXT_COLUMNS},
                       **{c: text_formatter(c, colored=True) for c in COLORED_COLUMNS if c != "last"},
-                      "last": flash_formatter(), "name": text_cell("wb-name"), "code": text_cell("wb-num")}
+                      "last": flash_formatter(), "name": name_cell()}
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=TABLE_COLUMNS), disabled=True, show_index=False, selectable=False,
-            sizing_mode="stretch_width", height=560, pagination=None, layout="fit_data_fill", formatters=formatters,
-            hidden_columns=[*hidden(TEXT_COLUMNS, COLORED_COLUMNS), *HELPER_COLUMNS], frozen_columns=["code", "name"],
+            sizing_mode="stretch_width", height=560, pagination=None, layout="fit_data_stretch", formatters=formatters,
+            hidden_columns=[*hidden(TEXT_COLUMNS, COLORED_COLUMNS), *HELPER_COLUMNS], frozen_columns=["name"],
             text_align={c: "right" for c in (*NUMBER_COLUMNS[:-1], "levels")}, css_classes=["board-table"],
             stylesheets=[COMPONENT_CSS, BOARD_CSS])
         self.table.on_click(self._on_click)
@@ -339,6 +342,7 @@ def flash_formatter() -> HTMLTemplateFormatter:
                                           'font-weight: 600"><%= last_text %></span>')
 
 
-def text_cell(css: str) -> HTMLTemplateFormatter:
-    """A plain cell in a class of the board's stylesheet."""
-    return HTMLTemplateFormatter(template=f'<span class="{css}"><%= value %></span>')
+def name_cell() -> HTMLTemplateFormatter:
+    """The short name in bold with the code under it, as a phone terminal shows a stock."""
+    return HTMLTemplateFormatter(template='<span class="wb-name"><%= value %></span>'
+                                          '<span class="wb-code"><%= code %></span>')

@@ -38,6 +38,7 @@ _TABLE: dict[str, tuple[str, str]] = {  # key: (zh, en); frozen into STRINGS bel
                       "{n} stocks · quotes at {time} · click a row to open its chart"),
     "board.no_quotes": ("暂无行情", "no quotes yet"),
     "board.no_task": ("{code} 没有任务，行情图只显示任务的股票", "{code} has no task: the chart shows a task's stock"),
+    "col.name_code": ("名称/代码", "Name / code"),
     "col.speed": ("涨速", "5-min"),
     "col.volume_ratio": ("量比", "Vol ratio"),
     "col.turnover": ("换手率", "Turnover"),
