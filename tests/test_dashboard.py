@@ -15,11 +15,12 @@ from workbench.app import ensure_instruments, universe_for
 from workbench.config import Settings
 from workbench.dashboard import Dashboard, DashboardContext, dashboard_session
 from workbench.dashboard.hub import SharedReads
-from workbench.dashboard.live import LiveView, task_levels
+from workbench.dashboard.live import LiveView
 from workbench.dashboard.notifications import NotificationsView
 from workbench.dashboard.tasks import TasksView
 from workbench.events import JobCompleted, JobProgress
 from workbench.models import MonitorTask
+from workbench.quoteboard import task_levels
 from workbench.store import events as event_store
 from workbench.store import tasks as task_store
 from workbench.store.ticks import write_bars, write_triggers
@@ -428,7 +429,7 @@ def test_a_stock_without_a_quote_shows_dashes(ctx):
 
 def test_every_view_is_chinese_by_default_and_english_after_the_switch(ctx):
     dashboard = Dashboard(ctx, default_day=DAY).load()
-    assert dashboard.lang == "zh" and dashboard.tabs._names == ["任务", "行情", "通知", "健康状态"]
+    assert dashboard.lang == "zh" and dashboard.tabs._names == ["盯盘", "任务", "行情", "通知", "健康状态"]
     tasks, notes, health, live = dashboard.tasks, dashboard.notifications, dashboard.health, dashboard.live
     assert tasks.table.titles["last"] == "最新价" and tasks.table.titles["volume"] == "成交量(手)"
     assert tasks.table.buttons == {"start": "启动", "stop": "停止", "edit": "编辑", "delete": "删除"}
@@ -442,8 +443,8 @@ def test_every_view_is_chinese_by_default_and_english_after_the_switch(ctx):
 
     dashboard.language.value = "en"  # the switch in the header
     assert dashboard.lang == "en" and all(view.lang == "en" for view in dashboard.views)
-    assert dashboard.tabs._names == ["Tasks", "Live", "Notifications", "Service & health"]
-    assert [panel.title for panel in root.tabs] == ["Tasks", "Live", "Notifications", "Service & health"]
+    assert dashboard.tabs._names == ["Board", "Tasks", "Live", "Notifications", "Service & health"]
+    assert [panel.title for panel in root.tabs] == ["Board", "Tasks", "Live", "Notifications", "Service & health"]
     assert tasks.table.titles["last"] == "Last" and tasks.start_all_button.label == "Start all"
     assert set(tasks.table.value["status_text"]) == {"running", "stopped"}
     assert notes.read_all.label == "Mark all read" and "| state | never started |" in health.summary.object
@@ -452,13 +453,13 @@ def test_every_view_is_chinese_by_default_and_english_after_the_switch(ctx):
     assert tasks.message.startswith("paused")
 
     dashboard.lang = "zh"
-    assert dashboard.language.value == "zh" and [panel.title for panel in root.tabs][0] == "任务"
+    assert dashboard.language.value == "zh" and [panel.title for panel in root.tabs][:2] == ["盯盘", "任务"]
 
 
 def test_the_language_setting_opens_pages_in_english(tmp_path):
     settings = Settings(db_path=tmp_path / "en.duckdb", dashboard_language="en")
     dashboard = Dashboard(DashboardContext.open(settings)).load()
-    assert dashboard.lang == "en" and dashboard.tabs._names[0] == "Tasks"
+    assert dashboard.lang == "en" and dashboard.tabs._names[:2] == ["Board", "Tasks"]
     assert dashboard.tasks.table.titles["change"] == "Change"
 
 

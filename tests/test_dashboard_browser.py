@@ -145,6 +145,7 @@ def test_the_served_dashboard_works_offline_against_a_running_day(live_day):
             page.on("websocket", lambda ws: sockets.append(ws.url))
             watch(page, problems, fonts)
             page.goto(url, wait_until="networkidle")
+            page.locator(".bk-tab", has_text="任务").click()  # the board is the first tab
             page.get_by_role("button", name="全部暂停").wait_for(timeout=30_000)
             wait_for(lambda: table_statuses(page), timeout=20)
 
@@ -222,11 +223,13 @@ def phone(browser, url: str, loopback_only) -> None:
         page.route("**/*", loopback_only)
         watch(page, problems, fonts)
         page.goto(url, wait_until="networkidle")
+        page.locator(".bk-tab", has_text="任务").click()  # the board is the first tab
         page.get_by_role("button", name="全部暂停").wait_for(timeout=30_000)
         wait_for(lambda: table_statuses(page), timeout=20)
         assert_the_font_is_served_and_used(page, fonts)
         hide_toasts(page)
-        for name, tab in (("tasks", "任务"), ("live", "行情"), ("notifications", "通知"), ("health", "健康状态")):
+        for name, tab in (("board", "盯盘"), ("tasks", "任务"), ("live", "行情"), ("notifications", "通知"),
+                          ("health", "健康状态")):
             page.locator(".bk-tab", has_text=tab).click()
             page.wait_for_timeout(1000)
             width = page.evaluate("document.documentElement.scrollWidth")

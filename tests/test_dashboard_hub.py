@@ -16,6 +16,7 @@ from workbench.app import ensure_instruments, open_store, universe_for
 from workbench.config import Settings
 from workbench.control import Service
 from workbench.dashboard import Dashboard, DashboardContext
+from workbench.dashboard.app import LIVE_TAB, NOTIFICATIONS_TAB
 from workbench.dashboard.hub import DashboardHub
 from workbench.store.ticks import write_bars
 
@@ -70,8 +71,8 @@ def test_one_read_per_change_serves_every_session_the_same_trigger_and_bars(held
     task = task_store_tasks(ctx)[0]
     hub = DashboardHub(ctx.store, ctx.service.status)
     pages = sessions(ctx, 10)
-    for n, page in enumerate(pages):  # tabs open on every view: tasks, the chart, notifications, health
-        page.tabs.active = n % 4
+    for n, page in enumerate(pages):  # tabs open on every view: board, tasks, the chart, notifications, health
+        page.tabs.active = (n + 1) % 5  # pages[0] on the task table
     loops = [Deferred() for _ in pages]
     for page, loop in zip(pages, loops, strict=True):
         hub.join(page, loop)
@@ -88,11 +89,11 @@ def test_one_read_per_change_serves_every_session_the_same_trigger_and_bars(held
     assert sum(loop.run() for loop in loops) == 10
     for page in pages:  # every tab toasts the trigger and draws the view in sight
         assert page.notifications.toasts == ["dip a fired at 9.9"]
-        if page.tabs.active == 1:
+        if page.tabs.active == app.LIVE_TAB:
             assert len(page.live.bars.data["ts"]) == 20 and page.live.triggers.data["price"] == [9.9]
-        if page.tabs.active == 2:
+        if page.tabs.active == app.NOTIFICATIONS_TAB:
             assert page.notifications.total == 1
-        if page.tabs.active == 3:
+        if page.tabs.active == app.HEALTH_TAB:
             assert page.health.status.state == "never started"
     reads = hub._latest[1].misses  # noqa: SLF001
     # one read of each thing (bars, triggers, entry price, notifications page, task lists) for all ten sessions
@@ -110,9 +111,9 @@ def test_one_read_per_change_serves_every_session_the_same_trigger_and_bars(held
 
     hidden = pages[0]  # on the task table while the bars and the notification came: drawn when opened
     assert len(hidden.live.bars.data["ts"]) == 0 and hidden.notifications.total == 0
-    hidden.tabs.active = 1
+    hidden.tabs.active = LIVE_TAB
     assert len(hidden.live.bars.data["ts"]) == 20 and hidden.live.triggers.data["price"] == [9.9]
-    hidden.tabs.active = 2
+    hidden.tabs.active = NOTIFICATIONS_TAB
     assert hidden.notifications.total == 1 and len(hidden.notifications.table.value) == 1
 
 
@@ -121,7 +122,7 @@ def test_a_busy_session_gets_one_push_for_many_updates_and_misses_no_event(held)
     tasks = task_store_tasks(ctx)
     hub = DashboardHub(ctx.store, ctx.service.status)
     busy, idle = sessions(ctx, 2)
-    busy.tabs.active = idle.tabs.active = 2  # both on the notifications
+    busy.tabs.active = idle.tabs.active = NOTIFICATIONS_TAB  # both on the notifications
     busy_loop, idle_loop = Deferred(), Deferred()
     hub.join(busy, busy_loop)
     hub.join(idle, idle_loop)
@@ -144,7 +145,7 @@ def test_a_commit_wakes_the_hub_a_burst_is_one_update_and_a_closed_session_gets_
     hub = DashboardHub(ctx.store, ctx.service.status, min_gap=0.3, idle=30.0)
     ctx.store.after_write = hub.wake
     page, = sessions(ctx, 1)
-    page.tabs.active = 2  # on the notifications
+    page.tabs.active = NOTIFICATIONS_TAB  # on the notifications
     applied: list[int] = []
     lock = threading.Lock()
 

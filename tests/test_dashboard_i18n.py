@@ -12,7 +12,7 @@ import pytest
 from workbench.config import PROJECT_ROOT, Settings
 from workbench.dashboard.i18n import DEFAULT_LANG, LANGUAGE_NAMES, LANGUAGES, STRINGS, t, t_or
 
-VIEWS = ("app.py", "tasks.py", "live.py", "notifications.py", "health.py", "toasts.py")
+VIEWS = ("app.py", "board.py", "tasks.py", "live.py", "notifications.py", "health.py", "toasts.py")
 UI_KEYWORDS = {"label", "name", "placeholder", "title", "object", "text", "legend_label", "options"}
 UI_ATTRIBUTES = {"label", "name", "placeholder", "object", "text", "title", "axis_label"}
 ENGLISH = re.compile(r"[A-Za-z]{3,}")

@@ -1,4 +1,4 @@
-"""The dashboard: four views in tabs that read only what is new, and the server.
+"""The dashboard: five views in tabs that read only what is new, and the server.
 
 Served by the workbench server, a session is pushed updates by the server's :class:`DashboardHub` (a commit wakes
 it; it reads the event log, the task table's version and the service status once for every session). Served on its
@@ -23,6 +23,7 @@ from panel.viewable import Viewer
 
 from workbench.app import calendar_for
 from workbench.config import PROJECT_ROOT, Settings
+from workbench.dashboard.board import BoardView
 from workbench.dashboard.context import DashboardContext
 from workbench.dashboard.health import HealthView
 from workbench.dashboard.hub import CHANNELS, DashboardHub, DashboardUpdate, SharedReads, shared_events
@@ -44,14 +45,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("workbench.dashboard")
 TASK_EVENTS = ("trigger.fired", "task.started", "task.stopped")
-TASKS_TAB, LIVE_TAB, NOTIFICATIONS_TAB, HEALTH_TAB = range(4)
-TAB_KEYS = ("tab.tasks", "tab.live", "tab.notifications", "tab.health")
+BOARD_TAB, TASKS_TAB, LIVE_TAB, NOTIFICATIONS_TAB, HEALTH_TAB = range(5)
+TAB_KEYS = ("tab.board", "tab.tasks", "tab.live", "tab.notifications", "tab.health")
 TASKS_EVERY = 3.0  # seconds between redraws of the task table for triggers alone (pushed updates)
 HEADER_CSS = ".wb-title h2 { margin: 8px 0; }"
 
 
 class Dashboard(Viewer):
-    """Tasks, Live, Notifications and Service & health of one browser session."""
+    """Board, Tasks, Live, Notifications and Service & health of one browser session."""
 
     cursor = param.Integer(default=0, doc="the last event sequence this session has seen")
     missed = param.Integer(default=0, doc="refreshes skipped because the database stayed locked")
@@ -61,12 +62,13 @@ class Dashboard(Viewer):
         params.setdefault("lang", ctx.settings.dashboard_language)
         super().__init__(**params)
         self.ctx = ctx
+        self.board = BoardView(ctx, lang=self.lang)
         self.tasks = TasksView(ctx, lang=self.lang)
         self.live = LiveView(ctx, lang=self.lang)
         self.notifications = NotificationsView(ctx, lang=self.lang)
         self.health = HealthView(ctx, default_day=default_day, lang=self.lang)
         self.overview = OverviewStrip(ctx, lang=self.lang)
-        self.views = (self.tasks, self.live, self.notifications, self.health)
+        self.views = (self.board, self.tasks, self.live, self.notifications, self.health)
         self.tabs = pn.Tabs(*zip(self._tab_names(), self.views, strict=True), dynamic=False,
                             sizing_mode="stretch_width")
         self.title = pn.pane.Markdown("", css_classes=["wb-title"], stylesheets=[HEADER_CSS])
@@ -74,6 +76,7 @@ class Dashboard(Viewer):
                                           css_classes=["wb-language"], align="center")
         self.language.link(self, value="lang")
         self.tasks.param.watch(self._select_live, "selected")
+        self.board.param.watch(self._open_chart, "selected")
         self.tabs.param.watch(self._tab_opened, "active")
         self.param.watch(lambda _e: self.relabel(), "lang")
         self._stale: set[int] = set()  # tabs updated while hidden (pushed updates redraw only the tab in view)
@@ -105,6 +108,7 @@ class Dashboard(Viewer):
             self.cursor = event_store.last_seq(con)
             self._tasks_version = task_store.tasks_version(con)
         self._reload_tasks()
+        self.board.refresh()
         self.notifications.refresh()
         self.health.refresh()
         self.overview.refresh()
@@ -178,12 +182,21 @@ class Dashboard(Viewer):
             self._tasks_version = None  # stale until reloaded: a reload skipped by a locked file is retried
             self._reload_tasks(reads)
             self._tasks_version = update.tasks_version
+        if not defer:
+            self.board.refresh()
+        elif self.tabs.active == BOARD_TAB and reads is not None:
+            self.board.poll(reads)
+        else:
+            self._stale.add(BOARD_TAB)
         self.health.on_events(events)
 
     def _tab_opened(self, event: Any) -> None:
         """A tab comes into view: draw it if updates came while it was hidden."""
         if event.new == LIVE_TAB:
             self.live.refresh()
+        elif event.new == BOARD_TAB:
+            self._stale.discard(BOARD_TAB)
+            self.board.refresh()
         elif event.new in self._stale:
             self._stale.discard(event.new)
             {TASKS_TAB: self._reload_tasks, NOTIFICATIONS_TAB: self.notifications.refresh,
@@ -203,6 +216,12 @@ class Dashboard(Viewer):
     def _select_live(self, event: Any) -> None:
         if event.new is not None:
             self.live.task_id = event.new
+
+    def _open_chart(self, event: Any) -> None:
+        """A board row clicked: its task's chart in the Live tab."""
+        if event.new is not None:
+            self.live.task_id = event.new
+            self.tabs.active = LIVE_TAB
 
 
 def rename_tabs(tabs: pn.Tabs, names: Sequence[str]) -> None:

@@ -31,6 +31,7 @@ from workbench.dashboard.theme import FONT_STACK
 from workbench.errors import NotFound
 from workbench.indicators import bbands, sma
 from workbench.models import MonitorTask
+from workbench.quoteboard import task_levels
 from workbench.store.history import day_bars_after
 from workbench.store.tasks import get_task, learnt_entry_price
 from workbench.store.ticks import code_triggers_after, latest_quotes
@@ -66,17 +67,6 @@ def bar_columns(bars: pd.DataFrame, earlier_closes: np.ndarray) -> dict[str, lis
         "color": [fmt.candle_color(o, c) for o, c in zip(bars["open"], bars["close"], strict=True)],
         "ma5": sma(closes, 5)[-n:].tolist(), "ma20": sma(closes, 20)[-n:].tolist(),
         "boll_upper": upper[-n:].tolist(), "boll_mid": mid[-n:].tolist(), "boll_lower": lower[-n:].tolist(),
-    }
-
-
-def task_levels(task: MonitorTask, entry_price: float | None) -> dict[str, float | None]:
-    """The price lines of a task: its entry range, and take-profit / stop-loss from its entry price (the fixed
-    ``quant_config.entry_price`` or the one the loop learnt when the entry fired; none before that)."""
-    entry = task.quant_config.get("entry_price", entry_price)
-    return {
-        "entry_min": task.entry_min, "entry_max": task.entry_max,
-        "take_profit": None if entry is None or task.take_profit is None else float(entry) * (1 + task.take_profit),
-        "stop_loss": None if entry is None or task.stop_loss is None else float(entry) * (1 - task.stop_loss),
     }
 
 

@@ -283,3 +283,12 @@ def learnt_entry_price(con: duckdb.DuckDBPyConnection, task_id: int) -> float | 
     the task has no fixed ``quant_config.entry_price``), or None before the entry fired."""
     row = con.execute("SELECT max(entry_price) FROM rule_state WHERE task_id = ?", [task_id]).fetchone()
     return None if row is None or row[0] is None else float(row[0])
+
+
+def learnt_entry_prices(con: duckdb.DuckDBPyConnection, task_ids: Sequence[int]) -> dict[int, float]:
+    """:func:`learnt_entry_price` of many tasks in one read (the quote board's tasks); tasks without one are absent."""
+    if not task_ids:
+        return {}
+    rows = con.execute("SELECT task_id, max(entry_price) FROM rule_state WHERE list_contains(?::BIGINT[], task_id) "
+                       "AND entry_price IS NOT NULL GROUP BY task_id", [list(task_ids)]).fetchall()
+    return {int(task_id): float(price) for task_id, price in rows}

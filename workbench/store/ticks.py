@@ -270,19 +270,25 @@ def code_triggers_after(con: duckdb.DuckDBPyConnection, code: str, trading_date:
 
 
 QUOTE_SUMMARY_COLUMNS = ["code", "ts", "last", "prev_close", "volume", "amount"]
+BOARD_QUOTE_COLUMNS = [*QUOTE_SUMMARY_COLUMNS, "name", "open", "high", "low", "limit_up", "limit_down", "suspended"]
 
 
-def latest_quotes(con: duckdb.DuckDBPyConnection, codes: Sequence[str]) -> pd.DataFrame:
+def latest_quotes(con: duckdb.DuckDBPyConnection, codes: Sequence[str],
+                  columns: Sequence[str] = QUOTE_SUMMARY_COLUMNS) -> pd.DataFrame:
     """The last recorded quote of each code: last price, previous close, and the day's volume (shares) and amount
-    (yuan) so far, what a terminal's quote columns show. Codes with no recorded quote are absent; only the last day
-    recorded is looked at, so a long history of watched quotes is not scanned whole."""
+    (yuan) so far, what a terminal's quote columns show (``columns``: more of the quote's columns, the board's
+    ``BOARD_QUOTE_COLUMNS``). Codes with no recorded quote are absent; only the last day recorded is looked at, so
+    a long history of watched quotes is not scanned whole."""
+    unknown = [c for c in columns if c not in QUOTE_COLUMNS]
+    if unknown or list(columns[:2]) != ["code", "ts"]:
+        raise ValueError(f"latest_quotes: columns must start with code, ts and be quote columns, not {unknown}")
     if not codes:
-        return pd.DataFrame(columns=QUOTE_SUMMARY_COLUMNS)
+        return pd.DataFrame(columns=list(columns))
+    values = ", ".join(f"arg_max({c}, ts) AS {c}" for c in columns[2:])  # names from the schema, never from input
     return con.execute(
         "WITH recent AS (SELECT * FROM quotes WHERE code IN (SELECT unnest($codes)) AND ts >= "
         "(SELECT max(ts) FROM quotes WHERE code IN (SELECT unnest($codes))) - INTERVAL 1 DAY) "
-        "SELECT code, max(ts) AS ts, arg_max(last, ts) AS last, arg_max(prev_close, ts) AS prev_close, "
-        "arg_max(volume, ts) AS volume, arg_max(amount, ts) AS amount FROM recent GROUP BY code ORDER BY code",
+        f"SELECT code, max(ts) AS ts, {values} FROM recent GROUP BY code ORDER BY code",
         {"codes": list(codes)}).fetchdf()
 
 
