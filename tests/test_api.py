@@ -91,7 +91,7 @@ def api(settings: Settings) -> Iterator[Served]:
 
 
 def a_code(store: Store, n: int = 0) -> str:
-    return str(table(store, "SELECT code FROM instruments ORDER BY code")["code"][n])
+    return str(table(store, "SELECT code FROM instruments WHERE board <> 'index' ORDER BY code")["code"][n])
 
 
 def fields(response: httpx.Response) -> list[str]:

@@ -36,7 +36,7 @@ def tasks(controls: TaskControls) -> pd.DataFrame:
 
 def a_code(controls: TaskControls) -> str:
     with controls.service.store.read() as con:
-        return str(con.execute("SELECT min(code) FROM instruments").fetchone()[0])
+        return str(con.execute("SELECT min(code) FROM instruments WHERE board <> 'index'").fetchone()[0])
 
 
 # -- reading the widgets ---------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def service(tmp_path: Path) -> Service:
 
 
 def a_code(service: Service) -> str:
-    return str(table(service.store, "SELECT min(code) AS c FROM instruments")["c"][0])
+    return str(table(service.store, "SELECT min(code) AS c FROM instruments WHERE board <> 'index'")["c"][0])
 
 
 # -- task commands ---------------------------------------------------------------------------------------------
