@@ -172,3 +172,23 @@ class StopAt(ActAt):
 
         with self.store.write() as con:
             service_store.request_stop(con, now, "test")
+
+
+def simulated_day(monitor, market, step: float = 3.0, minutes: float | None = None) -> tuple[pd.DataFrame,
+                                                                                              pd.DataFrame]:
+    """Drive ``monitor`` over ``market``'s trading day (a SimulatedMarket), a snapshot every ``step`` seconds of
+    both sessions (only the morning's first ``minutes`` when given); the bars it closed and the triggers it fired."""
+    from workbench.runner import session_grid
+
+    b = market.calendar.session_bounds(market.trading_date)
+    sessions = ((b.open, b.break_start), (b.break_end, b.close)) if minutes is None else (
+        (b.open, b.open + dt.timedelta(minutes=minutes)),)
+    bars, triggers = [], []
+    for start, end in sessions:
+        for ts in session_grid(start, end, step):
+            result = monitor.tick(market.snapshot_at(ts), ts)
+            bars.append(result.bars)
+            triggers.append(result.triggers)
+    fired = [x for x in triggers if len(x)]
+    return (pd.concat([x for x in bars if len(x)], ignore_index=True),
+            pd.concat(fired, ignore_index=True) if fired else pd.DataFrame(columns=["task_id", "code", "ts"]))

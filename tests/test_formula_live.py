@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from tests.conftest import simulated_day
 from workbench.app import universe_for
 from workbench.calendar import TradingCalendar
 from workbench.config import Settings
@@ -17,7 +17,6 @@ from workbench.feeds.simulated import SimulatedMarket
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor
 from workbench.rules import backtest
-from workbench.runner import session_grid
 
 DAY = dt.date(2026, 11, 25)
 CAL = TradingCalendar()
@@ -35,21 +34,6 @@ def _task(task_id: int, code: str, rule: str, **alert: object) -> MonitorTask:
                               "check_interval": 1, "alert": alert}).model_copy(update={"task_id": task_id})
 
 
-def _day(monitor: Monitor, market: SimulatedMarket, whole: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The day's ticks on a 3-second grid (``whole`` False: the morning's first 75 minutes)."""
-    bars, triggers = [], []
-    b = CAL.session_bounds(DAY)
-    sessions = ((b.open, b.break_start), (b.break_end, b.close)) if whole else (
-        (b.open, b.open + dt.timedelta(minutes=75)),)
-    for start, end in sessions:
-        for ts in session_grid(start, end, 3.0):
-            result = monitor.tick(market.snapshot_at(ts), ts)
-            bars.append(result.bars)
-            triggers.append(result.triggers)
-    return (pd.concat([x for x in bars if len(x)], ignore_index=True),
-            pd.concat([x for x in triggers if len(x)], ignore_index=True))
-
-
 def test_live_formula_fires_equal_the_backtest_on_the_same_bars():
     universe = universe_for(Settings(demo_symbols=30))
     codes = list(universe["code"][:25])
@@ -57,7 +41,7 @@ def test_live_formula_fires_equal_the_backtest_on_the_same_bars():
              for i, code in enumerate(codes)]
     monitor = Monitor(CAL, DAY, universe)
     monitor.set_tasks(tasks)
-    bars, live = _day(monitor, SimulatedMarket(universe, DAY, seed=7))
+    bars, live = simulated_day(monitor, SimulatedMarket(universe, DAY, seed=7, calendar=CAL))
     assert len(live) > 30, "the day should exercise the formulas"
     for k, formula in enumerate(FORMULAS):
         mine = [t for t in tasks if (t.task_id - 1) % len(FORMULAS) == k]
@@ -80,7 +64,7 @@ def test_a_formula_on_the_forming_bar_fires_where_its_built_in_twin_does(formula
     twins = [_task(100 + i, code, compact, frequency="once_per_minute") for i, code in enumerate(codes)]
     monitor = Monitor(CAL, DAY, universe)
     monitor.set_tasks(tasks + twins)
-    _, live = _day(monitor, SimulatedMarket(universe, DAY, seed=5), whole=False)
+    _, live = simulated_day(monitor, SimulatedMarket(universe, DAY, seed=5, calendar=CAL), minutes=75)
     formula_fires = live[live["task_id"] < 100]
     twin_fires = live[live["task_id"] >= 100]
     assert len(formula_fires) > 10

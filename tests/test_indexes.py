@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from test_feeds_support import RECORDED, QuoteServer
 
+from tests.conftest import simulated_day
 from workbench.app import ensure_instruments, make_bar_source, make_feed, open_store, universe_for
 from workbench.calendar import TZ, SimulatedClock, TradingCalendar
 from workbench.config import Settings
@@ -29,7 +30,6 @@ from workbench.market import boards_of, normalize_code, normalize_codes
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor
 from workbench.rules import backtest
-from workbench.runner import session_grid
 from workbench.store.ticks import load_instruments
 from workbench.watchlists import group_members, parse_tdx
 
@@ -266,18 +266,6 @@ def test_the_simulated_index_is_the_same_at_the_same_time_and_joins_the_daily_ch
 
 
 # --- scans and tasks --------------------------------------------------------------------------------------------------
-def _day(monitor: Monitor, market: SimulatedMarket, calendar: TradingCalendar) -> tuple[pd.DataFrame, pd.DataFrame]:
-    bars, triggers = [], []
-    b = calendar.session_bounds(DAY)
-    for start, end in ((b.open, b.break_start), (b.break_end, b.close)):
-        for ts in session_grid(start, end, 15.0):
-            result = monitor.tick(market.snapshot_at(ts), ts)
-            bars.append(result.bars)
-            triggers.append(result.triggers)
-    return (pd.concat([x for x in bars if len(x)], ignore_index=True),
-            pd.concat([x for x in triggers if len(x)], ignore_index=True))
-
-
 def _task(task_id: int, rule: str, **spec: object) -> MonitorTask:
     return MonitorTask.parse({"task_name": f"t{task_id}", "status": "running", "rule": rule,
                               "alert": {"frequency": "once_per_bar_close", "mode": "level"}, **spec}
@@ -292,7 +280,7 @@ def day_run(universe, market):
              _task(3, "price >= limit_up or price <= limit_down", stock_code=SSE),
              _task(4, "price > 0", target="market")]
     monitor.set_tasks(tasks)
-    bars, live = _day(monitor, market, calendar)
+    bars, live = simulated_day(monitor, market, step=15.0)
     return tasks, bars, live
 
 

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import at
+from tests.conftest import at, simulated_day
 from workbench.app import ensure_instruments, open_store, universe_for
-from workbench.calendar import SimulatedClock, TradingCalendar
+from workbench.calendar import SimulatedClock
 from workbench.config import Settings
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor
 from workbench.rules import backtest
-from workbench.runner import SessionConfig, run_session, session_grid
+from workbench.runner import SessionConfig, run_session
 from workbench.store import tasks as task_store
 
 DAY = dt.date(2026, 11, 25)
@@ -44,25 +44,13 @@ def _tasks(universe: pd.DataFrame, extra: dict | None = None) -> list[MonitorTas
     return out
 
 
-def _day(monitor: Monitor, market: SimulatedMarket, calendar: TradingCalendar) -> tuple[pd.DataFrame, pd.DataFrame]:
-    bars, triggers = [], []
-    b = calendar.session_bounds(DAY)
-    for start, end in ((b.open, b.break_start), (b.break_end, b.close)):
-        for ts in session_grid(start, end, 3.0):
-            result = monitor.tick(market.snapshot_at(ts), ts)
-            bars.append(result.bars)
-            triggers.append(result.triggers)
-    return (pd.concat([x for x in bars if len(x)], ignore_index=True),
-            pd.concat([x for x in triggers if len(x)], ignore_index=True))
-
-
 def test_live_bar_close_fires_equal_the_backtest_on_the_same_bars(calendar):
     universe = _universe()
     market = SimulatedMarket(universe, DAY, seed=7)
     monitor = Monitor(calendar, DAY, universe)
     tasks = _tasks(universe)
     monitor.set_tasks(tasks)
-    bars, live = _day(monitor, market, calendar)
+    bars, live = simulated_day(monitor, market)
     assert len(live) > 20, "the day should exercise the rules"
     for i, (rule, _) in enumerate(RULES):
         mine = [t for t in tasks if t.rule is not None and t.task_id % len(RULES) == (i + 1) % len(RULES)]

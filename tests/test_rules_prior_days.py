@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import at, quote_frame
+from tests.conftest import at, quote_frame, simulated_day
 from tests.test_rules_board import CAL, CODES, DAY, UNIVERSE, fires, metric, run
 from workbench.app import universe_for
 from workbench.config import Settings
@@ -209,33 +209,19 @@ def _daily_of(minutes: pd.DataFrame, day: dt.date) -> pd.DataFrame:
         freq="1d", ts=at(day, "15:00:00"))[BAR_COLUMNS]
 
 
-def _simulated_day(monitor: Monitor, market: SimulatedMarket, day: dt.date, calendar) -> tuple[pd.DataFrame,
-                                                                                                 pd.DataFrame]:
-    b = calendar.session_bounds(day)
-    bars, triggers = [], []
-    for start, end in ((b.open, b.break_start), (b.break_end, b.close)):
-        for ts in session_grid(start, end, 3.0):
-            result = monitor.tick(market.snapshot_at(ts), ts)
-            bars.append(result.bars)
-            triggers.append(result.triggers)
-    fired = [x for x in triggers if len(x)]
-    return (pd.concat([x for x in bars if len(x)], ignore_index=True),
-            pd.concat(fired, ignore_index=True) if fired else pd.DataFrame(columns=["task_id", "code", "ts"]))
-
-
 def test_live_minute_fires_of_the_prior_day_terms_equal_a_two_day_minute_backtest(calendar):
     universe = universe_for(Settings(demo_symbols=30))
     before = calendar.previous_session(DAY)
     first = Monitor(calendar, before, universe)
     first.set_tasks([])
-    bars0, _ = _simulated_day(first, SimulatedMarket(universe, before, seed=7), before, calendar)
+    bars0, _ = simulated_day(first, SimulatedMarket(universe, before, seed=7, calendar=calendar))
     tasks = [MonitorTask.parse({"task_name": f"m{i}", "target": "market", "status": "running", "rule": rule,
                                 "alert": {"frequency": "once_per_bar_close"}}).model_copy(update={"task_id": i + 1})
              for i, rule in enumerate(MINUTE_RULES)]
     monitor = Monitor(calendar, DAY, universe)
     monitor.set_tasks(tasks)
     monitor.warm(_daily_of(bars0, before))
-    bars1, fired = _simulated_day(monitor, SimulatedMarket(universe, DAY, seed=7), DAY, calendar)
+    bars1, fired = simulated_day(monitor, SimulatedMarket(universe, DAY, seed=7, calendar=calendar))
     bars = pd.concat([bars0, bars1], ignore_index=True)
     for i, rule in enumerate(MINUTE_RULES, 1):
         expected = backtest(rule, bars, alert=tasks[0].alert)

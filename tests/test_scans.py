@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import quote_frame
+from tests.conftest import quote_frame, simulated_day
 from tests.test_rules_semantics import CAL, DAY, minutes, task
 from workbench.config import Settings
 from workbench.control import Service
@@ -191,7 +191,7 @@ def test_a_burst_written_by_a_tick_is_one_notification_and_one_trigger_row_per_s
 # --- a scan through a simulated day, and its backtest ---------------------------------------------------------
 def test_a_live_market_scan_fires_as_its_backtest_on_the_same_bars(calendar):
     from tests.test_rules_live import DAY as SIM_DAY
-    from tests.test_rules_live import _day, _universe
+    from tests.test_rules_live import _universe
     from workbench.feeds.simulated import SimulatedMarket
     from workbench.indexes import is_index
     from workbench.rules import backtest
@@ -201,7 +201,7 @@ def test_a_live_market_scan_fires_as_its_backtest_on_the_same_bars(calendar):
     rule = "sma(5) crosses_above sma(20) or change_over(5) < -1"
     tasks = [scan(1, rule, alert={"frequency": "once_per_bar_close", "cooldown_seconds": 600})]
     monitor.set_tasks(tasks)
-    bars, live = _day(monitor, SimulatedMarket(universe, SIM_DAY, seed=7), calendar)
+    bars, live = simulated_day(monitor, SimulatedMarket(universe, SIM_DAY, seed=7, calendar=calendar))
     assert live["code"].nunique() > 10, "the day should exercise the scan on many stocks"
     stocks = bars[~is_index(bars["code"].to_numpy())]  # the monitor also bars the indexes; a scan is of stocks
     fires = backtest(rule, stocks, alert=tasks[0].alert)
