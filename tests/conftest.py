@@ -192,3 +192,20 @@ def simulated_day(monitor, market, step: float = 3.0, minutes: float | None = No
     fired = [x for x in triggers if len(x)]
     return (pd.concat([x for x in bars if len(x)], ignore_index=True),
             pd.concat(fired, ignore_index=True) if fired else pd.DataFrame(columns=["task_id", "code", "ts"]))
+
+
+class LoopbackOnly:
+    """A Playwright route handler for browser tests: requests to 127.0.0.1 go through, every other is aborted and
+    kept in ``outside`` (the page must not reach the internet: no CDN, no font or script from elsewhere)."""
+
+    def __init__(self) -> None:
+        self.outside: list[str] = []
+
+    def __call__(self, route) -> None:
+        from urllib.parse import urlparse
+
+        if urlparse(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            self.outside.append(route.request.url)
+            route.abort()

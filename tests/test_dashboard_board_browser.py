@@ -13,11 +13,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import dies_with_parent, free_port, wait_for
+from tests.conftest import LoopbackOnly, dies_with_parent, free_port, wait_for
 from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, answers, hide_toasts, watch
 from workbench.advert import read_advert
 from workbench.app import prepare_demo_day
@@ -119,14 +118,8 @@ def test_the_board_shows_the_running_day_and_a_row_opens_its_chart(board_day):
     from playwright.sync_api import sync_playwright
 
     settings, url = board_day
-    outside: list[str] = []
-
-    def loopback_only(route) -> None:
-        if urlparse(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
+    loopback_only = LoopbackOnly()
+    outside = loopback_only.outside
 
     running = set(control_plane(settings).list_tasks().query("status == 'running'")["stock_code"])
     IMAGES.mkdir(parents=True, exist_ok=True)

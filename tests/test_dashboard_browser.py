@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import dies_with_parent, free_port, wait_for
+from tests.conftest import LoopbackOnly, dies_with_parent, free_port, wait_for
 from workbench.advert import read_advert
 from workbench.app import prepare_demo_day
 from workbench.calendar import RealClock, TradingCalendar
@@ -125,14 +125,8 @@ def test_the_served_dashboard_works_offline_against_a_running_day(live_day):
     from playwright.sync_api import sync_playwright
 
     settings, url = live_day
-    outside: list[str] = []
-
-    def loopback_only(route) -> None:
-        if urlparse(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
+    loopback_only = LoopbackOnly()
+    outside = loopback_only.outside
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
