@@ -83,8 +83,8 @@ def test_the_tick_recorder_keeps_every_snapshot_and_exports_a_day_to_parquet(tmp
     ticks = int(table(store, "SELECT count(*) AS n FROM monitor_ticks")["n"][0])
     recorded = table(store, "SELECT feed, count(*) AS n, count(DISTINCT code) AS codes, count(DISTINCT ts) AS times "
                             "FROM quote_recordings GROUP BY feed")
-    assert recorded["feed"].tolist() == ["simulated"] and recorded["codes"][0] == 25
-    assert recorded["times"][0] == ticks and recorded["n"][0] <= 25 * ticks
+    assert recorded["feed"].tolist() == ["simulated"] and recorded["codes"][0] == len(universe)  # the indexes too
+    assert recorded["times"][0] == ticks and recorded["n"][0] <= len(universe) * ticks
     assert table(store, "SELECT count(*) AS n FROM quotes")["n"][0] == 0  # the monitor's own quotes: off
 
     out = tmp_path / "parquet"
@@ -95,5 +95,5 @@ def test_the_tick_recorder_keeps_every_snapshot_and_exports_a_day_to_parquet(tmp
     assert json.loads(result.stdout)["rows"] == recorded["n"][0]
     back = duckdb.connect().execute(f"SELECT count(*), count(DISTINCT code), any_value(trading_date) "
                       f"FROM read_parquet('{out}/**/*.parquet', hive_partitioning = true)").fetchone()
-    assert back[0] == recorded["n"][0] and back[1] == 25 and str(back[2]) == DAY.isoformat()
+    assert back[0] == recorded["n"][0] and back[1] == len(universe) and str(back[2]) == DAY.isoformat()
     assert [p.name for p in out.iterdir()] == [f"trading_date={DAY.isoformat()}"]
