@@ -585,6 +585,7 @@ class SimulatedMarket:
         columns["limit_up"] = np.where(tr.free, np.nan, tr.limit_up)
         columns["limit_down"] = np.where(tr.free, np.nan, tr.limit_down)
         columns["suspended"] = halted
+        columns["turnover"] = nan  # the simulator models no float shares: the turnover rate is unknown
         return columns
 
     def _index_columns(self) -> dict[str, np.ndarray]:
@@ -608,6 +609,7 @@ class SimulatedMarket:
                 columns[f"{side}{level}_volume"] = np.zeros(k, dtype=np.int64)
         columns["limit_up"] = columns["limit_down"] = nan
         columns["suspended"] = halted.copy()
+        columns["turnover"] = nan.copy()
         return columns
 
     def _book(self, last: np.ndarray) -> dict[str, np.ndarray]:
