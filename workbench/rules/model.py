@@ -53,7 +53,7 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "change_over": (("minutes",), (5,)),  # last vs the 1-minute close N minutes ago, %
     "gap_pct": ((), ()),                  # the day's open vs previous close, %
     "volume_ratio": (("days",), (5,)),    # 量比: volume per minute today / average per minute of the last N days
-    "turnover_pct": ((), ()),             # 换手率 of the day so far, % (the feed's; unknown on Sina, bars, simulated)
+    "turnover_pct": ((), ()),             # 换手率 of the day so far, % (the feed's; unknown on Sina and bars)
     # the days before today, from the daily bars as they stood at the day's start (today's forming bar left out)
     "prev_high": ((), ()),                # the previous trading day's high, yuan
     "prev_low": ((), ()),                 # the previous trading day's low, yuan
