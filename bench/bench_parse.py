@@ -82,7 +82,7 @@ def eastmoney_payload(m: pd.DataFrame) -> bytes:
         diff.append({"f2": p, "f3": 0.1, "f4": 0.01, "f5": r.lots if r.last else "-", "f6": r.lots * 100 * r.last,
                      "f12": r.code, "f13": 1 if r.ex == "sh" else 0, "f14": r.name,
                      "f15": r.last * 1.01 if r.last else "-", "f16": r.last * 0.99 if r.last else "-",
-                     "f17": p, "f18": r.prev, "f124": 1795590003})
+                     "f17": p, "f18": r.prev, "f8": 0.14 if r.last else "-", "f124": 1795590003})
     return json.dumps({"rc": 0, "data": {"total": len(diff), "diff": diff}}, ensure_ascii=False).encode()
 
 
@@ -110,6 +110,8 @@ def _row(code: str, name: str, ts: pd.Timestamp, v: dict[str, float]) -> dict[st
     row["prev_close"] = v["prev_close"]
     row["volume"] = int(volume) if volume == volume else 0
     row["amount"] = amount if amount == amount else 0.0
+    rate = v.get("turnover", float("nan"))
+    row["turnover"] = rate if 0 <= rate < 10_000 else float("nan")
     for c in BOOK_COLUMNS:
         x = v.get(c, float("nan"))
         row[c] = (int(x) if x == x and x > 0 else 0) if c.endswith("_volume") else (x if x > 0 else float("nan"))
@@ -130,6 +132,8 @@ def naive_tencent(body: bytes) -> pd.DataFrame:
             continue
         v = {"last": _num(f[3]), "prev_close": _num(f[4]), "open": _num(f[5]), "volume": _num(f[6]) * 100,
              "high": _num(f[33]), "low": _num(f[34]), "amount": round(_num(f[37]) * 10_000, 2)}
+        if len(f) > 38:
+            v["turnover"] = _num(f[38])
         if len(f) >= 49:
             v["limit_up"], v["limit_down"] = _num(f[47]), _num(f[48])
         for i in range(5):
@@ -166,7 +170,7 @@ def naive_eastmoney(body: bytes) -> pd.DataFrame:
     for d in json.loads(body)["data"]["diff"]:
         v = {"last": _num(d.get("f2")), "volume": _num(d.get("f5")) * 100, "amount": _num(d.get("f6")),
              "high": _num(d.get("f15")), "low": _num(d.get("f16")), "open": _num(d.get("f17")),
-             "prev_close": _num(d.get("f18"))}
+             "prev_close": _num(d.get("f18")), "turnover": _num(d.get("f8"))}
         ts = pd.Timestamp(int(d["f124"]), unit="s", tz="UTC").tz_convert(TZ.key)
         row = _row(normalize_code(f"{d['f13']}.{d['f12']}"), d.get("f14", ""), ts, v)
         if row:

@@ -90,8 +90,10 @@ def quote_frame(
     high: Sequence[float] | None = None,
     low: Sequence[float] | None = None,
     prev_close: float = 10.0,
+    turnover: Sequence[float] | None = None,
 ) -> pd.DataFrame:
-    """A canonical snapshot with the given prices; the rest of the schema filled plausibly."""
+    """A canonical snapshot with the given prices; the rest of the schema filled plausibly (turnover % unknown
+    unless given)."""
     n = len(codes)
     last_a = np.asarray(last, dtype=float)
     vol = np.asarray(volume if volume is not None else [0] * n, dtype=np.int64)
@@ -119,6 +121,7 @@ def quote_frame(
             data[col] = np.where(side, 0, 100).astype(np.int64)
         else:
             data[col] = np.where(side, np.nan, last_a)
+    data["turnover"] = np.asarray(turnover if turnover is not None else [np.nan] * n, dtype=float)
     frame = pd.DataFrame(data)
     return frame.astype({k: v for k, v in QUOTE_DTYPES.items() if k not in ("code", "name")})
 

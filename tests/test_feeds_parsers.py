@@ -48,6 +48,40 @@ def test_eastmoney_pages_report_their_total_and_dashes_mean_suspended():
     assert not parse_clist_page(b'{"rc":0,"data":{"total":9,"diff":[{"f2"').readable
 
 
+def test_tencent_reads_the_turnover_rate_from_field_38_in_percent():
+    """The recorded lines give 0.14 in field 38; a crafted 7.35 is read as 7.35 %, garbage and a line that ends at
+    the amount (field 37) read as unknown."""
+    body = (RECORDED / "tencent.txt").read_bytes()
+    frame = parse_tencent(body)[0].set_index("code")
+    assert frame.loc["600000.SH", "turnover"] == pytest.approx(0.14)
+    assert frame.loc["600519.SH", "turnover"] == pytest.approx(0.14), "the ~50-field variant has field 38 too"
+    lines = [line for line in body.split(b"\n") if line.startswith(b"v_sh600000=")]
+    fields = lines[0].split(b"~")
+    hot = b"~".join([*fields[:38], b"7.35", *fields[39:]])
+    garbage = b"~".join([*fields[:38], b"abc", *fields[39:]]).replace(b"sh600000", b"sz000001")
+    crafted = parse_tencent(hot + b"\n" + garbage)[0].set_index("code")
+    assert crafted.loc["600000.SH", "turnover"] == pytest.approx(7.35)
+    assert np.isnan(crafted.loc["000001.SZ", "turnover"])
+    short = parse_tencent(b"~".join(fields[:38]) + b'";')[0]
+    assert len(short) == 1 and np.isnan(short["turnover"].iloc[0])
+
+
+def test_eastmoney_reads_the_turnover_rate_from_f8_in_percent_and_sina_gives_none():
+    """With fltt=2 the clist's f8 is the plain percentage (1.23 is 1.23 %, not x100); a dash is unknown."""
+    first = parse_clist_page((RECORDED / "eastmoney_clist_p1.json").read_bytes()).frame.set_index("code")
+    assert first.loc["600000.SH", "turnover"] == pytest.approx(0.14)
+    halted = parse_clist_page((RECORDED / "eastmoney_clist_p2.json").read_bytes()).frame.set_index("code")
+    assert np.isnan(halted.loc["600868.SH", "turnover"]), "f8 '-' on a suspended stock"
+    doc = json.loads((RECORDED / "eastmoney_clist_p1.json").read_bytes())
+    doc["data"]["diff"][0]["f8"] = 6.02
+    doc["data"]["diff"][1]["f8"] = -3
+    crafted = parse_clist_page(json.dumps(doc).encode()).frame.set_index("code")
+    assert crafted.loc["600000.SH", "turnover"] == pytest.approx(6.02)
+    assert np.isnan(crafted.loc["000001.SZ", "turnover"]), "a negative rate is garbage"
+    sina = parse_sina((RECORDED / "sina.txt").read_bytes())[0]
+    assert len(sina) and sina["turnover"].isna().all()
+
+
 def _beijing(frame) -> dict:
     assert "920163.SZ" not in set(frame["code"])
     return frame.set_index("code").loc["920163.BJ"].to_dict()

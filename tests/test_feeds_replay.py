@@ -112,3 +112,15 @@ def test_the_monitor_over_a_replayed_day_fires_the_recorded_days_triggers(tmp_pa
     assert len(want) > 0 and summary.triggers == len(want)
     pd.testing.assert_frame_equal(got, want)
     assert quotes[0] == quotes[1], "the replayed day stores the same quotes"
+
+
+def test_an_old_tape_without_the_turnover_column_replays_with_the_turnover_unknown():
+    """Tapes recorded before the schema had 换手率 still play: the column reads as unknown, the rest unchanged."""
+    frame, _ = parse_tencent((RECORDED / "tencent.txt").read_bytes())
+    old = frame.drop(columns="turnover")
+    tape = FrameTape(old, DAY)
+    clock = SimulatedClock(QUOTE_TIME + dt.timedelta(minutes=1))
+    played = ReplayFeed(tape, clock).snapshot()
+    assert len(played) == len(TRUTH) and played["turnover"].isna().all()
+    pd.testing.assert_series_equal(played.set_index("code")["last"].sort_index(),
+                                   frame.set_index("code")["last"].sort_index())

@@ -193,3 +193,18 @@ def test_rule_state_survives_a_reload(calendar):
     results = run_ticks(second, every_3s(DAY, "10:00:09", 3), [[10.0, 1, 1], [11.0, 1, 1], [11.0, 1, 1]])
     assert [list(r.triggers["rule"]) for r in results] == [[], ["take_profit"], []]
     assert "from entry 10.00" in results[1].triggers.iloc[0]["message"]
+
+
+def test_a_turnover_task_fires_when_the_turnover_rate_reaches_5_percent_and_not_before(calendar):
+    """换手率 as Futu's "turnover %" alert: `turnover_pct >= 5` fires on the snapshot that reaches 5 %, once; a
+    stock whose feed gives no turnover (Sina, NaN) never fires."""
+    monitor = Monitor(calendar, DAY, UNIVERSE)
+    monitor.set_tasks([task(1, rule="turnover_pct >= 5"), task(2, code="000001.SZ", rule="turnover_pct >= 5")])
+    path = [0.5, 2.0, 4.99, 5.0, 5.6, 7.1]
+    times = every_3s(DAY, "09:30:00", len(path))
+    results = [monitor.tick(quote_frame(CODES, ts, [10.0, 11.0, 12.0], [100 * (i + 1)] * 3,
+                                        turnover=[rate, np.nan, rate]), ts)
+               for i, (ts, rate) in enumerate(zip(times, path, strict=True))]
+    fired = [(r.ts, row["task_id"], row["code"]) for r in results for _, row in r.triggers.iterrows()]
+    assert fired == [(times[3], 1, "600000.SH")]
+    assert "换手率" in results[3].triggers.iloc[0]["message"]

@@ -456,3 +456,12 @@ def test_book_terms_are_unknown_without_a_book():
     monitor = Monitor(CAL, DAY, UNIVERSE)
     monitor.set_tasks([])
     assert np.isnan(metric(monitor, "bid1")).all()
+
+
+def test_the_turnover_rate_is_unknown_in_a_backtest_on_bars():
+    """Bars carry no 换手率: `turnover_pct` never fires in a backtest, whichever way it is compared."""
+    bars = pd.DataFrame({"code": "600000.SH", "ts": pd.date_range("2026-11-02 15:00", periods=30, freq="B",
+                                                                   tz="Asia/Shanghai"),
+                         "open": 10.0, "high": 10.2, "low": 9.8, "close": 10.0, "volume": 10_000})
+    assert len(backtest("close > 0", bars)) > 0, "the bars themselves do fire"
+    assert backtest("turnover_pct >= 0 or turnover_pct < 0", bars).empty

@@ -12,6 +12,7 @@ import pytest
 from workbench.calendar import TZ, SimulatedClock
 from workbench.errors import ValidationError
 from workbench.feeds.simulated import SimulatedFeed, SimulatedMarket
+from workbench.indexes import is_index
 from workbench.instruments import load_universe, universe_from_frame
 from workbench.models import BOOK_COLUMNS, QUOTE_COLUMNS, check_quotes
 
@@ -195,3 +196,19 @@ def test_beijing_stocks_trade_in_the_simulated_market_like_the_others(universe, 
     assert np.allclose(live["last"] * 100, np.round(live["last"] * 100), atol=1e-6), "on the 0.01 tick"
     moved = (live["last"] != live["prev_close"]).mean()
     assert moved > 0.5, "Beijing stocks move during the day"
+
+
+def test_the_simulated_turnover_rate_is_plausible_deterministic_and_runs_up_through_the_day(universe, closing):
+    """换手率 in %: zero on a suspended stock, a few percent for a typical stock at the close, never falling during
+    the day, the same for the same seed."""
+    stocks = closing[~is_index(closing["code"].to_numpy())]
+    traded = stocks[~stocks["suspended"]]
+    assert (stocks.loc[stocks["suspended"], "turnover"] == 0).all()
+    assert traded["turnover"].notna().all() and (traded["turnover"] > 0).mean() > 0.99
+    assert 0.2 < traded["turnover"].median() < 8.0 and traded["turnover"].max() < 100.0
+    small = universe.head(50)
+    market = SimulatedMarket(small, DAY)
+    morning, close = market.snapshot_at(at("10:00:00")), market.snapshot_at(at("15:00:00"))
+    assert (close["turnover"].fillna(0) >= morning["turnover"].fillna(0)).all()
+    again = SimulatedMarket(small, DAY).snapshot_at(at("10:00:00"))
+    pd.testing.assert_series_equal(again["turnover"], morning["turnover"])

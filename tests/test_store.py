@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ from tests.conftest import at, quote_frame
 from workbench.errors import StoreBusy, ValidationError
 from workbench.models import MonitorTask
 from workbench.monitor import Monitor
+from workbench.store import db as db_module
+from workbench.store import recordings
 from workbench.store import tasks as task_store
 from workbench.store import ticks as tick_store
 from workbench.store.db import Store
@@ -159,3 +162,48 @@ def test_lock_wait_counts_only_time_spent_waiting_for_another_process(tmp_path):
     message = str(refused.value)
     assert "a reader" in message and f"PID {holder.pid}" in message and "other writer" not in message
     assert 0.5 <= store.stats.lock_wait_seconds < 2.0 and store.stats.lock_retries > 0
+
+
+def _turnover_snapshot(ts: dt.datetime) -> pd.DataFrame:
+    return quote_frame(UNIVERSE["code"], ts, [10.0, 11.0], [100, 200], turnover=[5.25, float("nan")])
+
+
+def test_stored_quotes_and_recordings_keep_the_turnover_rate(store: Store, calendar):
+    """换手率 written with a tick's quotes and a recorded snapshot reads back the same; unknown stays unknown."""
+    with store.write() as con:
+        tick_store.upsert_instruments(con, UNIVERSE)
+        tasks = [task_store.insert_task(con, MonitorTask.parse(
+            {"task_name": f"t{code}", "stock_code": code, "rule": "turnover_pct >= 50", "status": "running"}),
+            at(DAY, "09:00:00"), "t") for code in UNIVERSE["code"]]
+    monitor = Monitor(calendar, DAY, UNIVERSE)
+    monitor.set_tasks(tasks)
+    ts = at(DAY, "09:30:03")
+    result = monitor.tick(_turnover_snapshot(ts), ts)
+    with store.write() as con:
+        tick_store.write_tick(con, result, at(DAY, "09:31:00"))
+        recordings.record_snapshot(con, "tencent", _turnover_snapshot(ts), ts)
+    with store.read() as con:
+        for source in ("quotes", "recordings"):
+            back = recordings.read_quotes(con, ts - dt.timedelta(minutes=1), ts, source=source).set_index("code")
+            assert back.loc["600000.SH", "turnover"] == 5.25, source
+            assert math.isnan(back.loc["000001.SZ", "turnover"]), source
+
+
+def test_quotes_stored_before_migration_17_read_an_unknown_turnover(tmp_path: Path, monkeypatch):
+    path = tmp_path / "old.duckdb"
+    monkeypatch.setattr(db_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] < 17])
+    Store(path).open()
+    ts = at(DAY, "09:30:03")
+    old_rows = _turnover_snapshot(ts).drop(columns="turnover")
+    con = duckdb.connect(str(path))
+    try:
+        con.register("old_rows", old_rows)
+        con.execute("INSERT INTO quotes BY NAME SELECT * FROM old_rows")
+    finally:
+        con.close()
+    monkeypatch.setattr(db_module, "MIGRATIONS", MIGRATIONS)
+    store = Store(path).open()
+    assert store.schema_version() == 17
+    with store.read() as con:
+        back = recordings.read_quotes(con, ts - dt.timedelta(minutes=1), ts)
+    assert len(back) == 2 and back["turnover"].isna().all() and back["last"].tolist() == [11.0, 10.0]

@@ -43,6 +43,8 @@ QUOTE_DTYPES: dict[str, str] = {
     "limit_up": "float64",
     "limit_down": "float64",
     "suspended": "bool",
+    # 换手率: the day's turnover rate so far in percent of the float; NaN where the feed gives none (Sina, bars).
+    "turnover": "float64",
 }
 QUOTE_COLUMNS: list[str] = list(QUOTE_DTYPES)
 
@@ -52,8 +54,16 @@ def empty_quotes() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in QUOTE_DTYPES.items()})
 
 
+# Columns added to the schema after tapes were recorded: an old frame without one reads it as unknown (NaN).
+OPTIONAL_QUOTE_COLUMNS: Final[dict[str, float]] = {"turnover": math.nan}
+
+
 def check_quotes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Raise if a snapshot misses a schema column; return it with the columns in schema order."""
+    """Raise if a snapshot misses a schema column; return it with the columns in schema order. A column added to
+    the schema later (:data:`OPTIONAL_QUOTE_COLUMNS`) is filled as unknown, so old tapes still replay."""
+    absent = {c: v for c, v in OPTIONAL_QUOTE_COLUMNS.items() if c not in frame.columns}
+    if absent:
+        frame = frame.assign(**{c: pd.Series(v, index=frame.index, dtype=QUOTE_DTYPES[c]) for c, v in absent.items()})
     missing = [c for c in QUOTE_COLUMNS if c not in frame.columns]
     if missing:
         raise ValidationError("snapshot", f"missing quote columns {missing}")

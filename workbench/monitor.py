@@ -380,6 +380,7 @@ class Monitor:
             day_high=np.where(priced, snap["high"].to_numpy(np.float64), np.nan),
             day_low=np.where(priced, snap["low"].to_numpy(np.float64), np.nan),
             volume=snap["volume"].to_numpy(np.float64),
+            turnover=snap["turnover"].to_numpy(np.float64),
             minutes=minutes,
             forming_minute=self.bars.forming(),
             limits=limits,

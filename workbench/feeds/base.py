@@ -34,6 +34,7 @@ QuoteCallback = Callable[[pd.DataFrame], None]
 _MAX_SHARES = 1e15  # more shares than all A-shares together: a garbage number, not a volume
 _MAX_PRICE = 1e7  # yuan; no A-share trades near it (the dearest is a few thousand): a garbage number, not a price
 _PRICE_COLUMNS = ("last", "open", "high", "low")
+_MAX_TURNOVER = 10_000.0  # percent: the float traded 100 times in a day is garbage, not a turnover rate
 
 
 @dataclass
@@ -286,7 +287,17 @@ def _build(raw: Mapping[str, np.ndarray], stamps: pd.DatetimeIndex, keep: np.nda
             up[rows], down[rows] = limits.prices(code[rows], name[rows], prev_close[rows], day)
     cols["limit_up"], cols["limit_down"] = up, down
     cols["suspended"] = halted.astype(bool)
+    cols["turnover"] = _turnover(raw, keep)
     return pd.DataFrame(cols, columns=QUOTE_COLUMNS)
+
+
+def _turnover(raw: Mapping[str, np.ndarray], keep: np.ndarray) -> np.ndarray:
+    """The turnover rate (%) the feed gave; NaN where it gave none or garbage (negative, beyond every share of the
+    float traded many times over), so a rule on it stays unknown rather than wrong."""
+    if "turnover" not in raw:
+        return np.full(len(keep), np.nan)
+    values = np.asarray(raw["turnover"][keep], dtype=np.float64)
+    return np.where(np.isfinite(values) & (values >= 0) & (values < _MAX_TURNOVER), values, np.nan)
 
 
 def book_indices(first_price: int, step: int = 2, volume_offset: int = 1) -> dict[str, int]:

@@ -124,7 +124,8 @@ CLIST_URL = "https://82.push2.eastmoney.com/api/qt/clist/get"
 CLIST_MARKETS = "m:0 t:6,m:0 t:80,m:1 t:2,m:1 t:23,m:0 t:81 s:2048"
 CLIST_FIELDS = "f2,f3,f4,f5,f6,f7,f8,f9,f10,f12,f13,f14,f15,f16,f17,f18,f124"
 _NUMERIC = {"last": "f2", "volume": "f5", "amount": "f6", "high": "f15", "low": "f16", "open": "f17",
-            "prev_close": "f18", "time": "f124", "market": "f13"}
+            "prev_close": "f18", "time": "f124", "market": "f13",
+            "turnover": "f8"}  # f8 换手率 in %: with fltt=2 numbers come as plain decimals (1.23 is 1.23 %)
 
 
 def clist_params(page: int, page_size: int) -> dict[str, str]:

@@ -135,6 +135,7 @@ def bars_to_quotes(bars: pd.DataFrame, names: Mapping[str, str] | None = None,
     for col in BOOK_COLUMNS:
         out[col] = 0 if col.endswith("_volume") else np.nan
     out["suspended"] = False
+    out["turnover"] = np.nan  # bars carry no float shares: the turnover rate is unknown
     return out[QUOTE_COLUMNS].astype({c: t for c, t in QUOTE_DTYPES.items() if c not in ("code", "name")})
 
 

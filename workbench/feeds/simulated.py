@@ -9,10 +9,10 @@ latest one (during lunch, the 11:30 state; before the open, the opening auction'
 
 The same (universe, trading date, seed, interval) always gives the same day, whichever snapshots are asked for
 in whichever order: the market steps forward from the open and restarts when asked for an earlier time.
-Per-stock traits (price level, volatility, liquidity) come from a hash of the stock code and the seed, so a
-stock keeps its character across days and across universe subsets. The previous close comes from a simulated
-daily chain (:func:`simulate_daily`) that starts at :data:`HISTORY_START`, which is also what the backfill of
-simulated daily history writes, so history and a simulated live day join up.
+Per-stock traits (price level, volatility, liquidity, the free float behind the 换手率) come from a hash of the
+stock code and the seed, so a stock keeps its character across days and across universe subsets. The previous
+close comes from a simulated daily chain (:func:`simulate_daily`) that starts at :data:`HISTORY_START`, which is
+also what the backfill of simulated daily history writes, so history and a simulated live day join up.
 
 Indexes (:mod:`workbench.indexes`) in the universe are not simulated as stocks: each is a fixed-weight average of
 its members' prices (the universe's stocks of its exchanges and boards), scaled to its base level::
@@ -350,6 +350,7 @@ class _Traits:
     drift_before: np.ndarray  # per-step log drift until the story's turning point
     drift_after: np.ndarray
     turn_step: np.ndarray
+    float_shares: np.ndarray  # free-float shares: a typical day trades 0.3-6 % of them (the 换手率 shown)
 
 
 @dataclass
@@ -445,6 +446,8 @@ class SimulatedMarket:
         beta = 0.5 + _uniform(stock, 5)
         daily_amount = np.exp(np.log(3e8) + 1.0 * _normal(stock, 6))
         lots = np.maximum(daily_amount / prev_close / 100.0 / steps, 0.5)
+        typical_turnover = np.exp(np.log(0.3) + np.log(20.0) * _uniform(stock, 8))  # %, 0.3 .. 6 per code
+        float_shares = daily_amount / prev_close / (typical_turnover / 100.0)
 
         gap = 0.008 * _normal(day, 4) + np.where(runs_up, 0.02, 0.0) - np.where(runs_down, 0.02, 0.0)
         turn = np.floor((0.05 + 0.85 * _uniform(day, 6)) * steps).astype(np.int64)
@@ -456,7 +459,7 @@ class SimulatedMarket:
                                np.where(runs_down, -0.5 * hold, 0.0))
         return _Traits(prev_close=prev_close, limit_up=limit_up, limit_down=limit_down, free=free, suspended=suspended,
                        beta=beta, step_var=step_var, lots=lots, gap=gap, drift_before=drift_before,
-                       drift_after=drift_after, turn_step=turn)
+                       drift_after=drift_after, turn_step=turn, float_shares=float_shares)
 
     def _previous_close(self, universe: pd.DataFrame) -> np.ndarray:
         """Yesterday's close from the simulated daily chain (a new listing starts at its own level)."""
@@ -585,7 +588,17 @@ class SimulatedMarket:
         columns["limit_up"] = np.where(tr.free, np.nan, tr.limit_up)
         columns["limit_down"] = np.where(tr.free, np.nan, tr.limit_down)
         columns["suspended"] = halted
+        columns["turnover"] = self._turnover(st.volume, tr.float_shares)
         return columns
+
+    @staticmethod
+    def _turnover(volume: np.ndarray, float_shares: np.ndarray) -> np.ndarray:
+        """换手率 so far, %: the day's volume over the stock's fixed free float, as Tencent and Eastmoney show it
+        (deterministic: the float comes from the code's hash and the previous close, the volume from the seeded
+        day). Indexes have no float: NaN."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.round(np.asarray(volume, dtype=np.float64) / float_shares * 100.0, 2)
+        return np.where(np.isfinite(rate) & (float_shares > 0), rate, np.nan)
 
     def _index_columns(self) -> dict[str, np.ndarray]:
         """The indexes' columns: levels from the members (module docstring), no book, no limits."""
@@ -608,6 +621,7 @@ class SimulatedMarket:
                 columns[f"{side}{level}_volume"] = np.zeros(k, dtype=np.int64)
         columns["limit_up"] = columns["limit_down"] = nan
         columns["suspended"] = halted.copy()
+        columns["turnover"] = nan.copy()
         return columns
 
     def _book(self, last: np.ndarray) -> dict[str, np.ndarray]:

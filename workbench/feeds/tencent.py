@@ -4,8 +4,9 @@ request). Beijing stocks are ``bj920xxx``: asked as ``sh920xxx`` Tencent answers
 The answer is GBK text, one line a code: ``v_sh600000="1~浦发银行~600000~10.13~10.05~...";``. Fields of the quoted
 part, split on ``~`` (about 85 for stocks, ~50 for some securities): 0 market, 1 name, 2 code, 3 last, 4 previous
 close, 5 open, 6 volume (lots of 100), 9..28 bid1-5 then ask1-5 as price, volume (lots) pairs, 30 time
-YYYYMMDDHHMMSS, 33/34 high/low, 37 amount (10,000 yuan), 47/48 limit up/down (absent from short lines: computed from
-the previous close). A suspended stock answers zero prices. An unknown code answers ``v_pv_none_match="1";``.
+YYYYMMDDHHMMSS, 33/34 high/low, 37 amount (10,000 yuan), 38 turnover rate (%, kept as is), 47/48 limit up/down
+(absent from short lines: computed from the previous close). A suspended stock answers zero prices. An unknown
+code answers ``v_pv_none_match="1";``.
 
 Indexes (``sh000001``, ``sz399001``, ``sz399006``) answer the same ~85-field line (market field ``ZS``): zero book
 fields, ``-1`` in the limit fields 47/48 (read as no limit: an index has none), and the same units as stocks, volume
@@ -37,6 +38,7 @@ from workbench.net import FeedUnavailable, HttpClient
 TENCENT_URL = "http://qt.gtimg.cn/q="
 MAX_BATCH = 60
 MIN_FIELDS = 38  # through field 37 (amount): shorter lines are not full quotes (e.g. the 11-field s_ form)
+TURNOVER_FIELD = 38  # 换手率 in %, on lines longer than MIN_FIELDS (a 38-field line ends at the amount: unknown)
 LIMIT_FIELDS = 49  # lines this long carry limit up / down in fields 47 and 48
 
 _LINE = re.compile(r'v_([A-Za-z]{2}\d{6})="([^"\r\n]*)"')
@@ -60,6 +62,8 @@ _LOTS = [k for k in _NUMERIC if k.endswith("volume")]
 def _columns(fields: np.ndarray) -> dict[str, np.ndarray]:
     """Columns of one field-count group (fields: rows x count, object); numbers converted in one block."""
     numeric = dict(_NUMERIC)
+    if fields.shape[1] > TURNOVER_FIELD:
+        numeric["turnover"] = TURNOVER_FIELD
     if fields.shape[1] >= LIMIT_FIELDS:
         numeric.update(limit_up=47, limit_down=48)
     block = to_floats(fields[:, list(numeric.values())])

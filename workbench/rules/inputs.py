@@ -132,6 +132,7 @@ class MarketInputs:
         self.day: dict[str, Array] = {name: _nan(n_symbols) for name in DAY_FIELDS}
         self.price = _nan(n_symbols)
         self.volume = _nan(n_symbols)     # the day's cumulative volume
+        self.turnover = _nan(n_symbols)   # the day's turnover rate so far, % (NaN: the feed gives none; bars)
         self.minutes = 0                  # trading minutes of the day so far, the forming one included
         # Each daily term at every stock's last traded day (a halted day keeps the day before's value), and the
         # same as it stood when today started: what the metrics of the days before today read all day, also after
@@ -195,6 +196,7 @@ class MarketInputs:
         self.day = {name: _nan(self.n) for name in DAY_FIELDS}
         self.day["prev_close"], self.day["limit_up"], self.day["limit_down"] = prev_close, limit_up, limit_down
         self.price, self.volume, self.minutes = _nan(self.n), _nan(self.n), 0
+        self.turnover = _nan(self.n)
         self.prior, self._day_committed = dict(self._daily_last), False
         self._breadth = None
         for r in self.resamplers.values():
@@ -205,8 +207,9 @@ class MarketInputs:
     # -- live ------------------------------------------------------------------------------------------------
     def quote(self, price: Array, day_open: Array, day_high: Array, day_low: Array, volume: Array,
               minutes: int, forming_minute: Bar | None, limits: tuple[Array, Array] | None = None,
-              prev_close: Array | None = None) -> None:
-        """The latest quote of every stock (NaN price: halted) and the 1-minute bar forming now."""
+              prev_close: Array | None = None, turnover: Array | None = None) -> None:
+        """The latest quote of every stock (NaN price: halted) and the 1-minute bar forming now; ``turnover`` is
+        the feed's day turnover rate in % (None: the feed gives none, unknown)."""
         self.price = price
         if prev_close is not None:
             self.day["prev_close"] = prev_close
@@ -214,6 +217,7 @@ class MarketInputs:
         if limits is not None:
             self.day["limit_up"], self.day["limit_down"] = limits
         self.volume = volume
+        self.turnover = _nan(self.n) if turnover is None else turnover
         self.minutes = minutes
         self.forming_minute = forming_minute
         self._breadth = None
@@ -389,6 +393,8 @@ class View:
             elif name == "volume_ratio":
                 avg = m.prior_value(name, params)
                 out = (m.volume / max(m.minutes, 1)) / (avg / MINUTES_PER_DAY)
+            elif name == "turnover_pct":
+                out = m.turnover
             elif name == "change_days":
                 out = (price / m.prior_value(name, params) - 1.0) * 100.0
             elif name in ("prev_high", "prev_low", "prev_ma"):

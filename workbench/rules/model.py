@@ -53,6 +53,7 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "change_over": (("minutes",), (5,)),  # last vs the 1-minute close N minutes ago, %
     "gap_pct": ((), ()),                  # the day's open vs previous close, %
     "volume_ratio": (("days",), (5,)),    # 量比: volume per minute today / average per minute of the last N days
+    "turnover_pct": ((), ()),             # 换手率 of the day so far, % (the feed's; unknown on Sina and bars)
     # the days before today, from the daily bars as they stood at the day's start (today's forming bar left out)
     "prev_high": ((), ()),                # the previous trading day's high, yuan
     "prev_low": ((), ()),                 # the previous trading day's low, yuan
@@ -87,7 +88,8 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "advance_decline_ratio": ((), ()),    # 涨跌比: advancing / declining
     "above_ma20_pct": ((), ()),           # % of stocks above their 20-day MA (today's price as today's close)
 }
-MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio", "prev_high",
+MetricName = Literal["change_pct", "change_from_open_pct", "change_over", "gap_pct", "volume_ratio", "turnover_pct",
+                     "prev_high",
                      "prev_low", "prev_ma", "change_days", "seal_volume",
                      "seal_amount", "seal_down_volume", "seal_down_amount", "seal_float_pct", "seal_change",
                      "first_seal_time", "opened_count", "board_streak", "bid1", "ask1", "bid1_volume",

@@ -812,6 +812,7 @@ def _metric_words(node: Metric) -> str:
         "change_pct": "change %", "change_from_open_pct": "change from open %", "gap_pct": "opening gap %",
         "change_over": f"{n}-minute change %",
         "volume_ratio": "volume ratio" if n == "5" else f"{n}-day volume ratio",
+        "turnover_pct": "turnover rate % (换手率)",
         "prev_high": "previous day's high", "prev_low": "previous day's low",
         "prev_ma": f"{n}-day MA of the closes before today", "change_days": f"{n}-day change %",
         "seal_volume": "seal volume (手)", "seal_amount": "seal amount (yuan)",

@@ -462,4 +462,13 @@ CREATE TABLE market_breadth (
 );
 """,
     ),
+    (
+        17,
+        "quotes: the day's turnover rate (换手率, %) in the monitor's and the recorder's quote rows",
+        """
+-- NULL where the feed gives none (Sina, bars, the simulator) and in every row stored before this migration.
+ALTER TABLE quotes ADD COLUMN turnover DOUBLE;
+ALTER TABLE quote_recordings ADD COLUMN turnover DOUBLE;
+""",
+    ),
 ]
