@@ -46,7 +46,8 @@ def board(tmp_path: Path) -> SimpleNamespace:
                                start=True)
     service.create_task({"task_name": "off c", "stock_code": c, "rule": "price crosses 8"})
     snap = quote_frame([a, b, c], at(DAY, "10:00:30"), [10.30, 9.00, 0.0], volume=[1_200_000, 600_000, 0],
-                       high=[10.45, 9.40, 0.0], low=[9.95, 9.00, 0.0], suspended=[False, False, True])
+                       high=[10.45, 9.40, 0.0], low=[9.95, 9.00, 0.0], suspended=[False, False, True],
+                       turnover=[float("nan"), 3.21, float("nan")])  # b's feed gives 换手率 (in %), a's does not
     closes = 10.0 + 0.01 * np.arange(30)  # 09:31 .. 10:00
     minute = pd.DataFrame({"code": a, "freq": "1m", "ts": pd.date_range(pd.Timestamp(at(DAY, "09:31:00")),
                                                                         periods=30, freq="1min"),
@@ -85,6 +86,7 @@ def test_the_board_lists_the_running_tasks_stocks_with_a_terminals_values(board)
     # b sits on its limit-down at 9.00 (prev close 10.00): 跌停, green, and its floor level is reached
     assert (b["change_text"], b["change_color"]) == ("-10.00%", DOWN_COLOR)
     assert "跌停" in b["limit_text"] and "价位 9.00 已到" in b["levels_text"]
+    assert b["turnover_text"] == "3.21%"
     assert b["volume_ratio_text"] == "--"  # no past sessions stored: no 量比 rather than an invented one
     assert b["speed_text"] == "0.00%"  # no bar recorded before 09:56: against its open (9.00), the day's first price
     assert b["spark_text"] == ""

@@ -123,7 +123,12 @@ def _quote(row: dict[str, Any]) -> Quote:
                  prev_close=number(row["prev_close"]), open=number(row["open"]), high=number(row["high"]),
                  low=number(row["low"]), volume=number(row["volume"]), amount=number(row["amount"]),
                  limit_up=number(row["limit_up"]), limit_down=number(row["limit_down"]),
-                 suspended=bool(row["suspended"]), turnover=number(row.get("turnover")))
+                 suspended=bool(row["suspended"]), turnover=_fraction(number(row.get("turnover"))))
+
+
+def _fraction(percent: float | None) -> float | None:
+    """The stored 换手率 is in percent (as the feeds give it); the board's rows hold fractions, as format.turnover."""
+    return None if percent is None else percent / 100.0
 
 
 @lru_cache(maxsize=1)

@@ -270,7 +270,8 @@ def code_triggers_after(con: duckdb.DuckDBPyConnection, code: str, trading_date:
 
 
 QUOTE_SUMMARY_COLUMNS = ["code", "ts", "last", "prev_close", "volume", "amount"]
-BOARD_QUOTE_COLUMNS = [*QUOTE_SUMMARY_COLUMNS, "name", "open", "high", "low", "limit_up", "limit_down", "suspended"]
+BOARD_QUOTE_COLUMNS = [*QUOTE_SUMMARY_COLUMNS, "name", "open", "high", "low", "limit_up", "limit_down", "suspended",
+                       "turnover"]
 
 
 def latest_quotes(con: duckdb.DuckDBPyConnection, codes: Sequence[str],
