@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +37,6 @@ class MarketOverview:
     ts: dt.datetime | None                  # the latest breadth row's tick (None: nothing stored yet)
     indexes: list[IndexQuote] = field(default_factory=list)
     breadth: Breadth | None = None
-    history: pd.DataFrame | None = None     # the day's breadth rows, when asked for
 
     def to_json(self) -> dict[str, Any]:
         b = self.breadth
@@ -56,18 +54,18 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def read_overview(con: duckdb.DuckDBPyConnection, indexes: Mapping[str, str],
-                  trading_date: dt.date | None = None, with_history: bool = False) -> MarketOverview:
-    """The overview at the latest stored tick of ``trading_date`` (the latest day when None); ``indexes`` maps each
-    index code to its name, in the order to show them."""
-    rows = tick_store.breadth_rows(con, trading_date)
+def read_overview(con: duckdb.DuckDBPyConnection, trading_date: dt.date | None = None) -> MarketOverview:
+    """The overview at the latest stored tick of ``trading_date`` (the latest day when None): the indexes among the
+    instruments, in the order terminals show them, and the breadth."""
+    indexes = tick_store.index_names(con)
+    rows = tick_store.latest_breadth(con, trading_date)
     quotes = tick_store.latest_quotes(con, list(indexes))
     by_code = {str(r.code): r for r in quotes.itertuples(index=False)}
     shown = [IndexQuote(code, name, float(q.last), float(q.prev_close), float(q.amount))
              for code, name in indexes.items() if (q := by_code.get(code)) is not None and pd.notna(q.last)]
     if rows.empty:
-        return MarketOverview(None, shown, None, rows if with_history else None)
+        return MarketOverview(None, shown, None)
     last = rows.iloc[-1]
     breadth = Breadth(**{k: int(last[k]) for k in Breadth.__dataclass_fields__})
     ts = pd.Timestamp(last["ts"]).tz_convert(TZ).to_pydatetime()
-    return MarketOverview(ts, shown, breadth, rows if with_history else None)
+    return MarketOverview(ts, shown, breadth)

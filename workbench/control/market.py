@@ -7,7 +7,6 @@ from typing import Any
 
 from workbench.control.core import ControlCore
 from workbench.overview import read_overview
-from workbench.store import ticks as tick_store
 
 
 class MarketReports(ControlCore):
@@ -16,4 +15,4 @@ class MarketReports(ControlCore):
     def market_overview(self, trading_date: dt.date | None = None) -> dict[str, Any]:
         """The indexes' last quotes and the market's breadth at the latest stored tick (of ``trading_date``)."""
         with self.store.read() as con:
-            return read_overview(con, tick_store.index_names(con), trading_date).to_json()
+            return read_overview(con, trading_date).to_json()

@@ -21,7 +21,6 @@ from workbench.dashboard.context import DashboardContext
 from workbench.dashboard.hub import SharedReads
 from workbench.dashboard.i18n import DEFAULT_LANG, LANGUAGES, Lang, t
 from workbench.overview import MarketOverview, read_overview
-from workbench.store import ticks as tick_store
 
 STRIP_CSS = """
 .wb-overview { display: flex; flex-wrap: wrap; gap: 4px 14px; align-items: baseline; padding: 4px 2px;
@@ -73,11 +72,6 @@ def strip_html(view: MarketOverview, lang: Lang = DEFAULT_LANG) -> str:
     return f'<div class="wb-overview">{"".join(chips)}</div>'
 
 
-def overview_of(con: Any) -> MarketOverview:
-    """The overview at the latest stored tick (the read every session shares)."""
-    return read_overview(con, tick_store.index_names(con))
-
-
 class OverviewStrip(Viewer):
     """The strip of one session; :meth:`poll` with the update's shared reads, :meth:`refresh` on its own."""
 
@@ -96,10 +90,10 @@ class OverviewStrip(Viewer):
 
     def refresh(self) -> None:
         with self.ctx.store.read() as con:
-            self.show(overview_of(con))
+            self.show(read_overview(con))
 
     def poll(self, reads: SharedReads) -> None:
-        self.show(reads.get(("overview",), overview_of))
+        self.show(reads.get(("overview",), read_overview))  # one read for every session of the update
 
     def show(self, view: MarketOverview) -> None:
         if view != self.view:

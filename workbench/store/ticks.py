@@ -293,8 +293,9 @@ def latest_quotes(con: duckdb.DuckDBPyConnection, codes: Sequence[str],
         {"codes": list(codes)}).fetchdf()
 
 
-def breadth_rows(con: duckdb.DuckDBPyConnection, trading_date: dt.date | None = None) -> pd.DataFrame:
-    """The market breadth of every tick of a trading day (the latest day stored when none is given), oldest first."""
-    day = trading_date or con.execute("SELECT max(trading_date) FROM market_breadth").fetchone()[0]
-    return con.execute(f"SELECT {', '.join(BREADTH_COLUMNS)} FROM market_breadth WHERE trading_date = ? ORDER BY ts",
-                       [day]).fetchdf()
+def latest_breadth(con: duckdb.DuckDBPyConnection, trading_date: dt.date | None = None) -> pd.DataFrame:
+    """The market breadth of a trading day's latest tick (of the latest day stored when none is given): one row, or
+    none. Read at every dashboard update, so only that row is read, by the table's key."""
+    day = "(SELECT max(trading_date) FROM market_breadth)" if trading_date is None else "?"
+    return con.execute(f"SELECT {', '.join(BREADTH_COLUMNS)} FROM market_breadth WHERE trading_date = {day} "
+                       "ORDER BY ts DESC LIMIT 1", [] if trading_date is None else [trading_date]).fetchdf()
